@@ -1,0 +1,21 @@
+"""sparseir: learned sparse retrieval with block-skipping and score-at-a-time indexes.
+
+    docs = sparseir.read_vectors("collection.jsonl.gz")
+    index = sparseir.build_index(docs, kind="exact")
+    index.save("index/")
+    index = sparseir.load_index("index/")
+    scores, rows = index.search(sparseir.read_vectors("queries.jsonl", vocab=index.vocab), k=10)
+"""
+
+__version__ = "0.1.0"
+
+from .errors import IndexFormatError, InputError, ParameterError, SparseirError
+from .formats import (BadLines, Qrel, ScoredDoc, TextRecord, read_qrels, read_run, read_texts, read_vectors,
+                      write_run, write_texts, write_vectors)
+from .index import KINDS, Index, build_index, load_index
+from .vectors import SparseVector, SparseVectors, Vocabulary
+
+__all__ = ["__version__", "BadLines", "Index", "IndexFormatError", "InputError", "KINDS", "ParameterError", "Qrel",
+           "ScoredDoc", "SparseVector", "SparseVectors", "SparseirError", "TextRecord", "Vocabulary", "build_index",
+           "load_index", "read_qrels", "read_run", "read_texts", "read_vectors", "write_run", "write_texts",
+           "write_vectors"]

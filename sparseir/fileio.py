@@ -1,0 +1,138 @@
+"""File plumbing shared by every reader and writer: transparent gzip, atomic writes."""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import IO, Iterator
+
+from .errors import InputError
+
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def is_gzip(path: str | os.PathLike) -> bool:
+    """True when the file starts with the gzip magic bytes (whatever its name)."""
+    with open(path, "rb") as f:
+        return f.read(2) == GZIP_MAGIC
+
+
+def check_readable(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise InputError("no such file", path)
+    if path.is_dir():
+        raise InputError("is a directory, expected a file", path)
+    if not os.access(path, os.R_OK):
+        raise InputError("permission denied", path)
+    return path
+
+
+def open_binary(path: str | os.PathLike) -> IO[bytes]:
+    """Open for reading, decompressing gzip when the content is gzip."""
+    path = check_readable(path)
+    if is_gzip(path):
+        return gzip.open(path, "rb")
+    return open(path, "rb")
+
+
+def iter_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
+    """Yield (line number from 1, line without its newline), decoding UTF-8 strictly.
+
+    Blank lines are skipped; a line that is not valid UTF-8 raises InputError naming it.
+    """
+    with open_binary(path) as raw:
+        try:
+            for number, data in enumerate(raw, start=1):
+                try:
+                    line = data.decode("utf-8")
+                except UnicodeDecodeError as e:
+                    raise InputError(f"invalid UTF-8 at byte {e.start}", path, number) from None
+                line = line.rstrip("\r\n")
+                if line.strip():
+                    yield number, line
+        except (OSError, EOFError) as e:
+            # gzip.BadGzipFile and truncated streams surface here.
+            raise InputError(f"cannot read: {e}", path) from None
+
+
+def output_path(path: str | os.PathLike, overwrite: bool) -> Path:
+    """Validate an output path: refuse to replace an existing file unless told to."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise InputError("already exists (pass overwrite=True / --overwrite to replace it)", path)
+    if not path.parent.exists():
+        raise InputError("parent directory does not exist", path)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike, mode: str = "w", overwrite: bool = True) -> Iterator[IO]:
+    """Write to a temporary sibling, fsync, then rename into place.
+
+    A failure or a kill part-way leaves no file at `path` (only a hidden temp file,
+    removed on a normal exception). Paths ending in .gz are gzip-compressed.
+    """
+    path = output_path(path, overwrite)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as raw:
+            stream: IO = raw
+            if path.suffix == ".gz":
+                stream = gzip.GzipFile(fileobj=raw, mode="wb", filename="", mtime=0)
+            if "b" not in mode:
+                stream = io.TextIOWrapper(stream, encoding="utf-8", newline="\n")
+            yield stream
+            stream.flush()
+            if stream is not raw:
+                stream.close()  # closes the gzip layer; raw stays open until fsync
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def fsync_dir(path: str | os.PathLike) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_directory(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary directory that replaces `path` only if the block completes."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise InputError("already exists (pass overwrite=True / --overwrite to replace it)", path)
+    if not path.parent.exists():
+        raise InputError("parent directory does not exist", path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        for child in tmp.iterdir():
+            with open(child, "rb") as f:
+                os.fsync(f.fileno())
+        fsync_dir(tmp)
+        if path.exists():
+            # Move the old one aside first so that `path` is never half old, half new.
+            trash = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+            os.replace(path, trash / "old")
+            os.replace(tmp, path)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+        fsync_dir(path.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

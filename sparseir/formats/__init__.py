@@ -1,0 +1,86 @@
+"""File formats: a registry picks the reader/writer by extension (gzip is transparent).
+
+Vector formats: ``jsonl`` (Anserini JsonVectorCollection), ``bin`` (Seismic binary),
+``parquet``. Text formats: ``tsv`` (MS MARCO collection/queries), TREC qrels, TREC and
+MS MARCO runs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import ParameterError
+from ..vectors import SparseVectors, Vocabulary
+from .jsonl import read_jsonl, write_jsonl
+from .lines import BadLines
+from .parquet import read_parquet, write_parquet
+from .records import Qrel, ScoredDoc, TextRecord
+from .seismic_bin import read_seismic_bin, write_seismic_bin
+from .text import read_texts, write_texts
+from .trec import RUN_FORMATS, read_qrels, read_run, write_run
+
+VECTOR_FORMATS = ("jsonl", "bin", "parquet")
+_EXTENSIONS = {".jsonl": "jsonl", ".json": "jsonl", ".bin": "bin", ".parquet": "parquet",
+               ".tsv": "tsv", ".txt": "tsv", ".tsv.gz": "tsv"}
+
+__all__ = ["BadLines", "Qrel", "ScoredDoc", "TextRecord", "VECTOR_FORMATS", "RUN_FORMATS", "detect_format",
+           "is_text_file", "read_vectors", "write_vectors", "read_texts", "write_texts", "read_qrels",
+           "read_run", "write_run"]
+
+
+def detect_format(path: str | os.PathLike) -> str | None:
+    """The format named by the file's extension (ignoring a trailing .gz), or None."""
+    name = Path(path).name.lower()
+    if name.endswith(".gz"):
+        name = name[:-3]
+    return _EXTENSIONS.get(Path(name).suffix)
+
+
+def is_text_file(path: str | os.PathLike) -> bool:
+    """True for raw text (collection.tsv / queries.tsv) that needs an encoder first."""
+    return detect_format(path) == "tsv"
+
+
+def _vector_format(path, format: str | None) -> str:
+    format = format or detect_format(path)
+    if format not in VECTOR_FORMATS:
+        raise ParameterError(f"{os.fspath(path)}: cannot tell the vector format from the name; "
+                             f"pass format= one of {VECTOR_FORMATS}")
+    return format
+
+
+def read_vectors(path: str | os.PathLike, format: str | None = None, vocab: Vocabulary | str | None = None,
+                 bad_lines: BadLines | None = None) -> SparseVectors:
+    """Read sparse vectors from a file, format picked by extension unless given.
+
+    vocab: a Vocabulary, ``"bert"`` (default: the BERT uncased WordPiece vocabulary,
+    unknown terms are errors) or ``"open"`` (terms are added as they appear).
+    """
+    format = _vector_format(path, format)
+    vocab = resolve_vocab(vocab)
+    if format == "jsonl":
+        return read_jsonl(path, vocab, bad_lines)
+    if format == "bin":
+        return read_seismic_bin(path, vocab)
+    return read_parquet(path, vocab)
+
+
+def write_vectors(vectors: SparseVectors, path: str | os.PathLike, format: str | None = None,
+                  overwrite: bool = False) -> None:
+    """Write vectors atomically (temp file, fsync, rename); .gz compresses."""
+    format = _vector_format(path, format)
+    writer = {"jsonl": write_jsonl, "bin": write_seismic_bin, "parquet": write_parquet}[format]
+    writer(vectors, path, overwrite=overwrite)
+
+
+def resolve_vocab(vocab: Vocabulary | str | None) -> Vocabulary:
+    if isinstance(vocab, Vocabulary):
+        # Readers grow open vocabularies; never mutate the caller's (or an index's) copy.
+        return Vocabulary(vocab.terms, vocab.name, vocab.open)
+    if vocab in (None, "bert"):
+        return Vocabulary.default()
+    if vocab == "open":
+        return Vocabulary.growing()
+    raise ParameterError(f"vocab must be a Vocabulary, 'bert' or 'open', got {vocab!r}")
+

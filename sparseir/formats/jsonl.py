@@ -1,0 +1,59 @@
+"""Anserini JsonVectorCollection: one `{"id", "contents", "vector": {term: weight}}` per line."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Iterable
+
+from ..errors import ParameterError
+from ..fileio import atomic_file
+from ..vectors import SparseVectors, VectorBuilder, Vocabulary
+from .lines import BadLines, parse_lines
+
+
+def _parse(line: str) -> tuple[str, dict, str]:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise ParameterError(f"invalid JSON: {e.msg} at column {e.colno}") from None
+    if not isinstance(record, dict):
+        raise ParameterError("expected a JSON object")
+    if "id" not in record:
+        raise ParameterError('missing field "id"')
+    vector = record.get("vector")
+    if not isinstance(vector, dict):
+        raise ParameterError('missing or non-object field "vector"')
+    for term, weight in vector.items():
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+            raise ParameterError(f"weight of {term!r} is not a number: {weight!r}")
+        if not math.isfinite(weight):
+            raise ParameterError(f"weight of {term!r} is not finite: {weight!r}")
+        if weight < 0:
+            raise ParameterError(f"weight of {term!r} is negative: {weight!r}")
+    return str(record["id"]), vector, record.get("contents", "")
+
+
+def read_jsonl(path: str | os.PathLike, vocab: Vocabulary, bad_lines: BadLines | None = None) -> SparseVectors:
+    builder = VectorBuilder(vocab)
+
+    def parse_and_add(line: str) -> str:
+        vector_id, vector, _ = _parse(line)
+        builder.add(vector_id, vector)
+        return vector_id
+
+    for _ in parse_lines(path, parse_and_add, bad_lines, unique_key=lambda vector_id: vector_id,
+                         what="JSON vector line"):
+        pass
+    return builder.build()
+
+
+def write_jsonl(vectors: SparseVectors, path: str | os.PathLike, overwrite: bool = False,
+                contents: Iterable[str] | None = None) -> None:
+    texts = iter(contents) if contents is not None else None
+    with atomic_file(path, overwrite=overwrite) as f:
+        for vector in vectors:
+            record = {"id": vector.id, "contents": next(texts) if texts is not None else "",
+                      "vector": vector.as_dict(vectors.vocab)}
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")

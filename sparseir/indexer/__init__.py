@@ -1,0 +1,1 @@
+"""Index builders, one module per kind: ``BuildParams`` + ``build(docs, params) -> arrays``."""

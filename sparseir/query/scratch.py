@@ -1,0 +1,31 @@
+"""Per-thread dense accumulators over the collection, reset only where touched."""
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True)
+def accumulate_postings(term_offsets, posting_docs, posting_weights, term, query_weight,
+                        scores, touched, n_touched, seen):
+    """Add query_weight x each posting of `term` into scores; returns the new touched count."""
+    for p in range(term_offsets[term], term_offsets[term + 1]):
+        doc = posting_docs[p]
+        if not seen[doc]:
+            seen[doc] = True
+            touched[n_touched] = doc
+            n_touched += 1
+        scores[doc] += query_weight * posting_weights[p]
+    return n_touched
+
+
+def thread_chunks(n_queries: int) -> int:
+    """How many interleaved chunks of queries to run in parallel (one scratch each)."""
+    import numba
+
+    return max(1, min(n_queries, numba.get_num_threads()))
+
+
+@njit(cache=True)
+def new_accumulator(n_docs):
+    """(scores, touched, seen): allocated once per thread, never per query."""
+    return np.zeros(n_docs, dtype=np.float32), np.empty(n_docs, dtype=np.int32), np.zeros(n_docs, dtype=np.bool_)
