@@ -61,8 +61,8 @@ def iter_lines(path: str | os.PathLike) -> Iterator[tuple[int, str]]:
             raise InputError(f"cannot read: {e}", path) from None
 
 
-def output_path(path: str | os.PathLike, overwrite: bool) -> Path:
-    """Validate an output path: refuse to replace an existing file unless told to."""
+def refuse_existing(path: str | os.PathLike, overwrite: bool) -> Path:
+    """Validate an output path: refuse to replace an existing file or directory unless told to."""
     path = Path(path)
     if path.exists() and not overwrite:
         raise InputError("already exists (pass overwrite=True / --overwrite to replace it)", path)
@@ -78,19 +78,20 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", overwrite: bool = True
     A failure or a kill part-way leaves no file at `path` (only a hidden temp file,
     removed on a normal exception). Paths ending in .gz are gzip-compressed.
     """
-    path = output_path(path, overwrite)
+    path = refuse_existing(path, overwrite)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would make shared outputs unreadable
         with os.fdopen(fd, "wb") as raw:
-            stream: IO = raw
-            if path.suffix == ".gz":
-                stream = gzip.GzipFile(fileobj=raw, mode="wb", filename="", mtime=0)
-            if "b" not in mode:
-                stream = io.TextIOWrapper(stream, encoding="utf-8", newline="\n")
-            yield stream
-            stream.flush()
-            if stream is not raw:
-                stream.close()  # closes the gzip layer; raw stays open until fsync
+            compressed = gzip.GzipFile(fileobj=raw, mode="wb", filename="", mtime=0) if path.suffix == ".gz" else None
+            binary = compressed or raw
+            text = io.TextIOWrapper(binary, encoding="utf-8", newline="\n") if "b" not in mode else None
+            yield text or binary
+            if text is not None:
+                text.flush()
+                text.detach()  # closing the wrapper would close `raw` before fsync
+            if compressed is not None:
+                compressed.close()  # writes the gzip trailer; leaves `raw` open
             raw.flush()
             os.fsync(raw.fileno())
         os.replace(tmp, path)
@@ -99,6 +100,12 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", overwrite: bool = True
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def fsync_dir(path: str | os.PathLike) -> None:
@@ -112,13 +119,10 @@ def fsync_dir(path: str | os.PathLike) -> None:
 @contextlib.contextmanager
 def atomic_directory(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary directory that replaces `path` only if the block completes."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise InputError("already exists (pass overwrite=True / --overwrite to replace it)", path)
-    if not path.parent.exists():
-        raise InputError("parent directory does not exist", path)
+    path = refuse_existing(path, overwrite)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
+        os.chmod(tmp, 0o777 & ~_umask())
         yield tmp
         for child in tmp.iterdir():
             with open(child, "rb") as f:

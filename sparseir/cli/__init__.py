@@ -1,0 +1,51 @@
+"""The ``sparseir`` command line: a thin layer over the Python API.
+
+Commands are imported only when invoked, so ``sparseir search`` never pays for torch or
+matplotlib. Input errors print as one line and exit with status 1.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+from .. import __version__
+from ..errors import SparseirError
+
+COMMANDS = {
+    "index": "sparseir.cli.index:index",
+    "search": "sparseir.cli.search:search",
+    "info": "sparseir.cli.info:info",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx, name):
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module, attribute = target.split(":")
+        return getattr(importlib.import_module(module), attribute)
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except SparseirError as e:
+            raise click.ClickException(str(e)) from None
+        except OSError as e:
+            # Disk full, permission denied on output: still one line, never a traceback.
+            raise click.ClickException(f"{e.filename or ''}: {e.strerror or e}") from None
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="sparseir")
+def cli():
+    """Learned sparse retrieval: encode, index, search, evaluate."""
+
+
+def main():
+    cli()

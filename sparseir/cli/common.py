@@ -1,0 +1,93 @@
+"""Pieces shared by the commands: options generated from each kind's parameters, reading inputs."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import time
+import types
+import typing
+from pathlib import Path
+
+import click
+
+from ..errors import ParameterError
+from ..formats import BadLines, is_text_file, read_texts, read_vectors
+from ..index import KINDS
+
+
+def echo(message: str) -> None:
+    """Progress and summaries go to stderr so stdout stays clean for pipes."""
+    click.echo(message, err=True)
+
+
+def _kind_fields(which: str) -> dict[str, tuple[dataclasses.Field, object]]:
+    """Union of the parameter fields (with type hints) of every kind; `which` is "indexer" or "query"."""
+    fields: dict[str, tuple[dataclasses.Field, object]] = {}
+    for kind in KINDS:
+        try:
+            module = importlib.import_module(f"sparseir.{which}.{kind}")
+        except ImportError:
+            continue
+        params_class = module.BuildParams if which == "indexer" else module.SearchParams
+        hints = typing.get_type_hints(params_class)
+        for field in dataclasses.fields(params_class):
+            fields.setdefault(field.name, (field, hints[field.name]))
+    return fields
+
+
+def _click_type(hint):
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1:
+        hint = args[0]
+    if typing.get_origin(hint) is typing.Literal:
+        return click.Choice([str(a) for a in typing.get_args(hint)])
+    return {int: int, float: float, str: str, bool: bool}.get(hint, str)
+
+
+def kind_options(which: str):
+    """Decorator adding one --option per parameter of any kind; unset options stay None."""
+    def decorate(command):
+        for name, (field, hint) in sorted(_kind_fields(which).items(), reverse=True):
+            ctype = _click_type(hint)
+            flag = "--" + name.replace("_", "-")
+            help_text = field.metadata.get("help", "")
+            if ctype is bool:
+                option = click.option(f"{flag}/--no-{name.replace('_', '-')}", name, default=None, help=help_text)
+            else:
+                option = click.option(flag, name, type=ctype, default=None, help=help_text)
+            command = option(command)
+        return command
+    return decorate
+
+
+def given(params: dict) -> dict:
+    """Only the options the user set, so each kind's own defaults apply to the rest."""
+    return {name: value for name, value in params.items() if value is not None}
+
+
+def read_input_vectors(path: str, vocab, bad_lines: BadLines, model: str | None, query: bool,
+                       input_format: str | None = None, encoder_kind: str = "splade"):
+    """Vectors from a vector file, or from raw text (collection.tsv / queries.tsv) via an encoder."""
+    started = time.perf_counter()
+    if input_format is None and is_text_file(path):
+        try:
+            from ..encoder import load_encoder
+        except ImportError:
+            raise ParameterError(f"{path}: raw text needs an encoder; install sparseir[encode] "
+                                 "or pass vectors (.jsonl, .bin, .parquet)") from None
+        records = list(read_texts(path, bad_lines))
+        encoder = load_encoder(model or "default", kind=encoder_kind)
+        texts, ids = [r.text for r in records], [r.id for r in records]
+        encode = encoder.encode_queries if query else encoder.encode_documents
+        vectors = encode(texts, ids=ids, progress=True)
+    else:
+        if model is not None:
+            raise ParameterError(f"--model applies to raw text input, but {path} holds vectors")
+        vectors = read_vectors(path, format=input_format, vocab=vocab, bad_lines=bad_lines)
+    if bad_lines.count:
+        echo(f"skipped {bad_lines.count} bad line(s); first: {bad_lines.first}")
+    echo(f"read {len(vectors):,} vectors ({vectors.nnz:,} non-zeros) from {Path(path).name} "
+         f"in {time.perf_counter() - started:.1f}s")
+    return vectors
+

@@ -1,0 +1,38 @@
+"""`sparseir info`: what an index directory holds."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from ..storage import read_manifest
+
+
+@click.command()
+@click.argument("index_dir", type=click.Path(file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the whole manifest as JSON.")
+def info(index_dir, as_json):
+    """Describe the index in INDEX_DIR: kind, counts, parameters, files."""
+    manifest = read_manifest(index_dir)
+    if as_json:
+        click.echo(json.dumps(manifest, indent=2))
+        return
+    stats = manifest.get("info", {})
+    vocab = manifest["vocab"]
+    arrays = manifest["arrays"]
+    total = sum(entry["bytes"] for entry in arrays.values())
+    lines = [
+        f"kind            {manifest['kind']}",
+        f"format version  {manifest['format_version']} (sparseir {manifest.get('sparseir_version', '?')})",
+        f"documents       {stats.get('n_docs', '?'):,}" if "n_docs" in stats else "documents       ?",
+        f"non-zeros       {stats.get('nnz', 0):,}",
+        f"vocabulary      {vocab.get('name') or ('open' if vocab.get('open') else 'custom')} ({vocab['size']:,} terms)",
+        f"build params    {json.dumps(manifest.get('build_params', {}))}",
+        f"search defaults {json.dumps(manifest.get('search_defaults', {}))}",
+        f"build time      {stats.get('build_seconds', '?')} s",
+        f"size on disk    {total / 2**20:,.1f} MiB in {len(arrays)} arrays",
+    ]
+    lines += [f"  {name:<22} {entry['dtype']:<8} {str(tuple(entry['shape'])):<16} {entry['bytes'] / 2**20:,.2f} MiB"
+              for name, entry in sorted(arrays.items())]
+    click.echo("\n".join(lines))

@@ -1,0 +1,59 @@
+"""`sparseir search`: top-k for a file of queries, written as a TREC or MS MARCO run."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+import numpy as np
+
+from ..errors import ParameterError
+from ..fileio import refuse_existing
+from ..formats import RUN_FORMATS, VECTOR_FORMATS, BadLines, write_run
+from ..index import load_index
+from .common import echo, given, kind_options, read_input_vectors
+
+BATCH = 256  # queries per progress step; large enough that prange keeps every core busy
+
+
+@click.command()
+@click.argument("index_dir", type=click.Path(file_okay=False))
+@click.argument("queries", type=click.Path(dir_okay=False))
+@click.option("-k", type=int, default=10, show_default=True, help="Results per query.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Run file to write (.gz compresses).")
+@click.option("--run-format", "run_format", type=click.Choice(RUN_FORMATS), default="trec", show_default=True)
+@click.option("--format", "input_format", type=click.Choice(VECTOR_FORMATS), help="Query file format (default: by extension).")
+@click.option("--tag", default="sparseir", show_default=True, help="Run tag (TREC format).")
+@click.option("--threads", type=int, help="Search threads (default: all cores).")
+@click.option("--model", help="Encoder for raw-text queries: 'default' (embedded) or a local model directory.")
+@click.option("--query-encoder", type=click.Choice(["splade", "unicoil", "idf"]), default="splade", show_default=True,
+              help="How raw-text queries become vectors; idf needs no model at query time.")
+@click.option("--verify", is_flag=True, help="Check every index file's sha256 before searching.")
+@click.option("--skip-bad-lines", is_flag=True, help="Skip malformed query lines (counted) instead of failing.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing run file.")
+@kind_options("query")
+def search(index_dir, queries, k, output, run_format, input_format, tag, threads, model, query_encoder, verify,
+           skip_bad_lines, overwrite, **knobs):
+    """Search INDEX_DIR with QUERIES (vectors, or queries.tsv with --model) and write a run."""
+    refuse_existing(output, overwrite)
+    index = load_index(index_dir, verify=verify)
+    if k < 1 or k > index.n_docs:
+        raise ParameterError(f"-k must be between 1 and the collection size ({index.n_docs:,}), got {k}")
+    query_vectors = read_input_vectors(queries, index.vocab, BadLines(skip=skip_bad_lines), model, query=True,
+                                       input_format=input_format, encoder_kind=query_encoder)
+    knobs = given(knobs)
+    index.search_params(**knobs)  # unknown knobs fail now, naming themselves
+    compile_seconds = index.warmup()
+    scores = np.empty((len(query_vectors), k), dtype=np.float32)
+    rows = np.empty((len(query_vectors), k), dtype=np.int64)
+    started = time.perf_counter()
+    with click.progressbar(range(0, len(query_vectors), BATCH), label="searching", file=sys.stderr) as bar:
+        for start in bar:
+            stop = min(start + BATCH, len(query_vectors))
+            scores[start:stop], rows[start:stop] = index.search(query_vectors[start:stop], k=k, threads=threads, **knobs)
+    elapsed = time.perf_counter() - started
+    lines = write_run(output, query_vectors.ids, index.doc_ids, rows, scores, format=run_format, tag=tag,
+                      overwrite=overwrite)
+    echo(f"searched {len(query_vectors):,} queries in {elapsed:.2f}s ({len(query_vectors) / elapsed:,.0f} QPS; "
+         f"warm-up {compile_seconds:.1f}s), wrote {lines:,} lines -> {output}")

@@ -1,0 +1,146 @@
+"""The CLI end to end, and its handling of bad input: one line, exit 1, no output left behind."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import sparseir
+from sparseir.cli import cli
+from conftest import shared_vectors
+
+
+def run(*args):
+    result = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    return result
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    (tmp_path / "docs.jsonl").write_text(
+        '{"id": "d1", "vector": {"cat": 1.0, "dog": 0.5}}\n'
+        '{"id": "d2", "vector": {"dog": 2.0}}\n'
+        '{"id": "d3", "vector": {"fish": 1.0, "cat": 0.25}}\n')
+    (tmp_path / "queries.jsonl").write_text(
+        '{"id": "q1", "vector": {"dog": 1.0}}\n{"id": "q2", "vector": {"cat": 2.0, "fish": 1.0}}\n')
+    return tmp_path
+
+
+def test_index_search_info_end_to_end(workdir):
+    assert run("index", workdir / "docs.jsonl", "-o", workdir / "ix").exit_code == 0
+    result = run("search", workdir / "ix", workdir / "queries.jsonl", "-k", 2, "-o", workdir / "run.trec")
+    assert result.exit_code == 0, result.output
+    lines = (workdir / "run.trec").read_text().splitlines()
+    assert lines == ["q1 Q0 d2 1 2.000000 sparseir", "q1 Q0 d1 2 0.500000 sparseir",
+                     "q2 Q0 d1 1 2.000000 sparseir", "q2 Q0 d3 2 1.500000 sparseir"]
+    info = run("info", workdir / "ix")
+    assert info.exit_code == 0 and "exact" in info.output and "documents       3" in info.output
+    assert json.loads(run("info", workdir / "ix", "--json").output)["kind"] == "exact"
+
+
+def test_search_on_shared_collection_matches_api(tmp_path):
+    path = shared_vectors("cranfield")
+    assert run("index", path / "collection.jsonl.gz", "-o", tmp_path / "ix").exit_code == 0
+    assert run("search", tmp_path / "ix", path / "queries.jsonl.gz", "-k", 5, "-o", tmp_path / "run.tsv",
+               "--run-format", "msmarco", "--threads", 1).exit_code == 0
+    index = sparseir.load_index(tmp_path / "ix")
+    queries = sparseir.read_vectors(path / "queries.jsonl.gz")
+    _, rows = index.search(queries, k=5)
+    expected = [f"{qid}\t{index.doc_ids[r]}\t{rank}" for qid, rr in zip(queries.ids, rows)
+                for rank, r in enumerate(rr, 1) if r >= 0]
+    assert (tmp_path / "run.tsv").read_text().splitlines() == expected
+
+
+BAD_VECTOR_FILES = {
+    "empty": ("", "no JSON vector line found"),
+    "malformed": ('{"id": "d1", "vector": {"cat": 1.0}}\n{"id": "d2", "vector": \n', r"bad.jsonl:2: invalid JSON"),
+    "nan": ('{"id": "d1", "vector": {"cat": NaN}}\n', r"bad.jsonl:1: weight of 'cat' is not finite"),
+    "inf": ('{"id": "d1", "vector": {"cat": Infinity}}\n', r"bad.jsonl:1: weight of 'cat' is not finite"),
+    "negative": ('{"id": "d1", "vector": {"cat": -1}}\n', r"bad.jsonl:1: weight of 'cat' is negative"),
+    "non-numeric": ('{"id": "d1", "vector": {"cat": "x"}}\n', r"bad.jsonl:1: weight of 'cat' is not a number"),
+    "duplicate id": ('{"id": "d1", "vector": {"cat": 1}}\n{"id": "d1", "vector": {"dog": 1}}\n',
+                     r"bad.jsonl:2: duplicate id 'd1'"),
+    "unknown token": ('{"id": "d1", "vector": {"Kätzchen!!": 1}}\n', r"bad.jsonl:1: unknown term 'Kätzchen!!'"),
+    "no vector": ('{"id": "d1"}\n', r'bad.jsonl:1: missing or non-object field "vector"'),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_VECTOR_FILES))
+def test_bad_vector_files_fail_cleanly(tmp_path, case):
+    content, message = BAD_VECTOR_FILES[case]
+    (tmp_path / "bad.jsonl").write_text(content)
+    result = run("index", tmp_path / "bad.jsonl", "-o", tmp_path / "ix")
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    error_lines = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(error_lines) == 1 and __import__("re").search(message, error_lines[0]), result.output
+    assert not (tmp_path / "ix").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jsonl"]
+
+
+def test_skip_bad_lines_counts_them(tmp_path):
+    (tmp_path / "docs.jsonl").write_text('{"id": "d1", "vector": {"cat": 1}}\nnot json\n{"id": "d2", "vector": {"dog": 1}}\n')
+    result = run("index", tmp_path / "docs.jsonl", "-o", tmp_path / "ix", "--skip-bad-lines")
+    assert result.exit_code == 0 and "skipped 1 bad line" in result.output
+    assert sparseir.load_index(tmp_path / "ix").n_docs == 2
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-k", "0"], "-k must be between 1 and the collection size"),
+    (["-k", "4"], "-k must be between 1 and the collection size"),
+    (["-k", "1", "--threads", "0"], "threads must be an integer"),
+])
+def test_bad_search_parameters(workdir, args, message):
+    run("index", workdir / "docs.jsonl", "-o", workdir / "ix")
+    result = run("search", workdir / "ix", workdir / "queries.jsonl", "-o", workdir / "run.trec", *args)
+    assert result.exit_code == 1 and message in result.output
+    assert not (workdir / "run.trec").exists()
+
+
+def test_missing_files_and_non_index_directories(workdir):
+    result = run("index", workdir / "nope.jsonl", "-o", workdir / "ix")
+    assert result.exit_code == 1 and "nope.jsonl: no such file" in result.output
+    result = run("search", workdir, workdir / "queries.jsonl", "-o", workdir / "run.trec")
+    assert result.exit_code == 1 and "not a sparseir index" in result.output
+    assert not (workdir / "run.trec").exists()
+
+
+def test_newer_index_version_from_cli(workdir):
+    run("index", workdir / "docs.jsonl", "-o", workdir / "ix")
+    manifest = json.loads((workdir / "ix" / "manifest.json").read_text())
+    manifest["format_version"] += 1
+    (workdir / "ix" / "manifest.json").write_text(json.dumps(manifest))
+    result = run("search", workdir / "ix", workdir / "queries.jsonl", "-o", workdir / "run.trec")
+    assert result.exit_code == 1 and "newer than this sparseir reads" in result.output
+
+
+def test_existing_outputs_are_not_replaced_without_overwrite(workdir):
+    run("index", workdir / "docs.jsonl", "-o", workdir / "ix")
+    result = run("index", workdir / "docs.jsonl", "-o", workdir / "ix")
+    assert result.exit_code == 1 and "already exists" in result.output
+    (workdir / "run.trec").write_text("keep me\n")
+    result = run("search", workdir / "ix", workdir / "queries.jsonl", "-o", workdir / "run.trec")
+    assert result.exit_code == 1 and (workdir / "run.trec").read_text() == "keep me\n"
+    assert run("search", workdir / "ix", workdir / "queries.jsonl", "-k", 2, "-o", workdir / "run.trec",
+               "--overwrite").exit_code == 0
+
+
+def test_query_vocabulary_mismatch(workdir):
+    run("index", workdir / "docs.jsonl", "-o", workdir / "ix", "--vocab", "open")
+    (workdir / "q.jsonl").write_text('{"id": "q", "vector": {"dog": 1.0, "unseen": 3.0}}\n')
+    # An open vocabulary: the unseen query term simply matches nothing.
+    assert run("search", workdir / "ix", workdir / "q.jsonl", "-k", 1, "-o", workdir / "run.trec").exit_code == 0
+    assert (workdir / "run.trec").read_text().split()[2] == "d2"
+    run("index", workdir / "docs.jsonl", "-o", workdir / "bert")
+    (workdir / "q2.jsonl").write_text('{"id": "q", "vector": {"dog": 1.0, "UNSEEN-term": 3.0}}\n')
+    result = run("search", workdir / "bert", workdir / "q2.jsonl", "-k", 1, "-o", workdir / "run2.trec")
+    assert result.exit_code == 1 and "q2.jsonl:1: unknown term 'UNSEEN-term'" in result.output
+
+
+def test_module_entry_point():
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "sparseir", "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and "sparseir" in result.stdout
