@@ -6,6 +6,7 @@ that every kernel downstream receives exactly one signature.
 
 from __future__ import annotations
 
+import array
 import hashlib
 from dataclasses import dataclass
 from importlib import resources
@@ -222,25 +223,26 @@ class SparseVectors:
 
 
 class VectorBuilder:
-    """Accumulates rows one at a time (streaming readers), then freezes them into CSR."""
+    """Accumulates rows one at a time (streaming readers), then freezes them into CSR.
+
+    Rows go straight into flat growable buffers, so memory stays ~8 bytes per non-zero
+    however many rows are read (no per-row Python objects kept).
+    """
 
     def __init__(self, vocab: Vocabulary):
         self.vocab = vocab
         self._ids: list[str] = []
-        self._sizes: list[int] = []
-        self._terms: list[np.ndarray] = []
-        self._weights: list[np.ndarray] = []
+        self._sizes = array.array("q")
+        self._terms = array.array("i")
+        self._weights = array.array("f")
 
     def __len__(self) -> int:
         return len(self._ids)
 
     def add(self, vector_id: str, vector: Mapping) -> None:
         """Add one {term: weight} row; raises ParameterError (for the caller to locate)."""
-        term_ids = np.empty(len(vector), dtype=np.int64)
-        weights = np.empty(len(vector), dtype=np.float64)
-        for j, (term, weight) in enumerate(vector.items()):
-            term_ids[j] = self.term_id(term)
-            weights[j] = weight
+        term_ids = np.fromiter((self.term_id(term) for term in vector), dtype=np.int64, count=len(vector))
+        weights = np.fromiter(vector.values(), dtype=np.float64, count=len(vector))
         self.add_arrays(vector_id, term_ids, weights)
 
     def term_id(self, term) -> int:
@@ -269,14 +271,14 @@ class VectorBuilder:
         keep = weights > 0
         self._ids.append(vector_id)
         self._sizes.append(int(keep.sum()))
-        self._terms.append(term_ids[keep].astype(np.int32))
-        self._weights.append(weights[keep].astype(np.float32))
+        self._terms.frombytes(term_ids[keep].astype(np.int32).tobytes())
+        self._weights.frombytes(weights[keep].astype(np.float32).tobytes())
 
     def build(self) -> SparseVectors:
         offsets = np.zeros(len(self._sizes) + 1, dtype=np.int64)
-        np.cumsum(self._sizes, out=offsets[1:])
-        terms = np.concatenate(self._terms) if self._terms else np.empty(0, np.int32)
-        weights = np.concatenate(self._weights) if self._weights else np.empty(0, np.float32)
+        np.cumsum(np.frombuffer(self._sizes, dtype=np.int64), out=offsets[1:])
+        terms = np.frombuffer(self._terms, dtype=np.int32).copy()
+        weights = np.frombuffer(self._weights, dtype=np.float32).copy()
         return SparseVectors(offsets, terms, weights, self._ids, self.vocab.frozen(), validate=False)
 
 
