@@ -144,3 +144,14 @@ def test_module_entry_point():
 
     result = subprocess.run([sys.executable, "-m", "sparseir", "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and "sparseir" in result.stdout
+
+
+def test_empty_query_vectors(workdir):
+    run("index", workdir / "docs.jsonl", "-o", workdir / "ix")
+    (workdir / "q.jsonl").write_text('{"id": "q1", "vector": {"dog": 1.0}}\n{"id": "q2", "vector": {}}\n')
+    result = run("search", workdir / "ix", workdir / "q.jsonl", "-k", 1, "-o", workdir / "run.trec")
+    assert result.exit_code == 1 and "q.jsonl: query 'q2' (record 2) has no terms" in result.output
+    assert not (workdir / "run.trec").exists()
+    result = run("search", workdir / "ix", workdir / "q.jsonl", "-k", 1, "-o", workdir / "run.trec", "--skip-bad-lines")
+    assert result.exit_code == 0 and "skipped 1 bad line" in result.output
+    assert (workdir / "run.trec").read_text().split()[:3] == ["q1", "Q0", "d2"]

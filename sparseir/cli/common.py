@@ -11,7 +11,9 @@ from pathlib import Path
 
 import click
 
-from ..errors import ParameterError
+import numpy as np
+
+from ..errors import InputError, ParameterError
 from ..formats import BadLines, is_text_file, read_texts, read_vectors
 from ..index import KINDS
 
@@ -85,9 +87,19 @@ def read_input_vectors(path: str, vocab, bad_lines: BadLines, model: str | None,
         if model is not None:
             raise ParameterError(f"--model applies to raw text input, but {path} holds vectors")
         vectors = read_vectors(path, format=input_format, vocab=vocab, bad_lines=bad_lines)
+    if query:
+        vectors = _drop_empty_queries(vectors, path, bad_lines)
     if bad_lines.count:
         echo(f"skipped {bad_lines.count} bad line(s); first: {bad_lines.first}")
     echo(f"read {len(vectors):,} vectors ({vectors.nnz:,} non-zeros) from {Path(path).name} "
          f"in {time.perf_counter() - started:.1f}s")
     return vectors
 
+
+
+def _drop_empty_queries(queries, path: str, bad_lines: BadLines):
+    """A query with no terms can match nothing: an error, or skipped and counted."""
+    empty = np.flatnonzero(np.diff(queries.offsets) == 0)
+    for row in empty:
+        bad_lines.handle(InputError(f"query {str(queries.ids[row])!r} (record {row + 1}) has no terms", path))
+    return queries.take(np.flatnonzero(np.diff(queries.offsets) > 0)) if len(empty) else queries
