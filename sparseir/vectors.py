@@ -277,8 +277,8 @@ class VectorBuilder:
     def build(self) -> SparseVectors:
         offsets = np.zeros(len(self._sizes) + 1, dtype=np.int64)
         np.cumsum(np.frombuffer(self._sizes, dtype=np.int64), out=offsets[1:])
-        terms = np.frombuffer(self._terms, dtype=np.int32).copy()
-        weights = np.frombuffer(self._weights, dtype=np.float32).copy()
+        terms = np.frombuffer(self._terms, dtype=np.int32)  # shares the buffer: no second copy
+        weights = np.frombuffer(self._weights, dtype=np.float32)
         return SparseVectors(offsets, terms, weights, self._ids, self.vocab.frozen(), validate=False)
 
 
