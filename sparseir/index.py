@@ -158,6 +158,25 @@ class Index:
                                  validate=False)
         return queries
 
+    def tune(self, queries, target_recall: float = 0.95, k: int = 10, reference: "Index | None" = None,
+             docs: SparseVectors | None = None, store: bool = False, **options):
+        """The fastest query setting whose recall@k against exact search meets target_recall.
+
+        Ground truth comes from `reference` (an exact index) or is built from `docs`.
+        store=True makes the setting this saved index's default. See ``sparseir.tune``.
+        """
+        from .tune import TuneConfig, store_tuning, tune
+
+        if reference is None:
+            require(docs is not None, "tuning needs the exact ground truth: pass reference= (an exact index) or docs=")
+            reference = build_index(docs, kind="exact")
+        require(reference.n_docs == self.n_docs, f"reference has {reference.n_docs} documents, the index {self.n_docs}")
+        result = tune(self, self._check_queries(as_queries(queries, self.vocab)), reference,
+                      TuneConfig(target_recall=target_recall, k=k, **options))
+        if store:
+            store_tuning(self, result)
+        return result
+
     def warmup(self) -> float:
         """Compile (or load from the on-disk cache) the query kernels; returns the seconds taken."""
         started = time.perf_counter()

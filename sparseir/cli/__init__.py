@@ -17,6 +17,7 @@ COMMANDS = {
     "index": "sparseir.cli.index:index",
     "search": "sparseir.cli.search:search",
     "info": "sparseir.cli.info:info",
+    "tune": "sparseir.cli.tune:tune",
 }
 
 

@@ -31,8 +31,17 @@ def info(index_dir, as_json):
         f"build params    {json.dumps(manifest.get('build_params', {}))}",
         f"search defaults {json.dumps(manifest.get('search_defaults', {}))}",
         f"build time      {stats.get('build_seconds', '?')} s",
+        *_tuning_lines(manifest.get("tuning")),
         f"size on disk    {total / 2**20:,.1f} MiB in {len(arrays)} arrays",
     ]
     lines += [f"  {name:<22} {entry['dtype']:<8} {str(tuple(entry['shape'])):<16} {entry['bytes'] / 2**20:,.2f} MiB"
               for name, entry in sorted(arrays.items())]
     click.echo("\n".join(lines))
+
+
+def _tuning_lines(tuning: dict | None) -> list[str]:
+    if not tuning:
+        return []
+    return [f"tuned for       recall@{tuning['k']} >= {tuning['target_recall']}: held-out recall "
+            f"{tuning['recall_heldout']:.4f} ± {tuning['recall_heldout_stderr']:.4f}, "
+            f"{tuning['latency_ms']:.3f} ms/query (one thread)"]

@@ -1,0 +1,163 @@
+"""Recall-targeted tuning: the fastest query setting whose recall@k against exact search
+meets a target.
+
+Each approximate kind's query module offers ``tuning_grid(arrays, n_docs)``: for every
+knob, its values ordered from cheapest (lowest recall) to most accurate. Recall is
+monotone in each knob, so instead of the full grid we walk down from the most accurate
+setting, lowering one knob at a time by binary search to the cheapest value that still
+meets the target (coordinate descent, tried in every knob order); every setting seen
+is timed and the fastest that meets the target wins. A held-out part of the sample,
+never used for choosing, reports the recall the chosen setting really reaches.
+"""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+import math
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .errors import ParameterError, require
+from .storage import update_manifest
+from .vectors import SparseVectors
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    target_recall: float = 0.95
+    k: int = 10
+    sample: int = 1000
+    heldout_fraction: float = 0.3
+    budget_seconds: float = 120.0
+    repeats: int = 3
+    seed: int = 0
+
+    def __post_init__(self):
+        require(0.0 < self.target_recall <= 1.0, f"target_recall must lie in (0, 1], got {self.target_recall!r}")
+        require(isinstance(self.k, int) and self.k >= 1, f"k must be a positive integer, got {self.k!r}")
+        require(isinstance(self.sample, int) and self.sample >= 4, f"sample must be an integer >= 4, got {self.sample!r}")
+        require(0.0 < self.heldout_fraction < 1.0, f"heldout_fraction must lie in (0, 1), got {self.heldout_fraction!r}")
+        require(self.budget_seconds > 0, f"budget_seconds must be positive, got {self.budget_seconds!r}")
+        require(isinstance(self.repeats, int) and self.repeats >= 1, f"repeats must be >= 1, got {self.repeats!r}")
+
+
+@dataclass(frozen=True)
+class Measurement:
+    setting: dict
+    recall: float
+    latency_ms: float
+
+
+@dataclass
+class TuneResult:
+    setting: dict
+    target_recall: float
+    k: int
+    met_target: bool
+    recall_tuned: float
+    recall_heldout: float
+    recall_heldout_stderr: float
+    latency_ms: float
+    n_queries_tuned: int
+    n_queries_heldout: int
+    evaluations: int
+    grid_size: int
+    seconds: float
+    trace: list = field(default_factory=list, repr=False)
+
+    def manifest_entry(self) -> dict:
+        entry = asdict(self)
+        entry.pop("trace")
+        return entry
+
+
+def recall_at_k(rows: np.ndarray, exact_rows: np.ndarray) -> np.ndarray:
+    """Per query: |approximate top-k ∩ exact top-k| / |exact top-k| (queries with no exact result: 1)."""
+    recalls = np.ones(len(rows))
+    for q, (found, truth) in enumerate(zip(rows, exact_rows)):
+        truth = truth[truth >= 0]
+        if len(truth):
+            recalls[q] = np.intersect1d(found[found >= 0], truth).size / truth.size
+    return recalls
+
+
+def tuning_grid(index) -> dict[str, list]:
+    module = importlib.import_module(f"sparseir.query.{index.kind}")
+    grid_function = getattr(module, "tuning_grid", None)
+    if grid_function is None:
+        raise ParameterError(f"the {index.kind} index has no query knobs to tune")
+    return grid_function(index.arrays, index.n_docs)
+
+
+def tune(index, queries: SparseVectors, reference, config: TuneConfig) -> TuneResult:
+    """Find the fastest setting meeting config.target_recall; `reference` is an exact Index."""
+    started = time.perf_counter()
+    grid = tuning_grid(index)
+    knobs = list(grid)
+    rng = np.random.default_rng(config.seed)
+    chosen = rng.permutation(len(queries))[: min(config.sample, len(queries))]
+    n_heldout = max(1, int(round(len(chosen) * config.heldout_fraction)))
+    tune_queries, heldout_queries = queries.take(np.sort(chosen[n_heldout:])), queries.take(np.sort(chosen[:n_heldout]))
+    _, exact_tune = reference.search(tune_queries, k=config.k)
+    _, exact_heldout = reference.search(heldout_queries, k=config.k)
+    index.warmup()
+
+    seen: dict[tuple, Measurement] = {}
+
+    def measure(position: tuple) -> Measurement:
+        if position not in seen:
+            setting = {knob: grid[knob][i] for knob, i in zip(knobs, position)}
+            best = math.inf
+            for _ in range(config.repeats):  # min of repeats: the least disturbed timing
+                t0 = time.perf_counter()
+                _, rows = index.search(tune_queries, k=config.k, threads=1, **setting)
+                best = min(best, time.perf_counter() - t0)
+            recall = float(recall_at_k(rows, exact_tune).mean())
+            seen[position] = Measurement(setting, recall, 1000 * best / len(tune_queries))
+        return seen[position]
+
+    def meets(position: tuple) -> bool:
+        return measure(position).recall >= config.target_recall
+
+    most_accurate = tuple(len(grid[knob]) - 1 for knob in knobs)
+    if meets(most_accurate):
+        for order in itertools.permutations(range(len(knobs))):
+            position = list(most_accurate)
+            changed = True
+            while changed and time.perf_counter() - started < config.budget_seconds:
+                changed = False
+                for axis in order:
+                    # Binary search the cheapest value of this knob that still meets the target.
+                    low, high = 0, position[axis]
+                    while low < high:
+                        middle = (low + high) // 2
+                        if meets(tuple(position[:axis] + [middle] + position[axis + 1:])):
+                            high = middle
+                        else:
+                            low = middle + 1
+                    changed |= high != position[axis]
+                    position[axis] = high
+    passing = [m for m in seen.values() if m.recall >= config.target_recall]
+    met = bool(passing)
+    best = (min(passing, key=lambda m: m.latency_ms) if met
+            else max(seen.values(), key=lambda m: (m.recall, -m.latency_ms)))
+    _, heldout_rows = index.search(heldout_queries, k=config.k, threads=1, **best.setting)
+    heldout = recall_at_k(heldout_rows, exact_heldout)
+    stderr = float(heldout.std(ddof=1) / math.sqrt(len(heldout))) if len(heldout) > 1 else float("nan")
+    return TuneResult(setting=best.setting, target_recall=config.target_recall, k=config.k, met_target=met,
+                      recall_tuned=best.recall, recall_heldout=float(heldout.mean()), recall_heldout_stderr=stderr,
+                      latency_ms=best.latency_ms, n_queries_tuned=len(tune_queries),
+                      n_queries_heldout=len(heldout_queries), evaluations=len(seen),
+                      grid_size=math.prod(len(v) for v in grid.values()),
+                      seconds=time.perf_counter() - started, trace=list(seen.values()))
+
+
+def store_tuning(index, result: TuneResult) -> None:
+    """Make the tuned setting the index's default, atomically, in memory and on disk."""
+    if index.path is None:
+        raise ParameterError("the index has not been saved: save it before storing a tuned setting")
+    update_manifest(index.path, {"search_defaults": result.setting, "tuning": result.manifest_entry()})
+    index.search_defaults = dict(result.setting)
