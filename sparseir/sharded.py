@@ -20,7 +20,7 @@ import os
 import zlib
 from functools import cached_property
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -185,6 +185,14 @@ class ShardedIndex:
     def warmup(self) -> float:
         return sum(shard.warmup() for shard in self.shards)
 
+    def save(self, path: str | os.PathLike, overwrite: bool = False) -> None:
+        """Write a copy under `path` (each shard re-saved, the manifest rewritten)."""
+        write_sharded(path, zip(self.shards, self.global_rows), self.kind, self.partition,
+                      self.shards[0].build_params, self.n_docs, overwrite)
+        self.path = Path(path)
+        for shard, info in zip(self.shards, read_sharded_manifest(path)[1]):
+            shard.path = self.path / info.dir
+
 
 def read_sharded_manifest(path: str | os.PathLike) -> tuple[dict, list[ShardInfo]]:
     path = Path(path)
@@ -241,31 +249,36 @@ def build_sharded(docs: SparseVectors, path: str | os.PathLike, shards: int, kin
     Shards are built one at a time (only one shard's index in memory), and the whole
     directory appears atomically: an interrupted build leaves nothing at `path`.
     """
-    from . import __version__
-
-    spec = get_kind(kind)
-    build_params = make_params(spec.BuildParams, params, f"{kind} build")
+    build_params = make_params(get_kind(kind).BuildParams, params, f"{kind} build")
     require(len(docs) > 0, "cannot build an index over zero documents")
     parts = partition_rows(docs.ids, shards, partition)
-    width = max(4, len(str(len(parts) - 1)))
+    built = ((Index.build(docs.take(rows), kind, **params), rows) for rows in parts)
+    write_sharded(path, built, kind, partition, build_params, len(docs), overwrite)
+    return load_sharded(path)
+
+
+def write_sharded(path: str | os.PathLike, shards: Iterable[tuple[Index, np.ndarray]], kind: str, partition: str,
+                  build_params, n_docs: int, overwrite: bool = False) -> None:
+    """Save (shard index, its global rows) pairs and the top-level manifest, atomically."""
+    from . import __version__
+
     with atomic_directory(path, overwrite=overwrite) as tmp:
         entries = []
-        for number, rows in enumerate(parts):
-            name = f"shard-{number:0{width}d}"
-            shard = Index.build(docs.take(rows), kind, **params)
+        for number, (shard, rows) in enumerate(shards):
+            name = f"shard-{number:04d}"
             shard.save(tmp / name)
             info = ShardInfo(number, name, len(rows), storage.sha256_file(tmp / name / storage.MANIFEST))
             if partition == "contiguous":
                 info = dataclasses.replace(info, row_range=(int(rows[0]), int(rows[-1]) + 1))
             else:
                 row_file = tmp / f"{name}.rows.npy"
-                np.save(row_file, rows, allow_pickle=False)
+                np.save(row_file, np.asarray(rows, dtype=np.int64), allow_pickle=False)
                 info = dataclasses.replace(info, row_map={"file": row_file.name, "bytes": row_file.stat().st_size,
                                                           "sha256": storage.sha256_file(row_file)})
             entries.append(info.to_json())
+            vocab = shard.vocab
         manifest = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "sparseir_version": __version__,
-                    "kind": kind, "partition": partition, "n_docs": len(docs),
+                    "kind": kind, "partition": partition, "n_docs": n_docs,
                     "build_params": dataclasses.asdict(build_params),
-                    "vocab": {"name": docs.vocab.name, "size": len(docs.vocab)}, "shards": entries}
+                    "vocab": {"name": vocab.name, "size": len(vocab)}, "shards": entries}
         (tmp / storage.MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    return load_sharded(path)

@@ -134,3 +134,17 @@ def test_sharded_seismic_recall_matches_unsharded(tmp_path):
     _, sharded_rows = build_sharded(docs, tmp_path / "index", shards=2, kind="seismic").search(queries, k=10)
     # Each shard keeps its own (smaller) posting lists, so recall moves a little either way.
     assert abs(recall(sharded_rows) - recall(single_rows)) <= 0.03
+
+
+def test_a_saved_copy_searches_the_same(tmp_path):
+    docs = random_vectors(np.random.default_rng(4), 60, 30, 4)
+    queries = random_vectors(np.random.default_rng(5), 5, 30, 3, prefix="q")
+    index = build_sharded(docs, tmp_path / "index", shards=3, partition="hash")
+    index.save(tmp_path / "copy")
+    with pytest.raises(sparseir.InputError, match="already exists"):
+        index.save(tmp_path / "copy")
+    copy = load_sharded(tmp_path / "copy", verify=True)
+    for got, expected in zip(copy.search(queries, k=7), build_sharded(docs, tmp_path / "again", shards=3,
+                                                                      partition="hash").search(queries, k=7)):
+        np.testing.assert_array_equal(got, expected)
+    assert index.path == tmp_path / "copy" and index.shards[2].path == tmp_path / "copy" / "shard-0002"
