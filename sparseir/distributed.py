@@ -14,11 +14,16 @@ An actor that dies (its process or node lost) is replaced and its shard retried,
 ``ShardUnavailableError`` naming it, unless ``allow_partial=True``: then the other
 shards' merged results come back as ``PartialResults`` listing the missing shards.
 
+``encode_with_ray`` encodes a large collection with Ray Data: encoder actors (one model
+each) write numbered Parquet parts in collection order; a rerun skips finished parts.
+
 Ray is an optional dependency (``pip install sparseir[ray]``), imported only here, lazily.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 import time
 import warnings
@@ -27,7 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ParameterError, SparseirError, require
+from .errors import InputError, ParameterError, SparseirError, require
+from .fileio import atomic_file, check_readable, is_gzip
+from .formats import write_vectors
+from .formats.text import _parse as parse_text_line  # the line parser read_texts uses
 from .index import as_queries
 from .query.topk import empty_results
 from .sharded import ShardInfo, load_sharded, merge_topk, open_shard, read_sharded_manifest, to_global
@@ -234,3 +242,132 @@ def describe(error: Exception) -> str:
         return type(error).__name__
     # A failed constructor's message ends with the original "module.Error: message" line.
     return lines[-1] if getattr(error, "actor_init_failed", False) else lines[0]
+
+
+# --- distributed encoding ----------------------------------------------------------------
+
+PLAN_FILE = "parts.json"
+
+
+def plan_parts(texts: Path, rows_per_part: int) -> list[dict]:
+    """Cut a plain-text collection into parts of `rows_per_part` lines: byte range and first line of each."""
+    parts, start, first_line, lines = [], 0, 1, 0
+    with open(texts, "rb") as f:
+        position = 0
+        for number, line in enumerate(f, start=1):
+            position += len(line)
+            lines += 1
+            if lines == rows_per_part:
+                parts.append({"start": start, "stop": position, "first_line": first_line})
+                start, first_line, lines = position, number + 1, 0
+        if lines:
+            parts.append({"start": start, "stop": position, "first_line": first_line})
+    return parts
+
+
+def part_path(out_dir: Path, number: int) -> Path:
+    return out_dir / f"part-{number:05d}.parquet"
+
+
+class EncodePart:
+    """The Ray Data worker: one encoder per worker, one Parquet part per call."""
+
+    def __init__(self, texts: str, out_dir: str, load_encoder, batch_size: int):
+        self.texts, self.out_dir = Path(texts), Path(out_dir)
+        self.encoder = load_encoder()
+        self.batch_size = batch_size
+
+    def __call__(self, batch: dict) -> dict:
+        bad_lines, problems = [], []
+        for number, start, stop, first_line in zip(batch["part"], batch["start"], batch["stop"], batch["first_line"]):
+            ids, texts, bad = read_text_range(self.texts, int(start), int(stop), int(first_line))
+            if bad is None:
+                vectors = self.encoder.encode_documents(texts, ids=ids, batch_size=self.batch_size)
+                write_vectors(vectors, part_path(self.out_dir, int(number)), overwrite=True)
+            bad_lines.append(0 if bad is None else bad[0])
+            problems.append("" if bad is None else bad[1])
+        return {"part": batch["part"], "bad_line": bad_lines, "problem": problems}
+
+
+def read_text_range(texts: Path, start: int, stop: int, first_line: int
+                    ) -> tuple[list[str], list[str], tuple[int, str] | None]:
+    """(ids, texts, bad) of the `id<TAB>text` lines in bytes [start, stop).
+
+    `bad` is (line number, problem) for the first malformed line, else None. It comes back
+    as data: Ray would bury a raised InputError in its own wrapping.
+    """
+    with open(texts, "rb") as f:
+        f.seek(start)
+        lines = f.read(stop - start).split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    ids, bodies = [], []
+    for number, raw in enumerate(lines, start=first_line):
+        try:
+            line = raw.decode("utf-8").rstrip("\r")
+        except UnicodeDecodeError as e:
+            return ids, bodies, (number, f"invalid UTF-8 at byte {e.start}")
+        if not line.strip():
+            continue
+        try:
+            record = parse_text_line(line)
+        except ParameterError as e:
+            return ids, bodies, (number, str(e))
+        ids.append(record.id)
+        bodies.append(record.text)
+    return ids, bodies, None
+
+
+def encode_with_ray(texts: str | os.PathLike, out_dir: str | os.PathLike, model: str = "default",
+                    rows_per_part: int = 100_000, workers: int = 1, batch_size: int = 32,
+                    cpus_per_worker: float = 1.0, address: str | None = None, load_encoder=None) -> list[Path]:
+    """Encode `id<TAB>text` lines into Parquet parts (``part-00000.parquet``, ...) in collection order.
+
+    Ray Data runs `workers` encoder actors (one model each), one part per task. Each part
+    is written atomically, so a rerun skips the parts already written and encodes only the
+    rest. `load_encoder` (a picklable zero-argument callable) overrides loading `model`.
+    Returns every part's path, in order.
+    """
+    texts, out_dir = Path(texts), Path(out_dir)
+    require(isinstance(rows_per_part, int) and rows_per_part >= 1, f"rows_per_part must be >= 1, got {rows_per_part!r}")
+    require(isinstance(workers, int) and workers >= 1, f"workers must be >= 1, got {workers!r}")
+    if is_gzip(check_readable(texts)):
+        raise ParameterError(f"{texts}: encoding on Ray reads byte ranges; decompress the collection first")
+    plan = {"source": texts.name, "bytes": texts.stat().st_size, "rows_per_part": rows_per_part}
+    out_dir.mkdir(exist_ok=True)
+    plan_file = out_dir / PLAN_FILE
+    if plan_file.exists():
+        recorded = json.loads(plan_file.read_text(encoding="utf-8"))
+        if {key: recorded.get(key) for key in plan} != plan:
+            raise ParameterError(f"{out_dir}: holds parts of another run ({PLAN_FILE}: {recorded.get('source')}, "
+                                 f"rows_per_part={recorded.get('rows_per_part')}); use a fresh directory")
+        parts = recorded["parts"]
+    else:
+        parts = plan_parts(texts, rows_per_part)
+        with atomic_file(plan_file, mode="wb") as f:
+            f.write((json.dumps({**plan, "parts": parts}, indent=2) + "\n").encode("utf-8"))
+    pending = [{"part": number, **part} for number, part in enumerate(parts)
+               if not part_path(out_dir, number).exists()]
+    if pending:
+        ray = import_ray()
+        started_cluster = not ray.is_initialized()
+        if started_cluster:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        if load_encoder is None:
+            from .encoder import load_encoder as load
+
+            load_encoder = functools.partial(load, model)
+        dataset = ray.data.from_items(pending).map_batches(
+            EncodePart, batch_size=1, concurrency=workers, num_cpus=cpus_per_worker,
+            fn_constructor_kwargs={"texts": str(texts.resolve()), "out_dir": str(out_dir.resolve()),
+                                   "load_encoder": load_encoder, "batch_size": batch_size})
+        try:
+            outcomes = dataset.take_all()
+        finally:
+            if started_cluster:
+                ray.shutdown()
+        bad = sorted((row["part"], row["bad_line"], row["problem"]) for row in outcomes if row["problem"])
+        if bad:
+            raise InputError(bad[0][2], texts, int(bad[0][1]))
+    return [part_path(out_dir, number) for number in range(len(parts))]
+

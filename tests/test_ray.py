@@ -132,3 +132,57 @@ def test_bad_arguments_name_themselves(sharded_dir, collection):
             index.search(collection[1], k=0)
         with pytest.raises(sparseir.ParameterError, match="unknown exact search parameter"):
             index.search(collection[1], k=3, query_cut=5)
+
+
+@pytest.fixture
+def hashing_encoder():
+    """A stand-in encoder (no model): each word weighs 1 on its hashed term, deterministic.
+
+    Defined inside the fixture so that Ray ships it by value to its workers.
+    """
+    def load():
+        import zlib
+
+        class Hashing:
+            def encode_documents(self, texts, ids=None, batch_size=32):
+                vectors = [{zlib.crc32(word.encode()) % 64: 1.0 for word in text.split()} for text in texts]
+                return sparseir.SparseVectors.from_dicts(vectors, ids=ids,
+                                                         vocab=sparseir.Vocabulary([f"h{i}" for i in range(64)]))
+
+        return Hashing()
+
+    return load
+
+
+def test_encoding_on_ray_writes_ordered_parts_and_resumes(tmp_path, hashing_encoder):
+    from sparseir.distributed import encode_with_ray
+
+    lines = [f"doc{i}\tword{i % 7} shared text {i}" for i in range(25)]
+    texts = tmp_path / "collection.tsv"
+    texts.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "encoded"
+    parts = encode_with_ray(texts, out, rows_per_part=10, load_encoder=hashing_encoder, cpus_per_worker=0.5)
+    assert [p.name for p in parts] == ["part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
+    vocab = sparseir.Vocabulary([f"h{i}" for i in range(64)])
+    encoded = sparseir.SparseVectors.concatenate([sparseir.read_vectors(p, vocab=vocab) for p in parts])
+    expected = hashing_encoder().encode_documents([line.split("\t")[1] for line in lines],
+                                                  ids=[f"doc{i}" for i in range(25)])
+    assert encoded.equals(expected)
+
+    kept = parts[0].stat().st_mtime_ns, parts[2].stat().st_mtime_ns
+    parts[1].unlink()  # as if the run had stopped before writing it
+    assert encode_with_ray(texts, out, rows_per_part=10, load_encoder=hashing_encoder,
+                           cpus_per_worker=0.5) == parts
+    assert (parts[0].stat().st_mtime_ns, parts[2].stat().st_mtime_ns) == kept
+    assert sparseir.read_vectors(parts[1], vocab=vocab).equals(expected[10:20])
+    with pytest.raises(sparseir.ParameterError, match="another run"):
+        encode_with_ray(texts, out, rows_per_part=5, load_encoder=hashing_encoder)
+
+
+def test_encoding_on_ray_names_a_bad_line(tmp_path, hashing_encoder):
+    from sparseir.distributed import encode_with_ray
+
+    texts = tmp_path / "collection.tsv"
+    texts.write_text("a\tfine\nb has no tab\n")
+    with pytest.raises(sparseir.InputError, match=r"collection.tsv:2: expected 2 tab-separated fields"):
+        encode_with_ray(texts, tmp_path / "encoded", load_encoder=hashing_encoder, cpus_per_worker=0.5)
