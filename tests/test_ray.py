@@ -186,3 +186,16 @@ def test_encoding_on_ray_names_a_bad_line(tmp_path, hashing_encoder):
     texts.write_text("a\tfine\nb has no tab\n")
     with pytest.raises(sparseir.InputError, match=r"collection.tsv:2: expected 2 tab-separated fields"):
         encode_with_ray(texts, tmp_path / "encoded", load_encoder=hashing_encoder, cpus_per_worker=0.5)
+
+
+def test_command_line_opens_the_index_the_options_ask_for(sharded_dir, collection, tmp_path):
+    from sparseir.cli.ray_commands import open_searchable
+    from sparseir.sharded import ShardedIndex
+
+    assert isinstance(open_searchable(str(sharded_dir), False, None, 1.0), ShardedIndex)
+    sparseir.build_index(collection[0]).save(tmp_path / "single")
+    assert isinstance(open_searchable(str(tmp_path / "single"), False, None, 1.0), sparseir.Index)
+    with pytest.raises(sparseir.ParameterError, match="--ray needs a sharded index"):
+        open_searchable(str(tmp_path / "single"), True, None, 1.0)
+    with open_searchable(str(sharded_dir), True, None, ACTOR_CPUS) as index:
+        assert isinstance(index, DistributedIndex) and index.n_shards == 2
