@@ -38,7 +38,7 @@ from .formats import write_vectors
 from .formats.text import _parse as parse_text_line  # the line parser read_texts uses
 from .index import as_queries
 from .query.topk import empty_results
-from .sharded import ShardInfo, load_sharded, merge_topk, open_shard, read_sharded_manifest, to_global
+from .sharded import ShardInfo, load_sharded, merge_topk, open_shard, to_global
 from .vectors import SparseVectors
 
 
@@ -104,15 +104,12 @@ class ShardWorker:
         scores, rows = self.index.search(queries, k=k, threads=threads or self.threads, **knobs)
         return scores, to_global(rows, self.global_rows)
 
-    def pid(self) -> int:
-        return os.getpid()
-
 
 def import_ray():
     try:
         import ray
     except ImportError:
-        raise ParameterError("distributed search needs Ray: pip install 'sparseir[ray]'") from None
+        raise ParameterError("Ray is not installed: pip install 'sparseir[ray]'") from None
     return ray
 
 
@@ -125,7 +122,7 @@ class DistributedIndex:
         # The driver opens the (memory-mapped) shards only for their metadata: vocabulary,
         # ids and parameter checks; the actors do the searching.
         self.local = load_sharded(self.path)
-        _, self.infos = read_sharded_manifest(self.path)
+        self.infos = self.local.infos
         self.restarts = [0] * len(self.infos)
         ray = import_ray()
         self._started_cluster = not ray.is_initialized()

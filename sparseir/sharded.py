@@ -133,9 +133,11 @@ def open_shard(root: Path, info: ShardInfo, kind: str, verify: bool = False) -> 
 class ShardedIndex:
     """Shards searched in turn on this machine; same search signature as ``Index``."""
 
-    def __init__(self, path: Path, manifest: dict, shards: list[Index], global_rows: list[np.ndarray]):
+    def __init__(self, path: Path, manifest: dict, infos: list[ShardInfo], shards: list[Index],
+                 global_rows: list[np.ndarray]):
         self.path = path
         self.manifest = manifest
+        self.infos = infos
         self.kind = manifest["kind"]
         self.partition = manifest["partition"]
         self.shards = shards
@@ -190,7 +192,8 @@ class ShardedIndex:
         write_sharded(path, zip(self.shards, self.global_rows), self.kind, self.partition,
                       self.shards[0].build_params, self.n_docs, overwrite)
         self.path = Path(path)
-        for shard, info in zip(self.shards, read_sharded_manifest(path)[1]):
+        self.manifest, self.infos = read_sharded_manifest(path)
+        for shard, info in zip(self.shards, self.infos):
             shard.path = self.path / info.dir
 
 
@@ -239,7 +242,7 @@ def load_sharded(path: str | os.PathLike, verify: bool = False) -> ShardedIndex:
     for info, (shard, _) in zip(infos, opened):
         if shard.vocab != vocab:
             raise IndexFormatError(f"{path / info.dir}: shard {info.number} vocabulary differs from shard 0")
-    return ShardedIndex(path, manifest, [shard for shard, _ in opened], [rows for _, rows in opened])
+    return ShardedIndex(path, manifest, infos, [shard for shard, _ in opened], [rows for _, rows in opened])
 
 
 def build_sharded(docs: SparseVectors, path: str | os.PathLike, shards: int, kind: str = "exact",
