@@ -2,6 +2,7 @@
 
 import shutil
 import threading
+import time
 import warnings
 
 import numpy as np
@@ -91,7 +92,7 @@ def test_killing_an_actor_mid_batch_still_returns_correct_results(sharded_dir, c
         searcher = threading.Thread(target=search_until_after_the_kill)
         searcher.start()
         while not batches and searcher.is_alive():
-            threading.Event().wait(0.01)
+            time.sleep(0.01)
         ray.kill(index.actors[0])
         killed.set()
         searcher.join(timeout=120)
