@@ -125,6 +125,9 @@ def atomic_directory(path: str | os.PathLike, overwrite: bool = False) -> Iterat
         os.chmod(tmp, 0o777 & ~_umask())
         yield tmp
         for child in tmp.iterdir():
+            if child.is_dir():  # nested index directories (a sharded index) were synced when written
+                fsync_dir(child)
+                continue
             with open(child, "rb") as f:
                 os.fsync(f.fileno())
         fsync_dir(tmp)

@@ -1,0 +1,202 @@
+"""Distributed search on a local Ray instance: equal to local sharded search, through actor failures."""
+
+import shutil
+import threading
+import time
+import warnings
+
+import numpy as np
+import pytest
+
+import sparseir
+from conftest import random_vectors
+from sparseir.sharded import build_sharded
+
+ray = pytest.importorskip("ray")
+from sparseir.distributed import (DistributedIndex, PartialResultsWarning, RayConfig,  # noqa: E402
+                                  ShardUnavailableError)
+
+# Half a CPU per actor lets two 2-shard indexes share the 2-CPU local instance.
+ACTOR_CPUS = 0.5
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def collection():
+    rng = np.random.default_rng(7)
+    return random_vectors(rng, 400, 60, 6, integer_weights=True), random_vectors(rng, 64, 60, 3, prefix="q",
+                                                                                  integer_weights=True)
+
+
+@pytest.fixture
+def sharded_dir(tmp_path, collection):
+    build_sharded(collection[0], tmp_path / "index", shards=2)
+    return tmp_path / "index"
+
+
+def open_distributed(path, **config):
+    return DistributedIndex(path, cpus_per_shard=ACTOR_CPUS, **config)
+
+
+@pytest.mark.parametrize("partition", ["contiguous", "hash"])
+def test_ray_search_equals_local_sharded_search(tmp_path, collection, partition):
+    docs, queries = collection
+    local = build_sharded(docs, tmp_path / "index", shards=2, partition=partition)
+    with open_distributed(tmp_path / "index") as index:
+        for k in (1, 10, 500):
+            scores, rows = index.search(queries, k=k)
+            expected_scores, expected_rows = local.search(queries, k=k)
+            np.testing.assert_array_equal(rows, expected_rows)
+            np.testing.assert_array_equal(scores, expected_scores)
+        assert index.search(queries, k=5).missing_shards == ()
+        np.testing.assert_array_equal(index.doc_ids, docs.ids)
+
+
+def test_a_killed_actor_is_restarted_and_its_shard_retried(sharded_dir, collection):
+    queries = collection[1]
+    expected = sparseir.sharded.load_sharded(sharded_dir).search(queries, k=10)
+    with open_distributed(sharded_dir) as index:
+        index.warmup()
+        ray.kill(index.actors[1])
+        scores, rows = index.search(queries, k=10)
+        np.testing.assert_array_equal(rows, expected[1])
+        np.testing.assert_array_equal(scores, expected[0])
+        assert index.restarts == [0, 1]
+
+
+def test_killing_an_actor_mid_batch_still_returns_correct_results(sharded_dir, collection):
+    queries = collection[1]
+    many = sparseir.SparseVectors.concatenate([queries] * 200)  # long batches: the kill lands inside one
+    expected = sparseir.sharded.load_sharded(sharded_dir).search(many, k=10)
+    killed = threading.Event()
+    failures, batches = [], []
+
+    def search_until_after_the_kill():
+        while True:
+            done_before = killed.is_set()
+            try:
+                batches.append(index.search(many, k=10))
+            except Exception as error:  # reported by the assertion below
+                failures.append(error)
+            if done_before:
+                return
+
+    with open_distributed(sharded_dir) as index:
+        index.warmup()
+        searcher = threading.Thread(target=search_until_after_the_kill)
+        searcher.start()
+        while not batches and searcher.is_alive():
+            time.sleep(0.01)
+        ray.kill(index.actors[0])
+        killed.set()
+        searcher.join(timeout=120)
+        assert not failures and not searcher.is_alive()
+        assert index.restarts[0] == 1
+        for scores, rows in batches:
+            np.testing.assert_array_equal(rows, expected[1])
+            np.testing.assert_array_equal(scores, expected[0])
+
+
+def test_a_shard_that_stays_down_fails_naming_it_unless_partial_is_allowed(sharded_dir, collection):
+    queries = collection[1]
+    local = sparseir.sharded.load_sharded(sharded_dir)
+    with open_distributed(sharded_dir, retries=1) as index:
+        index.warmup()
+        shutil.rmtree(sharded_dir / "shard-0001")  # the replacement actor cannot load it
+        ray.kill(index.actors[1])
+        with pytest.raises(ShardUnavailableError, match=r"shard 1 .*shard-0001.* missing"):
+            index.search(queries, k=10)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            results = index.search(queries, k=10, allow_partial=True)
+        assert results.partial and results.missing_shards == (1,)
+        assert any(issubclass(w.category, PartialResultsWarning) for w in caught)
+        scores, rows = results
+        shard_scores, shard_rows = local.shards[0].search(queries, k=10)
+        np.testing.assert_array_equal(rows, np.where(shard_rows >= 0, local.global_rows[0][shard_rows], -1))
+        np.testing.assert_array_equal(scores, shard_scores)
+
+
+def test_bad_arguments_name_themselves(sharded_dir, collection):
+    with pytest.raises(sparseir.ParameterError, match="cpus_per_shard"):
+        RayConfig(cpus_per_shard=0)
+    with pytest.raises(sparseir.ParameterError, match="retries"):
+        RayConfig(retries=-1)
+    with open_distributed(sharded_dir) as index:
+        with pytest.raises(sparseir.ParameterError, match="k must be"):
+            index.search(collection[1], k=0)
+        with pytest.raises(sparseir.ParameterError, match="unknown exact search parameter"):
+            index.search(collection[1], k=3, query_cut=5)
+
+
+@pytest.fixture
+def hashing_encoder():
+    """A stand-in encoder (no model): each word weighs 1 on its hashed term, deterministic.
+
+    Defined inside the fixture so that Ray ships it by value to its workers.
+    """
+    def load():
+        import zlib
+
+        class Hashing:
+            def encode_documents(self, texts, ids=None, batch_size=32):
+                vectors = [{zlib.crc32(word.encode()) % 64: 1.0 for word in text.split()} for text in texts]
+                return sparseir.SparseVectors.from_dicts(vectors, ids=ids,
+                                                         vocab=sparseir.Vocabulary([f"h{i}" for i in range(64)]))
+
+        return Hashing()
+
+    return load
+
+
+def test_encoding_on_ray_writes_ordered_parts_and_resumes(tmp_path, hashing_encoder):
+    from sparseir.distributed import encode_with_ray
+
+    lines = [f"doc{i}\tword{i % 7} shared text {i}" for i in range(25)]
+    texts = tmp_path / "collection.tsv"
+    texts.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "encoded"
+    parts = encode_with_ray(texts, out, rows_per_part=10, load_encoder=hashing_encoder, cpus_per_worker=0.5)
+    assert [p.name for p in parts] == ["part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
+    vocab = sparseir.Vocabulary([f"h{i}" for i in range(64)])
+    encoded = sparseir.SparseVectors.concatenate([sparseir.read_vectors(p, vocab=vocab) for p in parts])
+    expected = hashing_encoder().encode_documents([line.split("\t")[1] for line in lines],
+                                                  ids=[f"doc{i}" for i in range(25)])
+    assert encoded.equals(expected)
+
+    kept = parts[0].stat().st_mtime_ns, parts[2].stat().st_mtime_ns
+    parts[1].unlink()  # as if the run had stopped before writing it
+    assert encode_with_ray(texts, out, rows_per_part=10, load_encoder=hashing_encoder,
+                           cpus_per_worker=0.5) == parts
+    assert (parts[0].stat().st_mtime_ns, parts[2].stat().st_mtime_ns) == kept
+    assert sparseir.read_vectors(parts[1], vocab=vocab).equals(expected[10:20])
+    with pytest.raises(sparseir.ParameterError, match="another run"):
+        encode_with_ray(texts, out, rows_per_part=5, load_encoder=hashing_encoder)
+
+
+def test_encoding_on_ray_names_a_bad_line(tmp_path, hashing_encoder):
+    from sparseir.distributed import encode_with_ray
+
+    texts = tmp_path / "collection.tsv"
+    texts.write_text("a\tfine\nb has no tab\n")
+    with pytest.raises(sparseir.InputError, match=r"collection.tsv:2: expected 2 tab-separated fields"):
+        encode_with_ray(texts, tmp_path / "encoded", load_encoder=hashing_encoder, cpus_per_worker=0.5)
+
+
+def test_command_line_opens_the_index_the_options_ask_for(sharded_dir, collection, tmp_path):
+    from sparseir.cli.ray_commands import open_searchable
+    from sparseir.sharded import ShardedIndex
+
+    assert isinstance(open_searchable(str(sharded_dir), False, None, 1.0), ShardedIndex)
+    sparseir.build_index(collection[0]).save(tmp_path / "single")
+    assert isinstance(open_searchable(str(tmp_path / "single"), False, None, 1.0), sparseir.Index)
+    with pytest.raises(sparseir.ParameterError, match="--ray needs a sharded index"):
+        open_searchable(str(tmp_path / "single"), True, None, 1.0)
+    with open_searchable(str(sharded_dir), True, None, ACTOR_CPUS) as index:
+        assert isinstance(index, DistributedIndex) and index.n_shards == 2
