@@ -35,7 +35,7 @@ import numpy as np
 from .errors import InputError, ParameterError, SparseirError, require
 from .fileio import atomic_file, check_readable, is_gzip
 from .formats import write_vectors
-from .formats.text import _parse as parse_text_line  # the line parser read_texts uses
+from .formats.text import parse_text_line
 from .index import as_queries
 from .query.topk import empty_results
 from .sharded import ShardInfo, load_sharded, merge_topk, open_shard, to_global

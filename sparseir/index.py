@@ -215,5 +215,12 @@ def build_index(docs: SparseVectors, kind: str = "exact", **params) -> Index:
 
 
 def load_index(path: str | os.PathLike, verify: bool = False) -> Index:
-    """Open a saved index (arrays memory-mapped). verify=True also checks sha256 of every file."""
+    """Open a saved index (arrays memory-mapped). verify=True also checks sha256 of every file.
+
+    A sharded index directory opens as a ``ShardedIndex`` with the same search interface.
+    """
+    from .sharded import is_sharded, load_sharded  # lazy: sharded builds on this module
+
+    if is_sharded(path):
+        return load_sharded(path, verify=verify)
     return Index.load(path, verify=verify)

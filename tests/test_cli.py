@@ -155,3 +155,12 @@ def test_empty_query_vectors(workdir):
     result = run("search", workdir / "ix", workdir / "q.jsonl", "-k", 1, "-o", workdir / "run.trec", "--skip-bad-lines")
     assert result.exit_code == 0 and "skipped 1 bad line" in result.output
     assert (workdir / "run.trec").read_text().split()[:3] == ["q1", "Q0", "d2"]
+
+
+def test_sharded_index_searches_like_a_single_one(tmp_path):
+    path = shared_vectors("cisi")
+    for name, extra in (("single", []), ("sharded", ["--shards", 3, "--partition", "hash"])):
+        assert run("index", path / "collection.jsonl.gz", "-o", tmp_path / name, *extra).exit_code == 0
+        assert run("search", tmp_path / name, path / "queries.jsonl.gz", "-o", tmp_path / f"{name}.trec").exit_code == 0
+    assert (tmp_path / "single.trec").read_text() == (tmp_path / "sharded.trec").read_text()
+    assert "--ray" in run("search", "--help").output

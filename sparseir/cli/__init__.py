@@ -18,6 +18,7 @@ COMMANDS = {
     "search": "sparseir.cli.search:search",
     "info": "sparseir.cli.info:info",
     "tune": "sparseir.cli.tune:tune",
+    "encode-ray": "sparseir.cli.ray_commands:encode_ray",
 }
 
 

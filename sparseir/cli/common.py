@@ -63,9 +63,9 @@ def kind_options(which: str):
     return decorate
 
 
-def given(params: dict) -> dict:
+def given(params: dict, **more) -> dict:
     """Only the options the user set, so each kind's own defaults apply to the rest."""
-    return {name: value for name, value in params.items() if value is not None}
+    return {name: value for name, value in {**params, **more}.items() if value is not None}
 
 
 def read_input_vectors(path: str, vocab, bad_lines: BadLines, model: str | None, query: bool,

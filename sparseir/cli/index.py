@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 import click
 
 from ..fileio import refuse_existing
 from ..formats import VECTOR_FORMATS, BadLines
 from ..index import KINDS, build_index
+from ..sharded import build_sharded
 from .common import echo, given, kind_options, read_input_vectors
 
 
@@ -20,12 +23,20 @@ from .common import echo, given, kind_options, read_input_vectors
 @click.option("--model", help="Encoder for raw text input: 'default' (embedded) or a local model directory.")
 @click.option("--skip-bad-lines", is_flag=True, help="Skip malformed input lines (counted) instead of failing.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing index directory.")
+@click.option("--shards", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Split the collection into this many shards, one index each (searchable with --ray).")
+@click.option("--partition", type=click.Choice(["contiguous", "hash"]), default="contiguous", show_default=True,
+              help="How documents are assigned to shards.")
 @kind_options("indexer")
-def index(vectors, output, kind, input_format, vocab, model, skip_bad_lines, overwrite, **params):
+def index(vectors, output, kind, input_format, vocab, model, skip_bad_lines, overwrite, shards, partition, **params):
     """Build an index over VECTORS (.jsonl[.gz], .bin, .parquet, or collection.tsv with --model)."""
     refuse_existing(output, overwrite)  # fail before the long work, not after
     docs = read_input_vectors(vectors, vocab, BadLines(skip=skip_bad_lines), model, query=False,
                               input_format=input_format)
-    built = build_index(docs, kind=kind, **given(params))
-    built.save(output, overwrite=overwrite)
-    echo(f"built {kind} index over {built.n_docs:,} documents in {built.info['build_seconds']:.1f}s -> {output}")
+    started = time.perf_counter()
+    if shards > 1:
+        build_sharded(docs, output, shards=shards, kind=kind, partition=partition, overwrite=overwrite, **given(params))
+    else:
+        build_index(docs, kind=kind, **given(params)).save(output, overwrite=overwrite)
+    echo(f"built {kind} index over {len(docs):,} documents ({shards} shard(s)) in "
+         f"{time.perf_counter() - started:.1f}s -> {output}")

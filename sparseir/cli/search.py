@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 
@@ -11,8 +12,8 @@ import numpy as np
 from ..errors import ParameterError
 from ..fileio import refuse_existing
 from ..formats import RUN_FORMATS, VECTOR_FORMATS, BadLines, write_run
-from ..index import load_index
 from .common import echo, given, kind_options, read_input_vectors
+from .ray_commands import open_searchable, ray_options
 
 BATCH = 256  # queries per progress step; large enough that prange keeps every core busy
 
@@ -32,18 +33,28 @@ BATCH = 256  # queries per progress step; large enough that prange keeps every c
 @click.option("--verify", is_flag=True, help="Check every index file's sha256 before searching.")
 @click.option("--skip-bad-lines", is_flag=True, help="Skip malformed query lines (counted) instead of failing.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run file.")
+@ray_options
 @kind_options("query")
 def search(index_dir, queries, k, output, run_format, input_format, tag, threads, model, query_encoder, verify,
-           skip_bad_lines, overwrite, **knobs):
+           skip_bad_lines, overwrite, use_ray, ray_address, cpus_per_shard, allow_partial, **knobs):
     """Search INDEX_DIR with QUERIES (vectors, or queries.tsv with --model) and write a run."""
     refuse_existing(output, overwrite)
-    index = load_index(index_dir, verify=verify)
+    if allow_partial and not (use_ray or ray_address):
+        raise ParameterError("--allow-partial applies to searches on Ray (--ray)")
+    index = open_searchable(index_dir, use_ray, ray_address, cpus_per_shard, verify)
+    # A Ray-served index holds actors to release; a local one holds nothing.
+    with index if hasattr(index, "__enter__") else contextlib.nullcontext(index):
+        _search(index, queries, k, output, run_format, input_format, tag, threads, model, query_encoder,
+                skip_bad_lines, overwrite, given(knobs, allow_partial=allow_partial or None))
+
+
+def _search(index, queries, k, output, run_format, input_format, tag, threads, model, query_encoder,
+            skip_bad_lines, overwrite, knobs):
     if k < 1 or k > index.n_docs:
         raise ParameterError(f"-k must be between 1 and the collection size ({index.n_docs:,}), got {k}")
     query_vectors = read_input_vectors(queries, index.vocab, BadLines(skip=skip_bad_lines), model, query=True,
                                        input_format=input_format, encoder_kind=query_encoder)
-    knobs = given(knobs)
-    index.search_params(**knobs)  # unknown knobs fail now, naming themselves
+    index.search_params(**{name: value for name, value in knobs.items() if name != "allow_partial"})
     compile_seconds = index.warmup()
     scores = np.empty((len(query_vectors), k), dtype=np.float32)
     rows = np.empty((len(query_vectors), k), dtype=np.int64)

@@ -11,7 +11,7 @@ from .lines import BadLines, parse_lines
 from .records import TextRecord
 
 
-def _parse(line: str) -> TextRecord:
+def parse_text_line(line: str) -> TextRecord:
     fields = line.split("\t")
     if len(fields) != 2:
         raise ParameterError(f"expected 2 tab-separated fields (id, text), got {len(fields)}")
@@ -22,7 +22,7 @@ def _parse(line: str) -> TextRecord:
 
 def read_texts(path: str | os.PathLike, bad_lines: BadLines | None = None) -> Iterator[TextRecord]:
     """Stream (id, text) records; ids must be unique."""
-    return parse_lines(path, _parse, bad_lines, unique_key=lambda r: r.id, what="id<TAB>text line")
+    return parse_lines(path, parse_text_line, bad_lines, unique_key=lambda r: r.id, what="id<TAB>text line")
 
 
 def write_texts(records: Iterable[TextRecord], path: str | os.PathLike, overwrite: bool = False) -> None:
