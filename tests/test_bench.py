@@ -218,3 +218,42 @@ def test_embedded_demo_data_is_consistent():
     assert all(int(query_id) % 10 == 0 for query_id in queries)
     assert (dataset.collection.parent / "SOURCE.md").is_file()
     assert {m.name for m in load_config(demo_config()).methods} == {"exact", "seismic"}
+
+
+class BagOfWordsEncoder:
+    """Stands in for the embedded model: counts of the words the BERT vocabulary knows."""
+
+    def encode(self, texts, ids):
+        import re
+
+        vocab = Vocabulary.default()
+        rows = []
+        for text in texts:
+            words = [w for w in re.findall(r"[a-z0-9]+", text.lower()) if w in vocab]
+            rows.append({w: float(words.count(w)) for w in set(words)})
+        return SparseVectors.from_dicts(rows, ids=ids, vocab=vocab)
+
+    def encode_documents(self, texts, ids=None, batch_size=32, progress=False):
+        return self.encode(texts, ids)
+
+    def encode_queries(self, texts, ids=None, batch_size=32, progress=False):
+        return self.encode(texts, ids)
+
+
+def test_demo_runs_end_to_end_on_the_embedded_data(tmp_path, monkeypatch):
+    import sparseir.cli.demo as demo_module
+    import sparseir.datasets
+
+    monkeypatch.setattr(sparseir.datasets, "default_encoder", BagOfWordsEncoder)
+    (tmp_path / "demo.toml").write_text('[[methods]]\nname = "exact"\nkind = "exact"\n'
+                                        '[[methods]]\nname = "seismic"\nkind = "not-a-kind"\n')
+    monkeypatch.setattr(demo_module, "demo_config", lambda: tmp_path / "demo.toml")
+    out = tmp_path / "demo"
+    result = CliRunner().invoke(demo_module.demo, ["-o", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "seismic is not available" in result.output
+    results = json.loads((out / RESULTS_FILE).read_text())
+    assert results["n_docs"] == 2200 and results["n_queries"] == 200
+    assert 0 < results["settings"][0]["quality"]["RR@10"] <= 1
+    assert (out / PLOT_FILE).read_bytes()[:8] == PNG_MAGIC
+    assert (out / "vectors" / "collection.jsonl.gz").is_file()
