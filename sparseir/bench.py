@@ -148,7 +148,7 @@ class SettingResult:
     peer: str | None
     build: dict[str, Any]
     search: dict[str, Any]
-    quality: dict[str, float | None]  # ir-measures figures; None without qrels
+    quality: dict[str, float | None]  # ir-measures means over the searched queries; None without qrels
     recall_vs_exact: float  # recall@k against the exact top-k (see evaluate.recall_vs_exact)
     latency_ms: dict[str, float]  # mean / p50 / p99, one query at a time on one thread
     qps: float  # whole query batch at once on `qps_threads` threads
@@ -346,8 +346,11 @@ def run_bench(config: BenchConfig, docs: SparseVectors, queries: SparseVectors, 
     query_ids = [str(query_id) for query_id in queries.ids]
     exact_run = results_to_run(*reference.search(queries, config.k, None), query_ids, docs.ids)
     del reference
-    workload = Workload(docs, queries, tuple(queries[i:i + 1] for i in range(len(queries))), exact_run,
-                        None if qrels is None else list(qrels))
+    if qrels is not None:
+        # Judgements of queries left out (max_queries) would count as zeros in every mean.
+        searched = set(query_ids)
+        qrels = [qrel for qrel in qrels if qrel.query_id in searched]
+    workload = Workload(docs, queries, tuple(queries[i:i + 1] for i in range(len(queries))), exact_run, qrels)
 
     settings, skipped = [], []
     for method_config in config.methods:
