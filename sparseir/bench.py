@@ -408,20 +408,20 @@ def plot_recall_latency(results: Mapping[str, Any], path: str | os.PathLike, tit
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     curves: dict[str, list[tuple[float, float]]] = {}
     for setting in results["settings"]:
         curves.setdefault(setting["method"], []).append((setting["latency_ms"]["mean"], setting["recall_vs_exact"]))
     figure, axes = plt.subplots(figsize=(6.4, 4.2), dpi=120)
     for method, points in curves.items():
-        # Ordered by recall: a sweep traces cost against recall, and timing noise must not fold the line.
-        latency, recall = zip(*sorted(points, key=lambda point: (point[1], point[0])))
-        axes.plot(latency, recall, marker="o", label=method)
+        # Every setting as a dot; the line joins the ones no other setting beats on both axes.
+        line = axes.plot(*zip(*pareto_front(points)), marker="o", label=method)[0]
+        axes.scatter(*zip(*points), s=12, color=line.get_color(), alpha=0.35)
     axes.set_xscale("log")
-    plain = FuncFormatter(lambda value, _: f"{value:g}")
-    axes.xaxis.set_major_formatter(plain)
-    axes.xaxis.set_minor_formatter(plain)
+    axes.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axes.xaxis.set_minor_formatter(NullFormatter())
     axes.set_xlabel("mean latency per query, one thread (ms, log scale)")
     axes.set_ylabel(f"recall@{results['k']} vs exact")
     axes.set_title(title or f"{results['n_docs']:,} documents, {results['n_queries']:,} queries")
@@ -432,6 +432,15 @@ def plot_recall_latency(results: Mapping[str, Any], path: str | os.PathLike, tit
     with atomic_file(path, mode="wb", overwrite=overwrite) as f:
         figure.savefig(f, format="png")
     plt.close(figure)
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The (latency, recall) points that no other point beats with lower latency and higher recall."""
+    front: list[tuple[float, float]] = []
+    for latency, recall in sorted(points, key=lambda point: (point[0], -point[1])):
+        if not front or recall > front[-1][1]:
+            front.append((latency, recall))
+    return front
 
 
 def format_table(results: Mapping[str, Any]) -> str:

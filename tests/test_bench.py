@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from sparseir import InputError, ParameterError, Qrel, SparseVectors, Vocabulary, read_qrels, read_texts, write_vectors
 from sparseir.bench import (PLOT_FILE, RESULTS_FILE, BenchConfig, MethodConfig, SettingResult, config_from_table,
-                            load_config, plot_recall_latency, run_bench)
+                            load_config, pareto_front, plot_recall_latency, run_bench)
 from sparseir.cli.bench import bench
 from sparseir.datasets import demo_config, demo_dataset, open_dataset
 from sparseir.evaluate import evaluate, results_to_run
@@ -192,6 +192,11 @@ def test_sweep_is_the_cartesian_product():
     settings = method.settings()
     assert len(settings) == 6 and settings[0] == {"query_cut": 3, "heap_factor": 0.8, "n_knn": 0}
     assert MethodConfig("e", kind="exact").settings() == [{}]
+
+
+def test_pareto_front_keeps_the_settings_nothing_beats():
+    points = [(1.0, 0.5), (2.0, 0.4), (0.5, 0.6), (3.0, 0.9), (0.5, 0.2), (2.5, 0.9)]
+    assert pareto_front(points) == [(0.5, 0.6), (2.5, 0.9)]
 
 
 def test_plot_is_a_png_with_one_curve_per_method(tmp_path):
