@@ -37,17 +37,17 @@ from typing import Any, Callable, Mapping, Sequence
 from . import __version__
 from .datasets import Dataset, load_vectors
 from .errors import InputError, ParameterError, require
-from .evaluate import evaluate, latency_stats, queries_per_second, recall_vs_exact, results_to_run
+from .evaluate import evaluate, latency_stats, parse_measures, queries_per_second, recall_vs_exact, results_to_run
 from .fileio import atomic_file
-from .formats import Qrel, read_qrels
-from .index import KINDS, build_index
+from .formats import Qrel, ScoredDoc, read_qrels
+from .index import KINDS, build_index, get_kind, make_params
 from .vectors import SparseVectors
 
 RESULTS_FILE = "results.json"
 PLOT_FILE = "recall_latency.png"
 REFERENCE_KIND = "exact"
 
-Scalar = (bool, int, float, str)
+SWEEP_VALUE_TYPES = (bool, int, float, str)
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ class MethodConfig:
         sweep = {}
         for knob, values in self.sweep.items():
             values = tuple(values) if isinstance(values, (list, tuple)) else (values,)
-            require(len(values) > 0 and all(isinstance(v, Scalar) for v in values),
+            require(len(values) > 0 and all(isinstance(v, SWEEP_VALUE_TYPES) for v in values),
                     f"method {self.name!r}: sweep.{knob} must be a non-empty list of numbers or strings")
             sweep[knob] = values
         object.__setattr__(self, "build", dict(self.build))
@@ -99,6 +99,7 @@ class BenchConfig:
                 f"max_queries must be a positive integer, got {self.max_queries!r}")
         require(isinstance(self.batch_repeats, int) and self.batch_repeats >= 1,
                 f"batch_repeats must be a positive integer, got {self.batch_repeats!r}")
+        parse_measures(self.measures)  # a misspelt measure fails here, not after the first build
         object.__setattr__(self, "methods", tuple(self.methods))
         object.__setattr__(self, "measures", tuple(self.measures))
 
@@ -280,7 +281,7 @@ def time_batch(method, queries: SparseVectors, k: int, knobs: Mapping, repeats: 
     best, result = float("inf"), None
     for _ in range(repeats):
         started = time.perf_counter()
-        result = method.search(queries, k, None, **knobs)
+        result = method.search(queries, k, all_threads(), **knobs)
         best = min(best, time.perf_counter() - started)
     return best, result
 
@@ -297,13 +298,29 @@ class Workload:
 
     docs: SparseVectors
     queries: SparseVectors
+    query_ids: list[str]
     single_queries: tuple[SparseVectors, ...]
-    exact_run: list
+    exact_run: list[ScoredDoc]
     qrels: list[Qrel] | None
 
-    @property
-    def query_ids(self) -> list[str]:
-        return [str(query_id) for query_id in self.queries.ids]
+
+def make_workload(docs: SparseVectors, queries: SparseVectors, qrels: Sequence[Qrel] | None, k: int) -> Workload:
+    query_ids = [str(query_id) for query_id in queries.ids]
+    exact = build_index(docs, kind=REFERENCE_KIND).search(queries, k=k, threads=all_threads())
+    if qrels is not None:
+        # Judgements of queries left out (max_queries) would count as zeros in every mean.
+        searched = set(query_ids)
+        qrels = [qrel for qrel in qrels if qrel.query_id in searched]
+    return Workload(docs, queries, query_ids, tuple(queries[i:i + 1] for i in range(len(queries))),
+                    results_to_run(*exact, query_ids, docs.ids), qrels)
+
+
+def check_parameters(method: MethodConfig) -> None:
+    """Fail before any work on a misspelt or out-of-range parameter of an installed kind."""
+    spec = get_kind(method.kind)
+    make_params(spec.BuildParams, method.build, f"{method.kind} build")
+    for knobs in method.settings():
+        make_params(spec.SearchParams, knobs, f"{method.kind} search")
 
 
 def measure_method(method_config: MethodConfig, workload: Workload, config: BenchConfig, workdir: Path,
@@ -317,7 +334,7 @@ def measure_method(method_config: MethodConfig, workload: Workload, config: Benc
         figures = []
         for knobs in method_config.settings():
             log(f"{method_config.name}: searching with {format_knobs(knobs)}")
-            method.search(workload.queries, k, None, **knobs)  # untimed pass: pages and caches warm for both timings
+            method.search(workload.queries, k, all_threads(), **knobs)  # untimed pass: pages and caches warm for both timings
             latencies = time_each_query(method, workload.single_queries, k, knobs)
             batch_seconds, (scores, rows) = time_batch(method, workload.queries, k, knobs, config.batch_repeats)
             run = results_to_run(scores, rows, workload.query_ids, workload.docs.ids)
@@ -339,27 +356,21 @@ def run_bench(config: BenchConfig, docs: SparseVectors, queries: SparseVectors, 
     """Measure every available (method, setting) of `config`; returns the JSON-ready results."""
     if config.max_queries is not None:
         queries = queries[:config.max_queries]
-    workdir = Path(workdir)
-    log(f"reference: exact top-{config.k} of {len(queries)} queries over {len(docs)} documents")
-    reference = KindMethod(REFERENCE_KIND, {})
-    reference.build(docs, workdir)
-    query_ids = [str(query_id) for query_id in queries.ids]
-    exact_run = results_to_run(*reference.search(queries, config.k, None), query_ids, docs.ids)
-    del reference
-    if qrels is not None:
-        # Judgements of queries left out (max_queries) would count as zeros in every mean.
-        searched = set(query_ids)
-        qrels = [qrel for qrel in qrels if qrel.query_id in searched]
-    workload = Workload(docs, queries, tuple(queries[i:i + 1] for i in range(len(queries))), exact_run, qrels)
-
-    settings, skipped = [], []
+    runnable, skipped = [], []
     for method_config in config.methods:
         reason = unavailable_reason(method_config)
         if reason is not None:
             log(f"skipping {method_config.name}: {reason}")
             skipped.append({"method": method_config.name, "reason": reason})
             continue
-        settings.extend(measure_method(method_config, workload, config, workdir, log))
+        if method_config.kind is not None:
+            check_parameters(method_config)
+        runnable.append(method_config)
+    log(f"reference: exact top-{config.k} of {len(queries)} queries over {len(docs)} documents")
+    workload = make_workload(docs, queries, qrels, config.k)
+    settings = []
+    for method_config in runnable:
+        settings.extend(measure_method(method_config, workload, config, Path(workdir), log))
     return {"sparseir_version": __version__, "k": config.k, "measures": list(config.measures),
             "n_docs": len(docs), "n_queries": len(queries),
             "machine": {"cpus": os.cpu_count(), "threads": all_threads(), "python": platform.python_version(),

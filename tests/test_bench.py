@@ -172,10 +172,23 @@ def test_bench_refuses_to_replace_results(dataset_dir, tmp_path):
     ({"methods": [{"name": "a", "kind": "exact", "buld": {}}]}, "buld"),
     ({"methods": [{"name": "a", "kind": "exact"}], "kk": 10}, "kk"),
     ({"methods": [{"name": "a", "kind": "exact"}], "k": 0}, "k must be"),
+    ({"methods": [{"name": "a", "kind": "exact"}], "measures": ["RR@10", "MRR@x"]}, "MRR@x"),
 ])
 def test_config_errors_name_the_problem(table, message):
     with pytest.raises(ParameterError, match=message):
         config_from_table(table)
+
+
+def test_misspelt_parameter_fails_before_any_build(dataset_dir, tmp_path):
+    from sparseir.datasets import load_vectors
+
+    docs, queries = load_vectors(open_dataset(dataset_dir), progress=False)
+    config = BenchConfig(methods=(MethodConfig("exact", kind="exact"),
+                                  MethodConfig("typo", kind="exact", sweep={"heap_factr": [0.9]})))
+    messages = []
+    with pytest.raises(ParameterError, match="heap_factr"):
+        run_bench(config, docs, queries, None, tmp_path, log=messages.append)
+    assert messages == []
 
 
 def test_config_file_errors_name_the_file(tmp_path):
