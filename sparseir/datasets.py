@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 
 from .errors import InputError, SparseirError
-from .formats import Qrel, read_texts, read_vectors
+from .formats import Qrel, is_text_file, read_texts, read_vectors
 from .vectors import SparseVectors, Vocabulary
 
 # Names tried in order inside a dataset directory.
@@ -59,15 +59,13 @@ def open_dataset(directory: str | os.PathLike | None = None, docs: str | os.Path
 
     `docs` and `queries` may be text (.tsv) or vectors (.jsonl[.gz], .bin, .parquet).
     """
-    from .formats import is_text_file
-
     found: dict[str, Path | None] = {}
     name = "dataset"
     if directory is not None:
         root = Path(directory)
         if not root.is_dir():
             raise InputError("not a dataset directory (expected collection.tsv, queries.tsv, qrels.txt)", root)
-        name = root.name
+        name = os.fspath(root)
         found = {"collection": _first_existing(root, COLLECTION_FILES),
                  "queries": _first_existing(root, QUERY_FILES),
                  "qrels": _first_existing(root, QRELS_FILES),
@@ -81,7 +79,7 @@ def open_dataset(directory: str | os.PathLike | None = None, docs: str | os.Path
     if qrels is not None:
         found["qrels"] = Path(qrels)
     if directory is None and docs is not None:
-        name = Path(docs).parent.name or Path(docs).stem
+        name = os.fspath(docs)
     return Dataset(name, **found)
 
 
