@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from sparseir import InputError, ParameterError, Qrel, SparseVectors, Vocabulary, read_qrels, read_texts, write_vectors
+from sparseir import InputError, ParameterError, SparseVectors, Vocabulary, read_qrels, read_texts, write_vectors
 from sparseir.bench import (PLOT_FILE, RESULTS_FILE, BenchConfig, MethodConfig, SettingResult, config_from_table,
                             load_config, pareto_front, plot_recall_latency, run_bench)
 from sparseir.cli.bench import bench
