@@ -1,0 +1,476 @@
+"""Sweeps over index kinds, peer engines and query settings on one dataset.
+
+Every setting is measured the same way, on the same vectors, in the same process:
+quality against the qrels (when there are any), recall@k against exact search,
+single-thread latency per query, batch throughput on all cores, build time, on-disk
+index size and peak memory. Kernels are compiled (warm-up) before any timing and the
+compile time is reported on its own. A config is TOML::
+
+    k = 10
+    measures = ["RR@10", "nDCG@10"]
+
+    [[methods]]
+    name = "seismic"
+    kind = "seismic"                         # an index kind, or peer = "pyseismic" / "bmp"
+    build = { n_postings = 4000 }
+    sweep = { heap_factor = [0.8, 0.9, 1.0] }  # every combination is one setting
+
+Kinds or peers that are not installed are skipped with a message, so a config runs
+wherever the exact kind does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import itertools
+import json
+import os
+import platform
+import tempfile
+import time
+from dataclasses import dataclass, field
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from . import __version__
+from .datasets import Dataset, load_vectors
+from .errors import InputError, ParameterError, require
+from .evaluate import evaluate, latency_stats, parse_measures, queries_per_second, recall_vs_exact, results_to_run
+from .fileio import atomic_file
+from .formats import Qrel, ScoredDoc, read_qrels
+from .index import KINDS, build_index, get_kind, make_params
+from .vectors import SparseVectors
+
+RESULTS_FILE = "results.json"
+PLOT_FILE = "recall_latency.png"
+REFERENCE_KIND = "exact"
+
+SWEEP_VALUE_TYPES = (bool, int, float, str)
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    """One curve: an index kind (or a peer engine), its build parameters and a query sweep."""
+
+    name: str
+    kind: str | None = None
+    peer: str | None = None
+    build: Mapping[str, Any] = field(default_factory=dict)
+    sweep: Mapping[str, tuple] = field(default_factory=dict)
+
+    def __post_init__(self):
+        require(isinstance(self.name, str) and self.name.strip() != "", "methods: every method needs a name")
+        require((self.kind is None) != (self.peer is None),
+                f"method {self.name!r}: give exactly one of kind = ... or peer = ...")
+        require(isinstance(self.build, Mapping), f"method {self.name!r}: build must be a table")
+        require(isinstance(self.sweep, Mapping), f"method {self.name!r}: sweep must be a table")
+        sweep = {}
+        for knob, values in self.sweep.items():
+            values = tuple(values) if isinstance(values, (list, tuple)) else (values,)
+            require(len(values) > 0 and all(isinstance(v, SWEEP_VALUE_TYPES) for v in values),
+                    f"method {self.name!r}: sweep.{knob} must be a non-empty list of numbers or strings")
+            sweep[knob] = values
+        object.__setattr__(self, "build", dict(self.build))
+        object.__setattr__(self, "sweep", sweep)
+
+    def settings(self) -> list[dict[str, Any]]:
+        """Every combination of the swept query knobs (one empty setting when nothing is swept)."""
+        knobs = list(self.sweep)
+        return [dict(zip(knobs, values)) for values in itertools.product(*self.sweep.values())]
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    methods: tuple[MethodConfig, ...]
+    k: int = 10
+    measures: tuple[str, ...] = ("RR@10", "nDCG@10")
+    max_queries: int | None = None
+    batch_repeats: int = 1
+
+    def __post_init__(self):
+        require(len(self.methods) > 0, "methods: the config lists no [[methods]]")
+        names = [method.name for method in self.methods]
+        require(len(set(names)) == len(names), f"methods: names must be unique, got {names}")
+        require(isinstance(self.k, int) and not isinstance(self.k, bool) and self.k >= 1,
+                f"k must be a positive integer, got {self.k!r}")
+        require(self.max_queries is None or (isinstance(self.max_queries, int) and self.max_queries >= 1),
+                f"max_queries must be a positive integer, got {self.max_queries!r}")
+        require(isinstance(self.batch_repeats, int) and self.batch_repeats >= 1,
+                f"batch_repeats must be a positive integer, got {self.batch_repeats!r}")
+        parse_measures(self.measures)  # a misspelt measure fails here, not after the first build
+        object.__setattr__(self, "methods", tuple(self.methods))
+        object.__setattr__(self, "measures", tuple(self.measures))
+
+
+def load_config(path: str | os.PathLike) -> BenchConfig:
+    """Read and validate a TOML sweep config; errors name the file."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("no such config file", path)
+    try:
+        table = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"not valid TOML: {e}", path) from None
+    try:
+        return config_from_table(table)
+    except (ParameterError, TypeError) as e:
+        raise InputError(str(e), path) from None
+
+
+def config_from_table(table: Mapping[str, Any]) -> BenchConfig:
+    top = {f.name for f in dataclasses.fields(BenchConfig)}
+    per_method = {f.name for f in dataclasses.fields(MethodConfig)}
+    unknown = sorted(set(table) - top)
+    require(not unknown, f"unknown config key(s) {', '.join(unknown)} (known: {', '.join(sorted(top))})")
+    methods = []
+    for entry in table.get("methods", ()):
+        unknown = sorted(set(entry) - per_method)
+        require(not unknown, f"unknown method key(s) {', '.join(unknown)} (known: {', '.join(sorted(per_method))})")
+        methods.append(MethodConfig(**entry))
+    return BenchConfig(**{**table, "methods": tuple(methods)})
+
+
+# --- the things measured ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SettingResult:
+    """The figures of one (method, query setting); JSON keys are these field names."""
+
+    method: str
+    kind: str | None
+    peer: str | None
+    build: dict[str, Any]
+    search: dict[str, Any]
+    quality: dict[str, float | None]  # ir-measures means over the searched queries; None without qrels
+    recall_vs_exact: float  # recall@k against the exact top-k (see evaluate.recall_vs_exact)
+    latency_ms: dict[str, float]  # mean / p50 / p99, one query at a time on one thread
+    qps: float  # whole query batch at once on `qps_threads` threads
+    qps_threads: int
+    build_seconds: float
+    compile_seconds: float | None  # JIT warm-up, excluded from every timing; None for peers
+    index_bytes: int | None  # on-disk size of the saved index
+    memory_bytes: int | None  # peak RSS during build + searches, above the level before (Linux)
+
+
+class PeakMemory:
+    """Peak resident memory of this process during a block, above its level at the start.
+
+    Linux lets a process reset its high-water mark (clear_refs "5"), so each method gets
+    its own peak; elsewhere the figure is None rather than a misleading process lifetime peak.
+    """
+
+    def __enter__(self):
+        gc.collect()
+        self.start = self.peak = None
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")
+            self.start = _proc_status_bytes("VmRSS")
+        except OSError:
+            pass
+        return self
+
+    def __exit__(self, *exc):
+        if self.start is not None:
+            self.peak = _proc_status_bytes("VmHWM")
+        return False
+
+    @property
+    def extra_bytes(self) -> int | None:
+        return None if self.start is None else max(0, self.peak - self.start)
+
+
+def _proc_status_bytes(key: str) -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+    raise OSError(f"{key} not in /proc/self/status")
+
+
+def directory_bytes(path: Path) -> int:
+    return sum(file.stat().st_size for file in path.rglob("*") if file.is_file())
+
+
+class KindMethod:
+    """A sparseir index kind behind the measuring loop."""
+
+    def __init__(self, kind: str, build_params: Mapping[str, Any]):
+        self.kind, self.build_params = kind, dict(build_params)
+
+    def build(self, docs: SparseVectors, workdir: Path) -> None:
+        self.index = build_index(docs, kind=self.kind, **self.build_params)
+        self.build_seconds = float(self.index.info["build_seconds"])
+        with tempfile.TemporaryDirectory(dir=workdir, prefix=".bench-index-") as scratch:
+            self.index.save(Path(scratch) / "index")
+            self.index_bytes = directory_bytes(Path(scratch) / "index")
+        self.compile_seconds = self.index.warmup()
+
+    def search(self, queries: SparseVectors, k: int, threads: int | None, **knobs):
+        return self.index.search(queries, k=k, threads=threads, **knobs)
+
+
+class PeerMethod:
+    """A peer engine (sparseir.peers) behind the same loop; it has no JIT to warm."""
+
+    compile_seconds = None
+
+    def __init__(self, peer_class, params: Mapping[str, Any]):
+        self.peer = peer_class(**params)
+
+    def build(self, docs: SparseVectors, workdir: Path) -> None:
+        self.peer.build(docs)
+        self.build_seconds = float(self.peer.build_seconds)
+        self.index_bytes = None if self.peer.index_bytes is None else int(self.peer.index_bytes)
+
+    def search(self, queries: SparseVectors, k: int, threads: int | None, **knobs):
+        return self.peer.search(queries, k, threads=threads, **knobs)
+
+
+def unavailable_reason(method: MethodConfig) -> str | None:
+    """Why a method cannot run here (not installed), or None when it can."""
+    if method.kind is not None:
+        if method.kind not in KINDS:
+            return f"unknown index kind {method.kind!r} (known: {', '.join(KINDS)})"
+        if find_spec(f"sparseir.indexer.{method.kind}") is None or find_spec(f"sparseir.query.{method.kind}") is None:
+            return f"index kind {method.kind!r} is not part of this installation"
+        return None
+    try:
+        from .peers import PEERS
+    except ImportError as e:
+        return f"peer engines are not available ({e})"
+    if method.peer not in PEERS:
+        return f"unknown peer {method.peer!r} (known: {', '.join(sorted(PEERS))})"
+    if not PEERS[method.peer].available():
+        return f"peer {method.peer!r} is not installed"
+    return None
+
+
+def make_method(method: MethodConfig):
+    if method.kind is not None:
+        return KindMethod(method.kind, method.build)
+    from .peers import PEERS
+
+    return PeerMethod(PEERS[method.peer], method.build)
+
+
+def time_each_query(method, single_queries: Sequence[SparseVectors], k: int, knobs: Mapping) -> list[float]:
+    """Wall time of each query searched alone on one thread."""
+    seconds = []
+    gc.disable()  # a collection landing inside one query would show up as a fake p99
+    try:
+        for query in single_queries:
+            started = time.perf_counter()
+            method.search(query, k, 1, **knobs)
+            seconds.append(time.perf_counter() - started)
+    finally:
+        gc.enable()
+    return seconds
+
+
+def time_batch(method, queries: SparseVectors, k: int, knobs: Mapping, repeats: int):
+    """(best wall time over `repeats`, (scores, rows)) for the whole batch on all threads."""
+    best, result = float("inf"), None
+    for _ in range(repeats):
+        started = time.perf_counter()
+        result = method.search(queries, k, all_threads(), **knobs)
+        best = min(best, time.perf_counter() - started)
+    return best, result
+
+
+def all_threads() -> int:
+    import numba
+
+    return int(numba.config.NUMBA_NUM_THREADS)
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What every method is measured on: the vectors, the exact reference run and the qrels."""
+
+    docs: SparseVectors
+    queries: SparseVectors
+    query_ids: list[str]
+    single_queries: tuple[SparseVectors, ...]
+    exact_run: list[ScoredDoc]
+    qrels: list[Qrel] | None
+
+
+def make_workload(docs: SparseVectors, queries: SparseVectors, qrels: Sequence[Qrel] | None, k: int) -> Workload:
+    query_ids = [str(query_id) for query_id in queries.ids]
+    exact = build_index(docs, kind=REFERENCE_KIND).search(queries, k=k, threads=all_threads())
+    if qrels is not None:
+        # Judgements of queries left out (max_queries) would count as zeros in every mean.
+        searched = set(query_ids)
+        qrels = [qrel for qrel in qrels if qrel.query_id in searched]
+    return Workload(docs, queries, query_ids, tuple(queries[i:i + 1] for i in range(len(queries))),
+                    results_to_run(*exact, query_ids, docs.ids), qrels)
+
+
+def check_parameters(method: MethodConfig) -> None:
+    """Fail before any work on a misspelt or out-of-range parameter of an installed kind."""
+    spec = get_kind(method.kind)
+    make_params(spec.BuildParams, method.build, f"{method.kind} build")
+    for knobs in method.settings():
+        make_params(spec.SearchParams, knobs, f"{method.kind} search")
+
+
+def measure_method(method_config: MethodConfig, workload: Workload, config: BenchConfig, workdir: Path,
+                   log: Callable[[str], None]) -> list[SettingResult]:
+    """Build one method and measure each of its settings."""
+    k, measures = config.k, config.measures
+    with PeakMemory() as memory:
+        method = make_method(method_config)
+        log(f"{method_config.name}: building")
+        method.build(workload.docs, workdir)
+        figures = []
+        for knobs in method_config.settings():
+            log(f"{method_config.name}: searching with {format_knobs(knobs)}")
+            method.search(workload.queries, k, all_threads(), **knobs)  # untimed pass: pages and caches warm for both timings
+            latencies = time_each_query(method, workload.single_queries, k, knobs)
+            batch_seconds, (scores, rows) = time_batch(method, workload.queries, k, knobs, config.batch_repeats)
+            run = results_to_run(scores, rows, workload.query_ids, workload.docs.ids)
+            quality = ({name: None for name in measures} if workload.qrels is None
+                       else evaluate(run, workload.qrels, measures).aggregate)
+            figures.append(dict(search=dict(knobs), quality=quality,
+                                recall_vs_exact=recall_vs_exact(run, workload.exact_run, k),
+                                latency_ms=latency_stats(latencies),
+                                qps=queries_per_second(len(workload.queries), batch_seconds)))
+    return [SettingResult(method=method_config.name, kind=method_config.kind, peer=method_config.peer,
+                          build=dict(method_config.build), qps_threads=all_threads(),
+                          build_seconds=method.build_seconds, compile_seconds=method.compile_seconds,
+                          index_bytes=method.index_bytes, memory_bytes=memory.extra_bytes, **figure)
+            for figure in figures]
+
+
+def run_bench(config: BenchConfig, docs: SparseVectors, queries: SparseVectors, qrels: Sequence[Qrel] | None,
+              workdir: str | os.PathLike, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Measure every available (method, setting) of `config`; returns the JSON-ready results."""
+    if config.max_queries is not None:
+        queries = queries[:config.max_queries]
+    runnable, skipped = [], []
+    for method_config in config.methods:
+        reason = unavailable_reason(method_config)
+        if reason is not None:
+            log(f"skipping {method_config.name}: {reason}")
+            skipped.append({"method": method_config.name, "reason": reason})
+            continue
+        if method_config.kind is not None:
+            check_parameters(method_config)
+        runnable.append(method_config)
+    log(f"reference: exact top-{config.k} of {len(queries)} queries over {len(docs)} documents")
+    workload = make_workload(docs, queries, qrels, config.k)
+    settings = []
+    for method_config in runnable:
+        settings.extend(measure_method(method_config, workload, config, Path(workdir), log))
+    return {"sparseir_version": __version__, "k": config.k, "measures": list(config.measures),
+            "n_docs": len(docs), "n_queries": len(queries),
+            "machine": {"cpus": os.cpu_count(), "threads": all_threads(), "python": platform.python_version(),
+                        "platform": platform.platform()},
+            "skipped": skipped, "settings": [dataclasses.asdict(setting) for setting in settings]}
+
+
+def bench_dataset(config: BenchConfig, dataset: Dataset, workdir: str | os.PathLike,
+                  log: Callable[[str], None] = print, progress: bool = True) -> dict[str, Any]:
+    """run_bench on a dataset: vectors read (or encoded), qrels read when present."""
+    docs, queries = load_vectors(dataset, progress=progress)
+    qrels = None if dataset.qrels is None else list(read_qrels(dataset.qrels))
+    return {"dataset": dataset.describe(), **run_bench(config, docs, queries, qrels, workdir, log)}
+
+
+def format_knobs(knobs: Mapping[str, Any]) -> str:
+    return " ".join(f"{name}={value}" for name, value in knobs.items()) or "defaults"
+
+
+# --- output ------------------------------------------------------------------------------
+
+
+def write_results(results: Mapping[str, Any], outdir: str | os.PathLike, overwrite: bool = False) -> tuple[Path, Path]:
+    """Write results.json and the recall-vs-latency plot into `outdir`; returns their paths."""
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    json_path, plot_path = outdir / RESULTS_FILE, outdir / PLOT_FILE
+    with atomic_file(json_path, overwrite=overwrite) as f:
+        json.dump(results, f, indent=2)
+        f.write("\n")
+    plot_recall_latency(results, plot_path, overwrite=overwrite)
+    return json_path, plot_path
+
+
+def check_outdir(outdir: str | os.PathLike, overwrite: bool) -> None:
+    """Refuse before any work starts when earlier results would be replaced."""
+    for name in (RESULTS_FILE, PLOT_FILE):
+        if (Path(outdir) / name).exists() and not overwrite:
+            raise InputError("already exists (pass --overwrite to replace it)", Path(outdir) / name)
+
+
+def plot_recall_latency(results: Mapping[str, Any], path: str | os.PathLike, title: str | None = None,
+                        overwrite: bool = False) -> None:
+    """Recall@k vs exact against mean single-thread latency (log axis), one curve per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    curves: dict[str, list[tuple[float, float]]] = {}
+    for setting in results["settings"]:
+        curves.setdefault(setting["method"], []).append((setting["latency_ms"]["mean"], setting["recall_vs_exact"]))
+    figure, axes = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    for method, points in curves.items():
+        # Every setting as a dot; the line joins the ones no other setting beats on both axes.
+        line = axes.plot(*zip(*pareto_front(points)), marker="o", label=method)[0]
+        axes.scatter(*zip(*points), s=12, color=line.get_color(), alpha=0.35)
+    axes.set_xscale("log")
+    axes.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axes.xaxis.set_minor_formatter(NullFormatter())
+    axes.set_xlabel("mean latency per query, one thread (ms, log scale)")
+    axes.set_ylabel(f"recall@{results['k']} vs exact")
+    axes.set_title(title or f"{results['n_docs']:,} documents, {results['n_queries']:,} queries")
+    axes.grid(True, which="both", alpha=0.3)
+    if curves:
+        axes.legend()
+    figure.tight_layout()
+    with atomic_file(path, mode="wb", overwrite=overwrite) as f:
+        figure.savefig(f, format="png")
+    plt.close(figure)
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The (latency, recall) points that no other point beats with lower latency and higher recall."""
+    front: list[tuple[float, float]] = []
+    for latency, recall in sorted(points, key=lambda point: (point[0], -point[1])):
+        if not front or recall > front[-1][1]:
+            front.append((latency, recall))
+    return front
+
+
+def format_table(results: Mapping[str, Any]) -> str:
+    """The settings as an aligned text table, one row per setting."""
+    measures = list(results.get("measures", ()))
+    k = results["k"]
+    header = ["method", "settings", *measures, f"R@{k} vs exact", "mean ms", "p99 ms", "QPS", "build s", "index MB"]
+    rows = [header]
+    for s in results["settings"]:
+        rows.append([s["method"], format_knobs(s["search"]),
+                     *[_number(s["quality"].get(name), 3) for name in measures],
+                     _number(s["recall_vs_exact"], 3), _number(s["latency_ms"]["mean"], 3),
+                     _number(s["latency_ms"]["p99"], 3), _number(s["qps"], 0), _number(s["build_seconds"], 2),
+                     _number(None if s["index_bytes"] is None else s["index_bytes"] / 1e6, 1)])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(width) if i < 2 else cell.rjust(width) for i, (cell, width) in
+                       enumerate(zip(row, widths))).rstrip() for row in rows]
+    return "\n".join([lines[0], "  ".join("-" * width for width in widths), *lines[1:]])
+
+
+def _number(value: float | None, decimals: int) -> str:
+    return "-" if value is None else f"{value:,.{decimals}f}"

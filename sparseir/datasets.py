@@ -1,0 +1,161 @@
+"""Datasets in MS MARCO layout, the embedded demo collection, and ir_datasets qrels.
+
+A dataset directory holds ``collection.tsv``, ``queries.tsv`` and ``qrels.txt`` (qrels
+optional), and, when the texts are already encoded, ``vectors/collection.jsonl.gz`` and
+``vectors/queries.jsonl.gz``. Without vectors the texts are encoded with the default model.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from .errors import InputError, SparseirError
+from .formats import Qrel, is_text_file, read_texts, read_vectors
+from .vectors import SparseVectors, Vocabulary
+
+# Names tried in order inside a dataset directory.
+COLLECTION_FILES = ("collection.tsv", "collection.tsv.gz")
+QUERY_FILES = ("queries.tsv", "queries.tsv.gz")
+QRELS_FILES = ("qrels.txt", "qrels.tsv", "qrels.txt.gz")
+DOC_VECTOR_FILES = ("vectors/collection.jsonl.gz", "vectors/collection.jsonl", "vectors/collection.parquet")
+QUERY_VECTOR_FILES = ("vectors/queries.jsonl.gz", "vectors/queries.jsonl", "vectors/queries.parquet")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Where one collection's files are; texts or vectors may be missing, not both."""
+
+    name: str
+    collection: Path | None = None
+    queries: Path | None = None
+    qrels: Path | None = None
+    doc_vectors: Path | None = None
+    query_vectors: Path | None = None
+
+    def __post_init__(self):
+        if self.collection is None and self.doc_vectors is None:
+            raise InputError("no collection: need collection.tsv or vectors/collection.jsonl.gz", self.name)
+        if self.queries is None and self.query_vectors is None:
+            raise InputError("no queries: need queries.tsv or vectors/queries.jsonl.gz", self.name)
+        for path in (self.collection, self.queries, self.qrels, self.doc_vectors, self.query_vectors):
+            if path is not None and not path.is_file():
+                raise InputError("no such file", path)
+
+    def describe(self) -> dict[str, str | None]:
+        return {"name": self.name, **{key: None if value is None else os.fspath(value)
+                                      for key, value in vars(self).items() if key != "name"}}
+
+
+def _first_existing(directory: Path, names: tuple[str, ...]) -> Path | None:
+    return next((directory / name for name in names if (directory / name).is_file()), None)
+
+
+def open_dataset(directory: str | os.PathLike | None = None, docs: str | os.PathLike | None = None,
+                 queries: str | os.PathLike | None = None, qrels: str | os.PathLike | None = None) -> Dataset:
+    """A dataset from a directory in MS MARCO layout, explicit paths, or both (paths win).
+
+    `docs` and `queries` may be text (.tsv) or vectors (.jsonl[.gz], .bin, .parquet).
+    """
+    found: dict[str, Path | None] = {}
+    name = "dataset"
+    if directory is not None:
+        root = Path(directory)
+        if not root.is_dir():
+            raise InputError("not a dataset directory (expected collection.tsv, queries.tsv, qrels.txt)", root)
+        name = os.fspath(root)
+        found = {"collection": _first_existing(root, COLLECTION_FILES),
+                 "queries": _first_existing(root, QUERY_FILES),
+                 "qrels": _first_existing(root, QRELS_FILES),
+                 "doc_vectors": _first_existing(root, DOC_VECTOR_FILES),
+                 "query_vectors": _first_existing(root, QUERY_VECTOR_FILES)}
+    for value, text_key, vector_key in ((docs, "collection", "doc_vectors"), (queries, "queries", "query_vectors")):
+        if value is not None:
+            path = Path(value)
+            found.update({text_key: None, vector_key: None})
+            found[text_key if is_text_file(path) else vector_key] = path
+    if qrels is not None:
+        found["qrels"] = Path(qrels)
+    if directory is None and docs is not None:
+        name = os.fspath(docs)
+    return Dataset(name, **found)
+
+
+def demo_dataset() -> Dataset:
+    """The small collection shipped inside the package (see sparseir/data/demo/SOURCE.md)."""
+    return open_dataset(Path(str(resources.files("sparseir.data") / "demo")))
+
+
+def demo_config() -> Path:
+    """The sweep the demo runs, also usable with ``sparseir bench``."""
+    return Path(str(resources.files("sparseir.data") / "demo" / "bench.toml"))
+
+
+def load_vectors(dataset: Dataset, vocab: Vocabulary | None = None, batch_size: int = 32,
+                 progress: bool = True) -> tuple[SparseVectors, SparseVectors]:
+    """(documents, queries) as vectors: read when pre-encoded, else encoded with the default model."""
+    pre_encoded = dataset.doc_vectors is not None and dataset.query_vectors is not None
+    encoder = None if pre_encoded else default_encoder()
+    if dataset.doc_vectors is not None:
+        docs = read_vectors(dataset.doc_vectors, vocab=vocab)
+    else:
+        texts, ids = read_texts_and_ids(dataset.collection)
+        docs = encoder.encode_documents(texts, ids=ids, batch_size=batch_size, progress=progress)
+    if dataset.query_vectors is not None:
+        queries = read_vectors(dataset.query_vectors, vocab=docs.vocab)
+    else:
+        texts, ids = read_texts_and_ids(dataset.queries)
+        queries = encoder.encode_queries(texts, ids=ids, progress=progress)
+    return docs, queries
+
+
+def read_texts_and_ids(path: Path) -> tuple[list[str], list[str]]:
+    records = list(read_texts(path))
+    return [record.text for record in records], [record.id for record in records]
+
+
+def default_encoder():
+    """The embedded SPLADE model; a one-line error when the encoding extras are missing."""
+    try:
+        from .encoder import load_encoder
+    except ImportError as e:
+        raise SparseirError(f"encoding texts needs the encoder (pip install 'sparseir[encode]'): {e}") from None
+    return load_encoder("default")
+
+
+# --- ir_datasets ----------------------------------------------------------------------
+
+
+def is_ir_datasets_id(name: str) -> bool:
+    """True when `name` is a dataset id ir_datasets knows (e.g. msmarco-passage/dev/small)."""
+    if "/" not in name and "-" not in name:
+        return False
+    try:
+        import ir_datasets
+    except ImportError:
+        return False
+    return name in ir_datasets.registry
+
+
+def ir_datasets_qrels(dataset_id: str) -> list[Qrel]:
+    """Qrels of an ir_datasets id, read only when its files are already on this machine.
+
+    ir_datasets downloads missing files on first use; this never does, so evaluation
+    stays offline and fails at once with the path it looked for.
+    """
+    import ir_datasets
+
+    dataset = ir_datasets.load(dataset_id)
+    if not dataset.has_qrels():
+        raise InputError("this ir_datasets id has no qrels", dataset_id)
+    # The handler's private download/cache object is the only place its local path is known.
+    source = getattr(dataset.qrels_handler(), "_qrels_dlc", None)
+    local = getattr(source, "_path", None) or getattr(source, "_cache_path", None)
+    if local is None or not Path(local).is_file():
+        where = f" (looked for {local})" if local is not None else ""
+        raise InputError(f"qrels are not available offline{where}; fetch them once with ir_datasets "
+                         "or pass a qrels file", dataset_id)
+    return [Qrel(q.query_id, q.doc_id, int(q.relevance), str(getattr(q, "iteration", "0")))
+            for q in dataset.qrels_iter()]
