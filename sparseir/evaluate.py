@@ -117,6 +117,17 @@ def recall_vs_exact(run: RunLike, exact_run: RunLike, k: int = 10) -> float:
     return float(np.mean(shares))
 
 
+def recall_at_k(rows: np.ndarray, exact_rows: np.ndarray) -> np.ndarray:
+    """Per query, from search output: |top-k ∩ exact top-k| / |exact top-k|, as recall_vs_exact
+    defines it; NaN for a query whose exact search found nothing (left out of means)."""
+    recalls = np.full(len(rows), np.nan)
+    for q, (found, truth) in enumerate(zip(rows, exact_rows)):
+        truth = truth[truth >= 0]
+        if len(truth):
+            recalls[q] = np.intersect1d(found[found >= 0], truth).size / truth.size
+    return recalls
+
+
 def results_to_run(scores: np.ndarray, rows: np.ndarray, query_ids: Sequence[str],
                    doc_ids: Sequence[str]) -> list[ScoredDoc]:
     """Turn search output, (n_queries, k) scores and collection rows, into a run (padding dropped)."""

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from .errors import ParameterError, require
+from .evaluate import recall_at_k
 from .storage import update_manifest
 from .vectors import SparseVectors
 
@@ -74,16 +75,6 @@ class TuneResult:
         return entry
 
 
-def recall_at_k(rows: np.ndarray, exact_rows: np.ndarray) -> np.ndarray:
-    """Per query: |approximate top-k ∩ exact top-k| / |exact top-k| (queries with no exact result: 1)."""
-    recalls = np.ones(len(rows))
-    for q, (found, truth) in enumerate(zip(rows, exact_rows)):
-        truth = truth[truth >= 0]
-        if len(truth):
-            recalls[q] = np.intersect1d(found[found >= 0], truth).size / truth.size
-    return recalls
-
-
 def tuning_grid(index) -> dict[str, list]:
     module = importlib.import_module(f"sparseir.query.{index.kind}")
     grid_function = getattr(module, "tuning_grid", None)
@@ -115,7 +106,7 @@ def tune(index, queries: SparseVectors, reference, config: TuneConfig) -> TuneRe
                 t0 = time.perf_counter()
                 _, rows = index.search(tune_queries, k=config.k, threads=1, **setting)
                 best = min(best, time.perf_counter() - t0)
-            recall = float(recall_at_k(rows, exact_tune).mean())
+            recall = float(np.nanmean(recall_at_k(rows, exact_tune)))
             seen[position] = Measurement(setting, recall, 1000 * best / len(tune_queries))
         return seen[position]
 
@@ -146,6 +137,7 @@ def tune(index, queries: SparseVectors, reference, config: TuneConfig) -> TuneRe
             else max(seen.values(), key=lambda m: (m.recall, -m.latency_ms)))
     _, heldout_rows = index.search(heldout_queries, k=config.k, threads=1, **best.setting)
     heldout = recall_at_k(heldout_rows, exact_heldout)
+    heldout = heldout[~np.isnan(heldout)]
     stderr = float(heldout.std(ddof=1) / math.sqrt(len(heldout))) if len(heldout) > 1 else float("nan")
     return TuneResult(setting=best.setting, target_recall=config.target_recall, k=config.k, met_target=met,
                       recall_tuned=best.recall, recall_heldout=float(heldout.mean()), recall_heldout_stderr=stderr,

@@ -19,6 +19,9 @@ COMMANDS = {
     "info": "sparseir.cli.info:info",
     "tune": "sparseir.cli.tune:tune",
     "encode-ray": "sparseir.cli.ray_commands:encode_ray",
+    "eval": "sparseir.cli.eval:eval_command",
+    "bench": "sparseir.cli.bench:bench",
+    "demo": "sparseir.cli.demo:demo",
 }
 
 
