@@ -392,11 +392,11 @@ def vector_writer(path: str | os.PathLike, vocab: Vocabulary, overwrite: bool) -
 
     format = detect_format(path)
     if format == "jsonl":
-        with atomic_file(path, overwrite=overwrite) as f:
+        with atomic_file(path, mode="wb", overwrite=overwrite) as f:
             def write_jsonl(vectors: SparseVectors, texts: list[str]) -> None:
                 for vector, text in zip(vectors, texts):
                     record = {"id": vector.id, "contents": text, "vector": vector.as_dict(vocab)}
-                    f.write(json.dumps(record, ensure_ascii=False) + "\n")
+                    f.write((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
             yield write_jsonl
     elif format == "parquet":
         import pyarrow as pa

@@ -66,14 +66,21 @@ class IdfQueryEncoder(Encoder):
     def from_collection(cls, docs: SparseVectors, tokenizer="default", documents: TermWeighter | None = None,
                         options: EncoderOptions | None = None) -> "IdfQueryEncoder":
         """IDF from the documents' vectors, which must use the tokenizer's vocabulary."""
-        if len(docs) == 0:
-            raise ParameterError("cannot compute IDF from zero documents")
-        document_frequency = np.bincount(docs.terms, minlength=len(docs.vocab))
-        encoder = cls(bm25_idf(document_frequency, len(docs)), tokenizer, documents, options)
+        encoder = cls.from_document_frequency(np.bincount(docs.terms, minlength=len(docs.vocab)), len(docs),
+                                              tokenizer, documents, options)
         if docs.vocab != encoder.vocab:
             raise ParameterError(f"tokenizer/vocab mismatch: the documents use {docs.vocab!r} but the tokenizer "
                                  f"{encoder.vocab!r}")
         return encoder
+
+    @classmethod
+    def from_document_frequency(cls, document_frequency: np.ndarray, n_docs: int, tokenizer="default",
+                                documents: TermWeighter | None = None,
+                                options: EncoderOptions | None = None) -> "IdfQueryEncoder":
+        """IDF from per-term document counts (e.g. an index's posting-list lengths)."""
+        if n_docs < 1:
+            raise ParameterError("cannot compute IDF from zero documents")
+        return cls(bm25_idf(np.asarray(document_frequency), n_docs), tokenizer, documents, options)
 
     @classmethod
     def load(cls, path: str | os.PathLike, tokenizer="default", documents: TermWeighter | None = None,
@@ -108,9 +115,10 @@ class IdfQueryEncoder(Encoder):
         """Write the table as ``term<TAB>idf`` lines (terms with idf > 0, in vocabulary order)."""
         from ..fileio import atomic_file
 
-        with atomic_file(path, overwrite=overwrite) as f:
-            for term_id in np.flatnonzero(self.idf > 0):
-                f.write(f"{self.vocab.term(int(term_id))}\t{float(self.idf[term_id]):.7g}\n")
+        lines = (f"{self.vocab.term(int(term_id))}\t{float(self.idf[term_id]):.7g}\n"
+                 for term_id in np.flatnonzero(self.idf > 0))
+        with atomic_file(path, mode="wb", overwrite=overwrite) as f:
+            f.write("".join(lines).encode("utf-8"))
 
 
 def _tokenizer_and_vocab(tokenizer, documents: TermWeighter | None):
