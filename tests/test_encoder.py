@@ -38,7 +38,7 @@ TEXTS = [
 def tiny_config():
     # The real WordPiece vocabulary (so the embedded tokenizer applies), a tiny network.
     return transformers.BertConfig(vocab_size=30522, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                                   intermediate_size=32, max_position_embeddings=128)
+                                   intermediate_size=32, max_position_embeddings=512)
 
 
 def copy_tokenizer(directory: Path) -> None:
@@ -235,6 +235,16 @@ def test_pruned_vectors_keep_the_largest_weights(tiny_splade):
 def test_bad_options_name_the_parameter(options):
     with pytest.raises(ParameterError, match=next(iter(options))):
         load_encoder("default", **options)
+
+
+def test_max_length_beyond_the_model_positions(tiny_splade):
+    with pytest.raises(ParameterError, match="exceeds the model's 512 positions"):
+        load_encoder(tiny_splade, doc_max_length=600).encode_documents(["text"])
+
+
+def test_ids_must_match_texts(tiny_splade):
+    with pytest.raises(ParameterError, match="2 ids for 1 texts"):
+        load_encoder(tiny_splade).encode_documents(iter(["text"]), ids=["a", "b"])
 
 
 def test_unknown_kind():

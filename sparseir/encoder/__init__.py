@@ -203,6 +203,11 @@ class TransformerWeighter(TermWeighter):
             model = auto_class.from_pretrained(self.directory, local_files_only=True, dtype=dtype)
         except (OSError, ValueError, KeyError) as e:
             raise InputError(f"cannot load the model: {_first_line(e)}", self.directory) from None
+        positions = getattr(model.config, "max_position_embeddings", None)
+        longest = max(self.options.doc_max_length, self.options.query_max_length)
+        if positions is not None and longest > positions:
+            raise ParameterError(f"max length {longest} exceeds the model's {positions} positions "
+                                 "(lower doc_max_length / query_max_length)")
         if getattr(model.config, "vocab_size", len(self.vocab)) < len(self.vocab):
             raise InputError(f"tokenizer/model mismatch: the tokenizer has {len(self.vocab)} terms but the model "
                              f"only {model.config.vocab_size}", self.directory)
@@ -291,7 +296,8 @@ class Encoder:
         if ids is None:
             records = ((str(row), text) for row, text in enumerate(texts))
         else:
-            if hasattr(texts, "__len__") and len(ids) != len(texts):
+            texts = texts if hasattr(texts, "__len__") else list(texts)
+            if len(ids) != len(texts):
                 raise ParameterError(f"{len(ids)} ids for {len(texts)} texts")
             records = zip((str(i) for i in ids), texts)
         parts = [vectors for vectors, _ in self._encode_chunks(weighter, records, batch_size, progress, max_length)]

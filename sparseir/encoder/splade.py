@@ -8,6 +8,8 @@ activation applied once per text instead of once per token.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from . import InputError, TransformerWeighter
@@ -36,13 +38,17 @@ class SpladeWeighter(TransformerWeighter):
         input_ids, mask = self.padded(token_ids)
         lengths = [len(ids) for ids in token_ids]
         starts = np.concatenate([[0], np.cumsum(lengths)])
-        with torch.inference_mode():
+        token_rows = torch.arange(len(token_ids)).repeat_interleave(torch.as_tensor(lengths))
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="index_reduce", category=UserWarning)  # "in beta"
             tokens = encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state[mask]
             best = torch.empty((len(token_ids), len(self.vocab)), dtype=tokens.dtype)
             for first, last in head_slices(starts, HEAD_TOKENS):
-                logits = head(tokens[starts[first]:starts[last]])[:, :len(self.vocab)]
-                for row in range(first, last):
-                    best[row] = logits[starts[row] - starts[first]:starts[row + 1] - starts[first]].amax(dim=0)
+                window = slice(starts[first], starts[last])
+                logits = head(tokens[window])[:, :len(self.vocab)]
+                # One segmented max per slice; each row lies in a single slice, so no
+                # initial value is needed (a per-row amax loop is ~20x slower on CPU).
+                best.index_reduce_(0, token_rows[window], logits, "amax", include_self=False)
             return self.drop_special(torch.log1p(torch.relu_(best)))
 
 
