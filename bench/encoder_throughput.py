@@ -74,14 +74,16 @@ def bare_forward(module, batches: list, logits: bool) -> None:
             _ = output.logits if logits else output.last_hidden_state
 
 
-def timed(function, n_texts: int, repeats: int) -> float:
-    """Median texts/s over `repeats` runs (the machine is shared: one run can be unlucky)."""
-    rates = []
+def interleaved(methods: dict, repeats: int) -> dict[str, list[float]]:
+    """texts/s of each method per round; methods alternate within a round so that load from
+    other processes on a shared machine hits all of them alike."""
+    rates: dict[str, list[float]] = {name: [] for name in methods}
     for _ in range(repeats):
-        started = time.perf_counter()
-        function()
-        rates.append(n_texts / (time.perf_counter() - started))
-    return statistics.median(rates)
+        for name, (function, n_texts) in methods.items():
+            started = time.perf_counter()
+            function()
+            rates[name].append(n_texts / (time.perf_counter() - started))
+    return rates
 
 
 def throughput(args) -> dict:
@@ -106,22 +108,24 @@ def throughput(args) -> dict:
         batches = sorted_batches(weighter, texts, max_length, args.batch_size)
         loop_texts = texts[:args.loop_texts]
         tokens = sum(int(mask.sum()) for _, mask in batches) / len(texts)
-        rates = {
-            "pipeline": timed(lambda: encode(texts, batch_size=args.batch_size), len(texts), args.repeats),
-            "forward": timed(lambda: bare_forward(model, batches, logits=True), len(texts), args.repeats),
-            "body": timed(lambda: bare_forward(model.base_model, batches, logits=False), len(texts), args.repeats),
-            "pipeline_bf16": timed(lambda: encode_bf16(texts, batch_size=args.batch_size), len(texts), args.repeats),
-            "loop": timed(lambda: plain_loop(model, weighter.tokenizer, loop_texts, max_length), len(loop_texts),
-                          args.repeats),
-        }
+        rates = interleaved({
+            "pipeline": (lambda: encode(texts, batch_size=args.batch_size), len(texts)),
+            "pipeline_bf16": (lambda: encode_bf16(texts, batch_size=args.batch_size), len(texts)),
+            "forward": (lambda: bare_forward(model, batches, logits=True), len(texts)),
+            "body": (lambda: bare_forward(model.base_model, batches, logits=False), len(texts)),
+            "loop": (lambda: plain_loop(model, weighter.tokenizer, loop_texts, max_length), len(loop_texts)),
+        }, args.repeats)
+        # Ratios within a round (same load), then the median over rounds.
+        over_forward = statistics.median(p / f for p, f in zip(rates["pipeline"], rates["forward"]))
+        over_loop = statistics.median(p / f for p, f in zip(rates["pipeline"], rates["loop"]))
+        medians = {name: statistics.median(values) for name, values in rates.items()}
         results[side] = {"texts": len(texts), "mean_tokens": round(tokens, 1),
-                         **{name: round(rate, 2) for name, rate in rates.items()},
-                         "pipeline_over_forward": round(rates["pipeline"] / rates["forward"], 3),
-                         "pipeline_over_loop": round(rates["pipeline"] / rates["loop"], 3)}
-        print(f"{side:9s} ({len(texts)} texts, {tokens:.0f} tokens avg): " +
-              ", ".join(f"{name} {rate:.1f}/s" for name, rate in rates.items()) +
-              f"; pipeline/forward {rates['pipeline'] / rates['forward']:.2f}x, "
-              f"pipeline/loop {rates['pipeline'] / rates['loop']:.2f}x", flush=True)
+                         **{name: round(rate, 2) for name, rate in medians.items()},
+                         "pipeline_over_forward": round(over_forward, 3), "pipeline_over_loop": round(over_loop, 3),
+                         "rounds": {name: [round(rate, 2) for rate in values] for name, values in rates.items()}}
+        print(f"{side:9s} ({len(texts)} texts, {tokens:.0f} tokens avg, median of {args.repeats} rounds): " +
+              ", ".join(f"{name} {rate:.1f}/s" for name, rate in medians.items()) +
+              f"; pipeline/forward {over_forward:.2f}x, pipeline/loop {over_loop:.2f}x", flush=True)
     return results
 
 
@@ -189,10 +193,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--throughput-collection", default="debian-pkgs")
-    parser.add_argument("--docs", type=int, default=256, help="documents timed per method")
-    parser.add_argument("--queries", type=int, default=256, help="queries timed per method")
-    parser.add_argument("--loop-texts", type=int, default=64, help="texts timed for the (slow) plain loop")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--docs", type=int, default=160, help="documents timed per method")
+    parser.add_argument("--queries", type=int, default=160, help="queries timed per method")
+    parser.add_argument("--loop-texts", type=int, default=32, help="texts timed for the (slow) plain loop")
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds")
     parser.add_argument("--quality", nargs="*", default=["scifact", "debian-pkgs"], help="collections to evaluate")
     parser.add_argument("--quality-queries", type=int, default=150)
     parser.add_argument("--quality-distractors", type=int, default=400,

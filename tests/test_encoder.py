@@ -304,7 +304,7 @@ def test_encode_file_round_trip(tmp_path, tiny_splade, monkeypatch, name):
     got = sparseir.read_vectors(tmp_path / name)
     assert list(got.ids) == ids
     assert np.array_equal(got.terms, expected.terms)
-    np.testing.assert_allclose(got.weights, expected.weights, rtol=1e-6)
+    np.testing.assert_allclose(got.weights, expected.weights, rtol=1e-5, atol=1e-6)  # batches differ
 
 
 def test_encode_file_empty_text_leaves_nothing(tmp_path, tiny_splade):

@@ -33,6 +33,7 @@ KINDS = ("splade", "unicoil", "idf")
 DEFAULT_MODEL = "default"
 EMBEDDED_MODEL = "splade-tiny"
 DTYPES = ("float32", "float16", "bfloat16")
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt")  # either one is enough
 # Texts sorted by length together: large enough that batches are nearly uniform in
 # length, small enough to stream any collection in bounded memory.
 CHUNK_BATCHES = 64
@@ -99,9 +100,6 @@ def check_model_directory(directory: Path, required: Sequence[str | tuple[str, .
         if not any((directory / name).is_file() for name in names):
             raise InputError(f"incomplete model directory: missing {' or '.join(names)}", directory)
     return directory
-
-
-TOKENIZER_FILES = ("tokenizer.json", "vocab.txt")
 
 
 def load_tokenizer(model: str | os.PathLike):
