@@ -66,6 +66,20 @@ def tiny_unicoil(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def small_vocab_model(tmp_path_factory):
+    """A masked LM over its own 40-term WordPiece vocabulary (not BERT's)."""
+    directory = tmp_path_factory.mktemp("small-vocab")
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"abcdefghijklmnopqrstuvwxyz", "cat", "dog", "sat",
+             "on", "the", "mat", "##s", "run", "##ning"]
+    transformers.BertTokenizerFast(vocab={word: i for i, word in enumerate(words)}).save_pretrained(directory)
+    torch.manual_seed(2)
+    config = transformers.BertConfig(vocab_size=len(words), hidden_size=16, num_hidden_layers=1,
+                                     num_attention_heads=2, intermediate_size=32)
+    transformers.BertForMaskedLM(config).eval().save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="module")
 def embedded():
     return load_encoder("default", threads=1)
 
@@ -180,6 +194,18 @@ def test_embedded_model_matches_preencoded_vectors(embedded, collection, texts, 
 
 def test_embedded_vocabulary_is_the_default(embedded):
     assert embedded.vocab == sparseir.Vocabulary.default()
+
+
+def test_other_tokenizers_get_their_own_vocabulary(small_vocab_model, embedded, tiny_splade):
+    encoder = load_encoder(small_vocab_model)
+    assert len(encoder.vocab) == 40 and encoder.vocab.name == small_vocab_model.name
+    queries = encoder.encode_queries(["the cat sat on the mat"])
+    assert {encoder.vocab.term(t) for t in queries[0].terms} <= set(encoder.vocab.terms[5:])
+    index = sparseir.build_index(embedded.encode_documents(TEXTS))
+    with pytest.raises(ParameterError, match="queries use"):
+        index.search(queries)
+    with pytest.raises(ParameterError, match="one tokenizer vocabulary"):
+        load_encoder(tiny_splade, query_model=small_vocab_model)
 
 
 def test_index_from_embedded_vectors_searchable_from_text(embedded):
