@@ -196,7 +196,7 @@ class TransformerWeighter(TermWeighter):
         """auto_class.from_pretrained on the directory, local files only, one-line errors."""
         from transformers.utils import logging as transformers_logging
 
-        transformers_logging.disable_progress_bar()
+        transformers_logging.disable_progress_bar()  # its loading bar would garble our progress output
         try:
             model = auto_class.from_pretrained(self.directory, local_files_only=True, dtype=dtype)
         except (OSError, ValueError, KeyError) as e:
