@@ -1,0 +1,467 @@
+"""Text -> sparse vectors: SPLADE, uniCOIL and inference-free (IDF) query encoders.
+
+    encoder = sparseir.encoder.load_encoder("default")   # the embedded splade-tiny model
+    docs = encoder.encode_documents(texts, ids=ids)
+    queries = encoder.encode_queries(["what is a sparse index"])
+
+A model is a local Hugging Face directory; nothing is ever downloaded. Every encoder
+shares one pipeline: tokenize (truncating over-long texts), sort by length, pad each
+batch only to its own longest text, weight the terms, restore the input order, prune or
+quantise, and return `SparseVectors` over the tokenizer's vocabulary. A side (documents
+or queries) is a `TermWeighter`; documents and queries may use different ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+from abc import ABC, abstractmethod
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from ..errors import InputError, ParameterError, require
+from ..vectors import SparseVectors, Vocabulary
+
+KINDS = ("splade", "unicoil", "idf")
+DEFAULT_MODEL = "default"
+EMBEDDED_MODEL = "splade-tiny"
+DTYPES = ("float32", "float16", "bfloat16")
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt")  # either one is enough
+# Texts sorted by length together: large enough that batches are nearly uniform in
+# length, small enough to stream any collection in bounded memory.
+CHUNK_BATCHES = 64
+
+logger = logging.getLogger("sparseir.encoder")
+
+__all__ = ["DEFAULT_MODEL", "Encoder", "EncoderOptions", "IdfQueryEncoder", "KINDS", "TermWeighter",
+           "load_encoder", "model_directory"]
+
+
+@dataclass(frozen=True)
+class EncoderOptions:
+    """How texts become vectors; the same for every kind of encoder."""
+
+    doc_max_length: int = field(default=256, metadata={"help": "truncate documents to this many tokens"})
+    query_max_length: int = field(default=64, metadata={"help": "truncate queries to this many tokens"})
+    top_k: int | None = field(default=None, metadata={"help": "keep only the k largest weights of each vector"})
+    threshold: float = field(default=0.0, metadata={"help": "drop weights at or below this value"})
+    quantize: float | None = field(default=None, metadata={
+        "help": "store integer impacts round(weight * QUANTIZE), e.g. 100; zeros are dropped"})
+    dtype: str = field(default="float32", metadata={"help": "model precision: float32, float16 or bfloat16"})
+    threads: int | None = field(default=None, metadata={"help": "torch CPU threads (default: torch's choice)"})
+    idf: str | None = field(default=None, metadata={
+        "help": "term<TAB>idf file weighting query tokens (kind idf)"})
+
+    def __post_init__(self):
+        for name in ("doc_max_length", "query_max_length"):
+            value = getattr(self, name)
+            require(_is_int(value) and 4 <= value <= 8192, f"{name} must be an integer in [4, 8192], got {value!r}")
+        require(self.top_k is None or (_is_int(self.top_k) and self.top_k >= 1),
+                f"top_k must be a positive integer or None, got {self.top_k!r}")
+        require(_is_number(self.threshold) and self.threshold >= 0,
+                f"threshold must be a non-negative number, got {self.threshold!r}")
+        require(self.quantize is None or (_is_number(self.quantize) and self.quantize > 0),
+                f"quantize must be a positive scale or None, got {self.quantize!r}")
+        require(self.dtype in DTYPES, f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        require(self.threads is None or (_is_int(self.threads) and self.threads >= 1),
+                f"threads must be a positive integer or None, got {self.threads!r}")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return _is_int(value) or (isinstance(value, (float, np.floating)) and np.isfinite(value))
+
+
+# --- models on disk -------------------------------------------------------------------
+
+def model_directory(model: str | os.PathLike) -> Path:
+    """The directory of `model`: "default" is the embedded splade-tiny, anything else a path."""
+    if os.fspath(model) == DEFAULT_MODEL:
+        return Path(str(resources.files("sparseir.data").joinpath("models", EMBEDDED_MODEL)))
+    return Path(model)
+
+
+def check_model_directory(directory: Path, required: Sequence[str | tuple[str, ...]]) -> Path:
+    """Fail with one line naming the first missing file; a tuple means any one of them."""
+    if not directory.is_dir():
+        raise InputError("model directory not found", directory)
+    for names in required:
+        names = (names,) if isinstance(names, str) else names
+        if not any((directory / name).is_file() for name in names):
+            raise InputError(f"incomplete model directory: missing {' or '.join(names)}", directory)
+    return directory
+
+
+def load_tokenizer(model: str | os.PathLike):
+    """A fast tokenizer from a local model directory (or "default")."""
+    from transformers import AutoTokenizer
+
+    directory = check_model_directory(model_directory(model), [TOKENIZER_FILES])
+    try:
+        return AutoTokenizer.from_pretrained(directory, local_files_only=True)
+    except (OSError, ValueError) as e:
+        raise InputError(f"cannot load the tokenizer: {_first_line(e)}", directory) from None
+
+
+def tokenizer_vocabulary(tokenizer, name: str) -> Vocabulary:
+    """The tokenizer's terms in id order; BERT uncased gives the shared default vocabulary."""
+    by_id = sorted(tokenizer.get_vocab().items(), key=lambda item: item[1])
+    if [term_id for _, term_id in by_id] != list(range(len(by_id))):
+        raise InputError("tokenizer ids are not contiguous from 0", name)
+    terms = [term for term, _ in by_id]
+    default = Vocabulary.default()
+    return default if terms == default.terms else Vocabulary(terms, name=name)
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+# --- one side: token ids -> one weight per vocabulary term ------------------------------
+
+class TermWeighter(ABC):
+    """Weights the terms of tokenized texts; documents and queries each use one."""
+
+    tokenizer: object
+    vocab: Vocabulary
+    special_ids: np.ndarray  # never output: [CLS], [SEP], [PAD], ...
+
+    @abstractmethod
+    def term_weights(self, token_ids: list[np.ndarray]) -> np.ndarray:
+        """(len(token_ids), len(vocab)) float32 non-negative weights, one row per text."""
+
+    def tokenize(self, texts: list[str], max_length: int) -> tuple[list[np.ndarray], int]:
+        """Token ids with special tokens, truncated to max_length; also how many were cut."""
+        # One token of slack tells "needed truncation" apart from "exactly max_length".
+        encoded = self.tokenizer(texts, truncation=True, max_length=max_length + 1)["input_ids"]
+        too_long = [row for row, ids in enumerate(encoded) if len(ids) > max_length]
+        if too_long:
+            again = self.tokenizer([texts[row] for row in too_long], truncation=True, max_length=max_length)
+            for row, ids in zip(too_long, again["input_ids"]):
+                encoded[row] = ids
+        return [np.asarray(ids, dtype=np.int64) for ids in encoded], len(too_long)
+
+    def n_special_tokens(self) -> int:
+        """How many tokens an empty text gets ([CLS] [SEP] for BERT)."""
+        return len(self.tokenizer("")["input_ids"])
+
+
+def special_token_ids(tokenizer) -> np.ndarray:
+    return np.asarray(sorted(set(tokenizer.all_special_ids)), dtype=np.int64)
+
+
+class TransformerWeighter(TermWeighter):
+    """A torch model in a local directory; the weights load on first use.
+
+    Checking the files and reading the tokenizer happen at once (bad input fails early);
+    the model itself loads only when something is encoded, so a query-only use of an
+    encoder never pays for its document model.
+    """
+
+    required_files: tuple = ("config.json", ("model.safetensors", "pytorch_model.bin"), TOKENIZER_FILES)
+
+    def __init__(self, model: str | os.PathLike, options: EncoderOptions):
+        self.directory = check_model_directory(model_directory(model), self.required_files)
+        self.options = options
+        self.tokenizer = load_tokenizer(self.directory)
+        self.vocab = tokenizer_vocabulary(self.tokenizer, self.directory.name)
+        self.special_ids = special_token_ids(self.tokenizer)
+        self._modules = None
+
+    @property
+    def modules(self):
+        if self._modules is None:
+            import torch
+
+            if self.options.threads is not None:
+                torch.set_num_threads(self.options.threads)
+            self._modules = self.load_modules(getattr(torch, self.options.dtype))
+        return self._modules
+
+    @abstractmethod
+    def load_modules(self, dtype):
+        """Load the torch modules (in eval mode, `dtype`) this weighter runs."""
+
+    def load_pretrained(self, auto_class, dtype):
+        """auto_class.from_pretrained on the directory, local files only, one-line errors."""
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()  # its loading bar would garble our progress output
+        try:
+            model = auto_class.from_pretrained(self.directory, local_files_only=True, dtype=dtype)
+        except (OSError, ValueError, KeyError) as e:
+            raise InputError(f"cannot load the model: {_first_line(e)}", self.directory) from None
+        positions = getattr(model.config, "max_position_embeddings", None)
+        longest = max(self.options.doc_max_length, self.options.query_max_length)
+        if positions is not None and longest > positions:
+            raise ParameterError(f"max length {longest} exceeds the model's {positions} positions "
+                                 "(lower doc_max_length / query_max_length)")
+        if getattr(model.config, "vocab_size", len(self.vocab)) < len(self.vocab):
+            raise InputError(f"tokenizer/model mismatch: the tokenizer has {len(self.vocab)} terms but the model "
+                             f"only {model.config.vocab_size}", self.directory)
+        return model.eval()
+
+    def padded(self, token_ids: list[np.ndarray]):
+        """(input_ids, attention_mask) tensors padded to the longest text of this batch."""
+        import torch
+
+        width = max(len(ids) for ids in token_ids)
+        input_ids = np.full((len(token_ids), width), self.tokenizer.pad_token_id or 0, dtype=np.int64)
+        mask = np.zeros((len(token_ids), width), dtype=bool)
+        for row, ids in enumerate(token_ids):
+            input_ids[row, :len(ids)] = ids
+            mask[row, :len(ids)] = True
+        return torch.from_numpy(input_ids), torch.from_numpy(mask)
+
+    def drop_special(self, weights):
+        """Zero the special-token columns of a (batch, V) tensor and return it as float32 numpy."""
+        weights[:, self.special_ids] = 0
+        return weights.float().numpy()
+
+
+# --- the pipeline ---------------------------------------------------------------------
+
+class Encoder:
+    """Encodes documents and queries into `SparseVectors` over one vocabulary."""
+
+    def __init__(self, documents: TermWeighter | None, queries: TermWeighter | None = None,
+                 options: EncoderOptions | None = None):
+        queries = queries if queries is not None else documents
+        require(queries is not None, "an encoder needs a document or a query model")
+        if documents is not None and documents.vocab != queries.vocab:
+            raise ParameterError(f"the document model uses {documents.vocab!r} but the query model "
+                                 f"{queries.vocab!r}; both must share one tokenizer vocabulary")
+        self.documents = documents
+        self.queries = queries
+        self.options = options if options is not None else EncoderOptions()
+
+    @property
+    def vocab(self) -> Vocabulary:
+        return self.queries.vocab
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.vocab!r}, {self.options})"
+
+    def encode_documents(self, texts: Sequence[str] | Iterable[str], ids: Sequence[str] | None = None,
+                         batch_size: int = 32, progress: bool = False) -> SparseVectors:
+        """One vector per text, in input order, ids carried along (default "0", "1", ...)."""
+        return self._encode_all(self._document_weighter(), texts, ids, batch_size, progress,
+                                self.options.doc_max_length)
+
+    def encode_queries(self, texts: Sequence[str] | Iterable[str], ids: Sequence[str] | None = None,
+                       batch_size: int = 32, progress: bool = False) -> SparseVectors:
+        return self._encode_all(self.queries, texts, ids, batch_size, progress, self.options.query_max_length)
+
+    def encode_file(self, path: str | os.PathLike, output_path: str | os.PathLike, query: bool = False,
+                    batch_size: int = 32, progress: bool = False, overwrite: bool = False) -> int:
+        """Stream an `id<TAB>text` file (.gz allowed) into a .jsonl(.gz) or .parquet file.
+
+        The output appears only once every text is encoded. Returns the number written.
+        """
+        from ..formats import read_texts
+
+        weighter = self.queries if query else self._document_weighter()
+        max_length = self.options.query_max_length if query else self.options.doc_max_length
+        records = ((record.id, record.text) for record in read_texts(path))
+        count = 0
+        with vector_writer(output_path, self.vocab, overwrite) as write:
+            for vectors, texts in self._encode_chunks(weighter, records, batch_size, progress, max_length, path):
+                write(vectors, texts)
+                count += len(vectors)
+        return count
+
+    # --- internals ------------------------------------------------------------------
+
+    def _document_weighter(self) -> TermWeighter:
+        if self.documents is None:
+            raise ParameterError("this encoder only encodes queries (inference-free); load a document model with "
+                                 "load_encoder(model, kind='idf', idf=...)")
+        return self.documents
+
+    def _encode_all(self, weighter, texts, ids, batch_size, progress, max_length) -> SparseVectors:
+        if isinstance(texts, str):
+            raise ParameterError("texts must be a sequence of strings, not one string")
+        if ids is None:
+            records = ((str(row), text) for row, text in enumerate(texts))
+        else:
+            texts = texts if hasattr(texts, "__len__") else list(texts)
+            if len(ids) != len(texts):
+                raise ParameterError(f"{len(ids)} ids for {len(texts)} texts")
+            records = zip((str(i) for i in ids), texts)
+        parts = [vectors for vectors, _ in self._encode_chunks(weighter, records, batch_size, progress, max_length)]
+        if not parts:
+            return SparseVectors(np.zeros(1, np.int64), [], [], np.empty(0, str), self.vocab, validate=False)
+        return SparseVectors.concatenate(parts)
+
+    def _encode_chunks(self, weighter, records: Iterable[tuple[str, str]], batch_size: int, progress: bool,
+                       max_length: int, source=None) -> Iterator[tuple[SparseVectors, list[str]]]:
+        require(_is_int(batch_size) and batch_size >= 1, f"batch_size must be a positive integer, got {batch_size!r}")
+        total = truncated = 0
+        with progress_bar(progress) as advance:
+            for ids, texts in _chunks(records, batch_size * CHUNK_BATCHES):
+                vectors, cut = self._encode_chunk(weighter, ids, texts, batch_size, max_length, source)
+                total += len(texts)
+                truncated += cut
+                advance(len(texts))
+                yield vectors, texts
+        if truncated:
+            logger.warning("truncated %d of %d texts to %d tokens", truncated, total, max_length)
+
+    def _encode_chunk(self, weighter, ids: list[str], texts: list[str], batch_size: int, max_length: int,
+                      source) -> tuple[SparseVectors, int]:
+        for vector_id, text in zip(ids, texts):
+            if not isinstance(text, str):
+                raise ParameterError(f"text {vector_id!r} is {type(text).__name__}, not a string")
+        token_ids, truncated = weighter.tokenize(texts, max_length)
+        lengths = np.fromiter(map(len, token_ids), dtype=np.int64, count=len(token_ids))
+        empty = np.flatnonzero(lengths <= weighter.n_special_tokens())
+        if len(empty):
+            message = f"empty text (id {ids[empty[0]]!r})"
+            raise InputError(message, source) if source is not None else ParameterError(message)
+        # Longest first: similar lengths share a batch (little padding) and a batch that
+        # does not fit in memory fails at once.
+        order = np.argsort(-lengths, kind="stable")
+        sizes, terms, weights = [], [], []
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            dense = weighter.term_weights([token_ids[row] for row in rows])
+            batch_sizes, batch_terms, batch_weights = sparsify(dense, self.options)
+            sizes.append(batch_sizes)
+            terms.append(batch_terms)
+            weights.append(batch_weights)
+        offsets = np.zeros(len(order) + 1, dtype=np.int64)
+        np.cumsum(np.concatenate(sizes), out=offsets[1:])
+        by_length = SparseVectors(offsets, np.concatenate(terms), np.concatenate(weights),
+                                  np.asarray(ids)[order], self.vocab, validate=False)
+        return by_length.take(np.argsort(order)), truncated
+
+
+def sparsify(dense: np.ndarray, options: EncoderOptions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Dense (n, V) weights -> CSR row sizes, term ids and weights after pruning/quantising."""
+    keep = dense > options.threshold
+    n_terms = dense.shape[1]
+    if options.top_k is not None and options.top_k < n_terms:
+        largest = np.argpartition(dense, n_terms - options.top_k, axis=1)[:, n_terms - options.top_k:]
+        in_top = np.zeros_like(keep)
+        np.put_along_axis(in_top, largest, True, axis=1)
+        keep &= in_top
+    if options.quantize is not None:
+        dense = np.rint(dense * np.float32(options.quantize))
+        keep &= dense > 0
+    rows, terms = np.nonzero(keep)  # row-major: terms come out ascending within each row
+    sizes = np.bincount(rows, minlength=len(dense))
+    return sizes, terms.astype(np.int32), dense[rows, terms].astype(np.float32)
+
+
+def _chunks(records: Iterable[tuple[str, str]], size: int) -> Iterator[tuple[list[str], list[str]]]:
+    ids: list[str] = []
+    texts: list[str] = []
+    for vector_id, text in records:
+        ids.append(vector_id)
+        texts.append(text)
+        if len(ids) == size:
+            yield ids, texts
+            ids, texts = [], []
+    if ids:
+        yield ids, texts
+
+
+@contextmanager
+def progress_bar(enabled: bool) -> Iterator[Callable[[int], None]]:
+    """Yield a function that advances a texts-per-second bar on stderr (or does nothing)."""
+    if not enabled:
+        yield lambda n: None
+        return
+    from tqdm import tqdm
+
+    with tqdm(unit=" texts", dynamic_ncols=True) as bar:
+        yield bar.update
+
+
+@contextmanager
+def vector_writer(path: str | os.PathLike, vocab: Vocabulary, overwrite: bool) -> Iterator[Callable]:
+    """Yield write(vectors, texts) appending to a .jsonl(.gz) or .parquet file written atomically."""
+    from ..fileio import atomic_file
+    from ..formats import detect_format
+
+    format = detect_format(path)
+    if format == "jsonl":
+        with atomic_file(path, mode="wb", overwrite=overwrite) as f:
+            def write_jsonl(vectors: SparseVectors, texts: list[str]) -> None:
+                for vector, text in zip(vectors, texts):
+                    record = {"id": vector.id, "contents": text, "vector": vector.as_dict(vocab)}
+                    f.write((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
+            yield write_jsonl
+    elif format == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from ..formats.parquet import VOCAB_KEY, _vocab_metadata
+
+        schema = pa.schema([("id", pa.string()), ("terms", pa.large_list(pa.int32())),
+                            ("weights", pa.large_list(pa.float32()))], metadata={VOCAB_KEY: _vocab_metadata(vocab)})
+        with atomic_file(path, mode="wb", overwrite=overwrite) as f, pq.ParquetWriter(f, schema) as parquet:
+            def write_parquet(vectors: SparseVectors, texts: list[str]) -> None:
+                offsets = pa.array(vectors.offsets, type=pa.int64())
+                parquet.write_table(pa.table({
+                    "id": pa.array(vectors.ids.astype(object), type=pa.string()),
+                    "terms": pa.LargeListArray.from_arrays(offsets, pa.array(vectors.terms, type=pa.int32())),
+                    "weights": pa.LargeListArray.from_arrays(offsets, pa.array(vectors.weights, type=pa.float32())),
+                }, schema=schema))
+            yield write_parquet
+    else:
+        raise ParameterError(f"{os.fspath(path)}: encoded vectors are written as .jsonl, .jsonl.gz or .parquet")
+
+
+# --- loading --------------------------------------------------------------------------
+
+def load_encoder(model: str | os.PathLike = DEFAULT_MODEL, kind: str = "splade",
+                 query_model: str | os.PathLike | None = None, **options) -> Encoder:
+    """Load an encoder from local files only.
+
+    model: "default" (the embedded splade-tiny) or a Hugging Face model directory.
+    kind: "splade" (masked-LM), "unicoil" (encoder + linear head, see docs/encoders.md) or
+    "idf" (documents with the SPLADE `model`, queries weighted by the IDF table `idf=`).
+    query_model: a different model directory for queries (splade, unicoil).
+    options: the fields of `EncoderOptions`.
+    """
+    unknown = sorted(set(options) - {f.name for f in dataclasses.fields(EncoderOptions)})
+    if unknown:
+        raise ParameterError(f"unknown encoder option(s) {', '.join(unknown)}")
+    settings = EncoderOptions(**options)
+    if kind == "idf":
+        from .idf import IdfQueryEncoder
+        from .splade import SpladeWeighter
+
+        require(query_model is None, "query_model does not apply to kind 'idf' (queries are weighted by idf=)")
+        require(settings.idf is not None, "kind 'idf' needs idf=PATH, a term<TAB>idf file")
+        documents = SpladeWeighter(model, settings)
+        return IdfQueryEncoder.load(settings.idf, documents.tokenizer, documents, settings)
+    if kind == "splade":
+        from .splade import SpladeWeighter as weighter
+    elif kind == "unicoil":
+        from .unicoil import UnicoilWeighter as weighter
+    else:
+        raise ParameterError(f"unknown encoder kind {kind!r}; choose one of {', '.join(KINDS)}")
+    documents = weighter(model, settings)
+    queries = weighter(query_model, settings) if query_model is not None else None
+    return Encoder(documents, queries, settings)
+
+
+def __getattr__(name: str):
+    # IdfQueryEncoder lives in its own module; importing it here eagerly would be circular.
+    if name == "IdfQueryEncoder":
+        from .idf import IdfQueryEncoder
+
+        return IdfQueryEncoder
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
