@@ -89,6 +89,8 @@ class Index:
         require(len(docs) > 0, "cannot build an index over zero documents")
         started = time.perf_counter()
         arrays = spec.build(docs, build_params)
+        # Every kind keeps per-term document counts: IDF for inference-free queries needs them.
+        arrays["doc_frequency"] = np.bincount(docs.terms, minlength=len(docs.vocab)).astype(np.int32)
         info = {"n_docs": len(docs), "n_terms": len(docs.vocab), "nnz": docs.nnz,
                 "build_seconds": round(time.perf_counter() - started, 3)}
         return cls(kind, arrays, docs.ids, docs.vocab, build_params, info=info)

@@ -164,3 +164,21 @@ def test_sharded_index_searches_like_a_single_one(tmp_path):
         assert run("search", tmp_path / name, path / "queries.jsonl.gz", "-o", tmp_path / f"{name}.trec").exit_code == 0
     assert (tmp_path / "single.trec").read_text() == (tmp_path / "sharded.trec").read_text()
     assert "--ray" in run("search", "--help").output
+
+
+def test_raw_text_queries_with_splade_and_idf(tmp_path):
+    pytest.importorskip("torch")
+    path = shared_vectors("cisi").parent
+    assert run("index", path / "vectors" / "collection.jsonl.gz", "-o", tmp_path / "ix").exit_code == 0
+    queries = tmp_path / "queries.tsv"
+    queries.write_text("".join(path.joinpath("queries.tsv").read_text().splitlines(keepends=True)[:5]))
+    for encoder in ("splade", "idf"):
+        result = run("search", tmp_path / "ix", queries, "-k", 3, "-o", tmp_path / f"{encoder}.trec",
+                     "--query-encoder", encoder)
+        assert result.exit_code == 0, result.output
+        assert len((tmp_path / f"{encoder}.trec").read_text().splitlines()) == 15
+    # Pre-encoded query vectors and live SPLADE encoding of the same texts rank alike.
+    live = [line.split()[2] for line in (tmp_path / "splade.trec").read_text().splitlines()]
+    run("search", tmp_path / "ix", path / "vectors" / "queries.jsonl.gz", "-k", 3, "-o", tmp_path / "pre.trec")
+    pre = [line.split()[2] for line in (tmp_path / "pre.trec").read_text().splitlines()[:15]]
+    assert live == pre

@@ -18,6 +18,7 @@ COMMANDS = {
     "search": "sparseir.cli.search:search",
     "info": "sparseir.cli.info:info",
     "tune": "sparseir.cli.tune:tune",
+    "encode": "sparseir.cli.encode:encode",
     "encode-ray": "sparseir.cli.ray_commands:encode_ray",
     "eval": "sparseir.cli.eval:eval_command",
     "bench": "sparseir.cli.bench:bench",

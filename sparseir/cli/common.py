@@ -68,24 +68,42 @@ def given(params: dict, **more) -> dict:
     return {name: value for name, value in {**params, **more}.items() if value is not None}
 
 
+def load_text_encoder(path: str, model: str | None, kind: str = "splade", **options):
+    """The encoder for raw-text input, with a clear message when torch is not installed."""
+    try:
+        from ..encoder import load_encoder
+    except ImportError:
+        raise ParameterError(f"{path}: raw text needs an encoder; install sparseir[encode] "
+                             "or pass vectors (.jsonl, .bin, .parquet)") from None
+    return load_encoder(model or "default", kind=kind, **options)
+
+
+def idf_query_encoder(index, idf_path: str | None):
+    """Inference-free queries: IDF from a term<TAB>idf file, else from the index's document frequencies."""
+    from ..encoder.idf import IdfQueryEncoder
+
+    if idf_path is not None:
+        return IdfQueryEncoder.load(idf_path)
+    document_frequency = getattr(index, "arrays", {}).get("doc_frequency")
+    if document_frequency is None:
+        raise ParameterError("--query-encoder idf: this index stores no document frequencies; pass --idf FILE")
+    return IdfQueryEncoder.from_document_frequency(np.asarray(document_frequency), index.n_docs)
+
+
 def read_input_vectors(path: str, vocab, bad_lines: BadLines, model: str | None, query: bool,
-                       input_format: str | None = None, encoder_kind: str = "splade"):
-    """Vectors from a vector file, or from raw text (collection.tsv / queries.tsv) via an encoder."""
+                       input_format: str | None = None, encoder=None):
+    """Vectors from a vector file, or from raw text (collection.tsv / queries.tsv) via an encoder
+    (`encoder`, else the SPLADE model `model`)."""
     started = time.perf_counter()
     if input_format is None and is_text_file(path):
-        try:
-            from ..encoder import load_encoder
-        except ImportError:
-            raise ParameterError(f"{path}: raw text needs an encoder; install sparseir[encode] "
-                                 "or pass vectors (.jsonl, .bin, .parquet)") from None
         records = list(read_texts(path, bad_lines))
-        encoder = load_encoder(model or "default", kind=encoder_kind)
+        encoder = encoder or load_text_encoder(path, model)
         texts, ids = [r.text for r in records], [r.id for r in records]
         encode = encoder.encode_queries if query else encoder.encode_documents
         vectors = encode(texts, ids=ids, progress=True)
     else:
-        if model is not None:
-            raise ParameterError(f"--model applies to raw text input, but {path} holds vectors")
+        if model is not None or encoder is not None:
+            raise ParameterError(f"--model / --query-encoder apply to raw text input, but {path} holds vectors")
         vectors = read_vectors(path, format=input_format, vocab=vocab, bad_lines=bad_lines)
     if query:
         vectors = _drop_empty_queries(vectors, path, bad_lines)

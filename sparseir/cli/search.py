@@ -12,7 +12,7 @@ import numpy as np
 from ..errors import ParameterError
 from ..fileio import refuse_existing
 from ..formats import RUN_FORMATS, VECTOR_FORMATS, BadLines, write_run
-from .common import echo, given, kind_options, read_input_vectors
+from .common import echo, given, idf_query_encoder, kind_options, load_text_encoder, read_input_vectors
 from .ray_commands import open_searchable, ray_options
 
 BATCH = 256  # queries per progress step; large enough that prange keeps every core busy
@@ -30,13 +30,15 @@ BATCH = 256  # queries per progress step; large enough that prange keeps every c
 @click.option("--model", help="Encoder for raw-text queries: 'default' (embedded) or a local model directory.")
 @click.option("--query-encoder", type=click.Choice(["splade", "unicoil", "idf"]), default="splade", show_default=True,
               help="How raw-text queries become vectors; idf needs no model at query time.")
+@click.option("--idf", "idf_path", type=click.Path(dir_okay=False),
+              help="term<TAB>idf table for --query-encoder idf (default: from the index's document frequencies).")
 @click.option("--verify", is_flag=True, help="Check every index file's sha256 before searching.")
 @click.option("--skip-bad-lines", is_flag=True, help="Skip malformed query lines (counted) instead of failing.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run file.")
 @ray_options
 @kind_options("query")
-def search(index_dir, queries, k, output, run_format, input_format, tag, threads, model, query_encoder, verify,
-           skip_bad_lines, overwrite, use_ray, ray_address, cpus_per_shard, allow_partial, **knobs):
+def search(index_dir, queries, k, output, run_format, input_format, tag, threads, model, query_encoder, idf_path,
+           verify, skip_bad_lines, overwrite, use_ray, ray_address, cpus_per_shard, allow_partial, **knobs):
     """Search INDEX_DIR with QUERIES (vectors, or queries.tsv with --model) and write a run."""
     refuse_existing(output, overwrite)
     if allow_partial and not (use_ray or ray_address):
@@ -44,16 +46,21 @@ def search(index_dir, queries, k, output, run_format, input_format, tag, threads
     index = open_searchable(index_dir, use_ray, ray_address, cpus_per_shard, verify)
     # A Ray-served index holds actors to release; a local one holds nothing.
     with index if hasattr(index, "__enter__") else contextlib.nullcontext(index):
-        _search(index, queries, k, output, run_format, input_format, tag, threads, model, query_encoder,
+        encoder = None
+        if query_encoder == "idf":
+            encoder = idf_query_encoder(index, idf_path)
+        elif query_encoder != "splade":
+            encoder = load_text_encoder(queries, model, kind=query_encoder)
+        _search(index, queries, k, output, run_format, input_format, tag, threads, model, encoder,
                 skip_bad_lines, overwrite, given(knobs, allow_partial=allow_partial or None))
 
 
-def _search(index, queries, k, output, run_format, input_format, tag, threads, model, query_encoder,
+def _search(index, queries, k, output, run_format, input_format, tag, threads, model, encoder,
             skip_bad_lines, overwrite, knobs):
     if k < 1 or k > index.n_docs:
         raise ParameterError(f"-k must be between 1 and the collection size ({index.n_docs:,}), got {k}")
     query_vectors = read_input_vectors(queries, index.vocab, BadLines(skip=skip_bad_lines), model, query=True,
-                                       input_format=input_format, encoder_kind=query_encoder)
+                                       input_format=input_format, encoder=encoder)
     index.search_params(**{name: value for name, value in knobs.items() if name != "allow_partial"})
     compile_seconds = index.warmup()
     scores = np.empty((len(query_vectors), k), dtype=np.float32)

@@ -406,10 +406,10 @@ def vector_writer(path: str | os.PathLike, vocab: Vocabulary, overwrite: bool) -
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        from ..formats.parquet import VOCAB_KEY, _vocab_metadata
+        from ..formats.parquet import VOCAB_KEY, vocab_metadata
 
         schema = pa.schema([("id", pa.string()), ("terms", pa.large_list(pa.int32())),
-                            ("weights", pa.large_list(pa.float32()))], metadata={VOCAB_KEY: _vocab_metadata(vocab)})
+                            ("weights", pa.large_list(pa.float32()))], metadata={VOCAB_KEY: vocab_metadata(vocab)})
         with atomic_file(path, mode="wb", overwrite=overwrite) as f, pq.ParquetWriter(f, schema) as parquet:
             def write_parquet(vectors: SparseVectors, texts: list[str]) -> None:
                 offsets = pa.array(vectors.offsets, type=pa.int64())

@@ -19,7 +19,7 @@ VOCAB_KEY = b"sparseir.vocab"
 BATCH_ROWS = 65536
 
 
-def _vocab_metadata(vocab: Vocabulary) -> bytes:
+def vocab_metadata(vocab: Vocabulary) -> bytes:
     if vocab.name == DEFAULT_VOCAB_NAME and vocab == Vocabulary.default():
         return json.dumps({"name": vocab.name}).encode()
     return json.dumps({"name": vocab.name, "open": vocab.open, "terms": vocab.terms}).encode()
@@ -44,7 +44,7 @@ def write_parquet(vectors: SparseVectors, path: str | os.PathLike, overwrite: bo
         "terms": pa.LargeListArray.from_arrays(offsets, pa.array(vectors.terms, type=pa.int32())),
         "weights": pa.LargeListArray.from_arrays(offsets, pa.array(vectors.weights, type=pa.float32())),
     })
-    table = table.replace_schema_metadata({VOCAB_KEY: _vocab_metadata(vectors.vocab)})
+    table = table.replace_schema_metadata({VOCAB_KEY: vocab_metadata(vectors.vocab)})
     with atomic_file(path, mode="wb", overwrite=overwrite) as f:
         pq.write_table(table, f, row_group_size=BATCH_ROWS)
 
