@@ -182,3 +182,10 @@ def test_raw_text_queries_with_splade_and_idf(tmp_path):
     run("search", tmp_path / "ix", path / "vectors" / "queries.jsonl.gz", "-k", 3, "-o", tmp_path / "pre.trec")
     pre = [line.split()[2] for line in (tmp_path / "pre.trec").read_text().splitlines()[:15]]
     assert live == pre
+
+
+def test_info_on_a_sharded_index(workdir):
+    assert run("index", workdir / "docs.jsonl", "-o", workdir / "ix", "--shards", 2).exit_code == 0
+    result = run("info", workdir / "ix")
+    assert result.exit_code == 0 and "2 shards (contiguous partition)" in result.output
+    assert json.loads(run("info", workdir / "ix", "--json").output)["format"] == "sparseir-sharded-index"

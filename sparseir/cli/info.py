@@ -6,6 +6,7 @@ import json
 
 import click
 
+from ..sharded import is_sharded, load_sharded
 from ..storage import read_manifest
 
 
@@ -14,9 +15,13 @@ from ..storage import read_manifest
 @click.option("--json", "as_json", is_flag=True, help="Print the whole manifest as JSON.")
 def info(index_dir, as_json):
     """Describe the index in INDEX_DIR: kind, counts, parameters, files."""
-    manifest = read_manifest(index_dir)
+    sharded = is_sharded(index_dir)
+    manifest = load_sharded(index_dir).manifest if sharded else read_manifest(index_dir)
     if as_json:
         click.echo(json.dumps(manifest, indent=2))
+        return
+    if sharded:
+        click.echo(_sharded_summary(index_dir, manifest))
         return
     stats = manifest.get("info", {})
     vocab = manifest["vocab"]
@@ -45,3 +50,14 @@ def _tuning_lines(tuning: dict | None) -> list[str]:
     return [f"tuned for       recall@{tuning['k']} >= {tuning['target_recall']}: held-out recall "
             f"{tuning['recall_heldout']:.4f} ± {tuning['recall_heldout_stderr']:.4f}, "
             f"{tuning['latency_ms']:.3f} ms/query (one thread)"]
+
+
+def _sharded_summary(index_dir, manifest: dict) -> str:
+    lines = [f"kind            {manifest['kind']}, {len(manifest['shards'])} shards ({manifest['partition']} partition)",
+             f"documents       {manifest['n_docs']:,}",
+             f"build params    {json.dumps(manifest.get('build_params', {}))}"]
+    for shard in manifest["shards"]:
+        rows = shard.get("rows")
+        span = f"rows {rows[0]:,}-{rows[1]:,}" if isinstance(rows, list) else "hashed rows"
+        lines.append(f"  {shard['dir']:<14} {shard['n_docs']:>10,} documents  {span}")
+    return "\n".join(lines)
