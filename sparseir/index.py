@@ -146,8 +146,10 @@ class Index:
 
     def _check_queries(self, queries: SparseVectors) -> SparseVectors:
         n_terms = len(self.vocab)
-        prefix = queries.vocab.terms[:n_terms]
-        if len(queries.vocab) < n_terms or prefix != self.vocab.terms:
+        # Identity first: comparing 30k-term lists on every call costs more than a small search.
+        same = queries.vocab is self.vocab or (queries.vocab.name is not None and queries.vocab.name == self.vocab.name
+                                               and len(queries.vocab) == n_terms)
+        if not same and (len(queries.vocab) < n_terms or queries.vocab.terms[:n_terms] != self.vocab.terms):
             raise ParameterError(f"queries use {queries.vocab!r} but the index {self.vocab!r}; "
                                  "read queries with vocab=index.vocab")
         if len(queries.terms) and queries.terms.max() >= n_terms:

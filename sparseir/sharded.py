@@ -200,18 +200,7 @@ class ShardedIndex:
 def read_sharded_manifest(path: str | os.PathLike) -> tuple[dict, list[ShardInfo]]:
     path = Path(path)
     manifest_file = path / storage.MANIFEST
-    if not manifest_file.exists():
-        raise IndexFormatError(f"{path}: not a sparseir index (no {storage.MANIFEST})")
-    try:
-        manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise IndexFormatError(f"{manifest_file}: unreadable manifest ({e})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
-        raise IndexFormatError(f"{manifest_file}: not a sharded sparseir index manifest")
-    version = manifest.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise IndexFormatError(f"{manifest_file}: sharded format version {version} is newer than this sparseir "
-                               f"reads ({FORMAT_VERSION}); upgrade sparseir")
+    manifest = storage.read_manifest(path, FORMAT_NAME, FORMAT_VERSION, label="sharded index")
     try:
         get_kind(manifest["kind"])
         infos = [ShardInfo(number, entry["dir"], int(entry["n_docs"]), entry["manifest_sha256"],

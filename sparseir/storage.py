@@ -51,7 +51,9 @@ def write_index_dir(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], v
         (tmp / MANIFEST).write_text(json.dumps(full, indent=2) + "\n", encoding="utf-8")
 
 
-def read_manifest(path: str | os.PathLike) -> dict:
+def read_manifest(path: str | os.PathLike, format_name: str = FORMAT_NAME, format_version: int = FORMAT_VERSION,
+                  label: str = "index") -> dict:
+    """The manifest of an index directory, refusing foreign, unreadable or too-new ones."""
     path = Path(path)
     if not path.is_dir():
         raise IndexFormatError(f"{path}: not a directory (expected an index directory)")
@@ -62,12 +64,12 @@ def read_manifest(path: str | os.PathLike) -> dict:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise IndexFormatError(f"{manifest_path}: unreadable manifest ({e})") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
-        raise IndexFormatError(f"{manifest_path}: not a sparseir index manifest")
+    if not isinstance(manifest, dict) or manifest.get("format") != format_name:
+        raise IndexFormatError(f"{manifest_path}: not a sparseir {label} manifest")
     version = manifest.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise IndexFormatError(f"{manifest_path}: index format version {version} is newer than this sparseir "
-                               f"reads ({FORMAT_VERSION}); upgrade sparseir")
+    if not isinstance(version, int) or version > format_version:
+        raise IndexFormatError(f"{manifest_path}: {label} format version {version} is newer than this sparseir "
+                               f"reads ({format_version}); upgrade sparseir")
     return manifest
 
 

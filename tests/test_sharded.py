@@ -94,7 +94,7 @@ def test_a_replaced_or_missing_shard_is_refused_naming_it(tmp_path):
     manifest_file.unlink()
     with pytest.raises(sparseir.IndexFormatError, match="shard 1 missing"):
         load_sharded(tmp_path / "index")
-    with pytest.raises(sparseir.IndexFormatError, match="not a sharded"):
+    with pytest.raises(sparseir.IndexFormatError, match="not a sparseir sharded index manifest"):
         load_sharded(tmp_path / "index" / "shard-0000")
 
 
