@@ -1,0 +1,193 @@
+"""Score-at-a-time search over impact segments, anytime (JASS).
+
+A query gathers the segments of its terms, orders them by query impact x segment impact
+(highest first, ties by segment id), and adds each segment's contribution into integer
+accumulators until ``rho`` postings have been processed (all of them when unset: then
+the result is exact search over the quantized vectors).
+
+The top-k is kept during accumulation, as in JASS: a heap holds the k best documents so
+far, and since scores only grow, a document enters when it beats the heap's root and a
+document already inside moves down towards the best. Nothing is scanned at the end;
+accumulators are reset through the list of documents touched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from numba import njit, prange
+
+from ..errors import require
+from ..quantize import levels, quantize_queries
+from .scratch import thread_chunks
+from .topk import empty_results, heap_drain, is_worse
+
+UNLIMITED = np.iinfo(np.int64).max
+
+
+@dataclass(frozen=True)
+class SearchParams:
+    rho: int | None = field(default=None, metadata={
+        "help": "anytime budget: process at most this many postings per query, highest impacts first "
+                "(default: all, exact over the quantized vectors)"})
+
+    def __post_init__(self):
+        require(self.rho is None or (not isinstance(self.rho, bool) and isinstance(self.rho, (int, np.integer))
+                                     and self.rho >= 1), f"rho must be a positive integer or None, got {self.rho!r}")
+
+
+@njit(cache=True)
+def _sift_up(heap_scores, heap_rows, positions, i):
+    while i > 0:
+        parent = (i - 1) >> 1
+        if not is_worse(heap_scores[i], heap_rows[i], heap_scores[parent], heap_rows[parent]):
+            return
+        _swap(heap_scores, heap_rows, positions, i, parent)
+        i = parent
+
+
+@njit(cache=True)
+def _sift_down(heap_scores, heap_rows, positions, i, size):
+    while True:
+        child = 2 * i + 1
+        if child >= size:
+            return
+        if child + 1 < size and is_worse(heap_scores[child + 1], heap_rows[child + 1],
+                                         heap_scores[child], heap_rows[child]):
+            child += 1
+        if not is_worse(heap_scores[child], heap_rows[child], heap_scores[i], heap_rows[i]):
+            return
+        _swap(heap_scores, heap_rows, positions, i, child)
+        i = child
+
+
+@njit(cache=True, inline="always")
+def _swap(heap_scores, heap_rows, positions, i, j):
+    heap_scores[i], heap_scores[j] = heap_scores[j], heap_scores[i]
+    heap_rows[i], heap_rows[j] = heap_rows[j], heap_rows[i]
+    positions[heap_rows[i]] = i
+    positions[heap_rows[j]] = j
+
+
+@njit(cache=True)
+def add_segment(posting_docs, lo, hi, contribution, accumulators, touched, n_touched,
+                heap_scores, heap_rows, positions, size):
+    """Add `contribution` to each document of postings [lo, hi), keeping the heap the top-k of all scores.
+
+    While the heap has room every touched document is in it; once full, a document is
+    in it exactly when its score, before this addition, did not lose to the root.
+    Returns (n_touched, size).
+    """
+    k = heap_scores.shape[0]
+    for p in range(lo, hi):
+        doc = posting_docs[p]
+        old = accumulators[doc]
+        new = old + contribution
+        accumulators[doc] = new
+        if old == 0:
+            touched[n_touched] = doc
+            n_touched += 1
+        if size < k:
+            if old == 0:
+                heap_scores[size] = new
+                heap_rows[size] = doc
+                positions[doc] = size
+                size += 1
+                _sift_up(heap_scores, heap_rows, positions, size - 1)
+            else:
+                heap_scores[positions[doc]] = new
+                _sift_down(heap_scores, heap_rows, positions, positions[doc], size)
+        elif is_worse(heap_scores[0], heap_rows[0], new, doc):
+            if is_worse(old, doc, heap_scores[0], heap_rows[0]):
+                heap_rows[0] = doc  # enters, pushing out the k-th best
+                positions[doc] = 0
+            heap_scores[positions[doc]] = new
+            _sift_down(heap_scores, heap_rows, positions, positions[doc], size)
+    return n_touched, size
+
+
+@njit(cache=True)
+def score_query(term_segments, segment_impacts, segment_offsets, posting_docs, q_terms, q_impacts, top, rho,
+                keys, accumulators, touched, heap_scores, heap_rows, positions, out_scores, out_rows):
+    """Top-k of one query into out_*; returns the number of postings processed."""
+    # One int64 key per segment, (top - priority) * n_segments + segment, top >= any priority:
+    # sorting the keys in place orders segments by priority descending, ties by segment id.
+    n_segments = segment_impacts.shape[0]
+    n_keys = 0
+    for j in range(q_terms.shape[0]):
+        term = q_terms[j]
+        for s in range(term_segments[term], term_segments[term + 1]):
+            keys[n_keys] = (top - np.int64(q_impacts[j]) * segment_impacts[s]) * n_segments + s
+            n_keys += 1
+    keys[:n_keys].sort()
+    processed = 0
+    n_touched = 0
+    size = 0
+    for i in range(n_keys):
+        if processed >= rho:
+            break
+        segment = keys[i] % n_segments
+        contribution = top - keys[i] // n_segments
+        lo = segment_offsets[segment]
+        hi = lo + min(segment_offsets[segment + 1] - lo, rho - processed)
+        n_touched, size = add_segment(posting_docs, lo, hi, contribution, accumulators, touched, n_touched,
+                                      heap_scores, heap_rows, positions, size)
+        processed += hi - lo
+    heap_drain(heap_scores, heap_rows, size, out_scores, out_rows)
+    for i in range(n_touched):
+        accumulators[touched[i]] = 0
+    return processed
+
+
+@njit(parallel=True, cache=True)
+def search_batch(term_segments, segment_impacts, segment_offsets, posting_docs, q_offsets, q_terms, q_impacts,
+                 top, rho, accumulators, n_keys, out_scores, out_rows, out_processed):
+    n_queries = q_offsets.shape[0] - 1
+    n_chunks, n_docs = accumulators.shape
+    k = out_scores.shape[1]
+    for chunk in prange(n_chunks):
+        keys = np.empty(n_keys, dtype=np.int64)
+        touched = np.empty(n_docs, dtype=np.int32)
+        positions = np.empty(n_docs, dtype=np.int32)
+        heap_scores = np.empty(k, dtype=np.int64)
+        heap_rows = np.empty(k, dtype=np.int64)
+        # Interleaved queries balance chunks when query costs drift along the batch.
+        for q in range(chunk, n_queries, n_chunks):
+            lo, hi = q_offsets[q], q_offsets[q + 1]
+            out_processed[q] = score_query(term_segments, segment_impacts, segment_offsets, posting_docs,
+                                           q_terms[lo:hi], q_impacts[lo:hi], top, rho, keys, accumulators[chunk],
+                                           touched, heap_scores, heap_rows, positions, out_scores[q], out_rows[q])
+
+
+def search_impacts(arrays, n_docs: int, queries, k: int, rho: int | None = None):
+    """Integer top-k: (impact scores int64, rows int64, query scales float32, postings processed int64)."""
+    bits = int(arrays["bits"][0])
+    q_impacts, query_scales = quantize_queries(queries.offsets, queries.terms, queries.weights,
+                                               arrays["term_scales"], bits)
+    n_queries = len(queries)
+    term_segments = arrays["term_segments"]
+    segments_per_term = np.diff(term_segments)[queries.terms]
+    segments_before = np.concatenate([[0], np.cumsum(segments_per_term)])
+    n_keys = int(np.max(np.diff(segments_before[queries.offsets]), initial=0))
+    query_lengths = np.diff(queries.offsets)
+    # A score is at most levels^2 per query term: int32 accumulators whenever that cannot overflow.
+    top = levels(bits) ** 2
+    widest = top * int(np.max(query_lengths, initial=0))
+    accumulator_dtype = np.int32 if widest <= np.iinfo(np.int32).max else np.int64
+    n_chunks = thread_chunks(n_queries)
+    accumulators = np.zeros((n_chunks, n_docs), dtype=accumulator_dtype)
+    impact_scores = np.zeros((n_queries, k), dtype=np.int64)
+    _, rows = empty_results(n_queries, k)
+    processed = np.zeros(n_queries, dtype=np.int64)
+    search_batch(term_segments, arrays["segment_impacts"], arrays["segment_offsets"], arrays["posting_docs"],
+                 queries.offsets, queries.terms, q_impacts, top, UNLIMITED if rho is None else int(rho), accumulators,
+                 n_keys, impact_scores, rows, processed)
+    return impact_scores, rows, query_scales, processed
+
+
+def search(arrays, n_docs: int, queries, k: int, params: SearchParams):
+    """Top-k with float scores = integer score x the query's scale (see ``sparseir.quantize``)."""
+    impact_scores, rows, query_scales, _ = search_impacts(arrays, n_docs, queries, k, params.rho)
+    scores = impact_scores * query_scales[:, None].astype(np.float64)
+    return np.where(rows >= 0, scores, -np.inf).astype(np.float32), rows
