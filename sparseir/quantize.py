@@ -64,9 +64,12 @@ def quantize_queries(offsets: np.ndarray, terms: np.ndarray, weights: np.ndarray
     """(impacts int32 per query non-zero, scale float32 per query) for CSR queries."""
     n_queries = len(offsets) - 1
     values = weights.astype(np.float32) * scales[terms]
-    rows = np.repeat(np.arange(n_queries), np.diff(offsets))
+    lengths = np.diff(offsets)
+    rows = np.repeat(np.arange(n_queries), lengths)
     query_max = np.zeros(n_queries, dtype=np.float32)
-    np.maximum.at(query_max, rows, values)
+    nonempty = lengths > 0
+    if nonempty.any():
+        query_max[nonempty] = np.maximum.reduceat(values, offsets[:-1][nonempty])
     # A query whose terms no document holds scores nothing; any positive scale will do.
     query_scales = np.where(query_max > 0, query_max / np.float32(levels(bits)), np.float32(1)).astype(np.float32)
     return quantize(values, query_scales[rows], bits), query_scales

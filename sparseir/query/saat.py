@@ -167,8 +167,8 @@ def search_impacts(arrays, n_docs: int, queries, k: int, rho: int | None = None)
                                                arrays["term_scales"], bits)
     n_queries = len(queries)
     term_segments = arrays["term_segments"]
-    segments_per_term = np.diff(term_segments)[queries.terms]
-    segments_before = np.concatenate([[0], np.cumsum(segments_per_term)])
+    segments_before = np.zeros(queries.nnz + 1, dtype=np.int64)
+    np.cumsum(term_segments[queries.terms + 1] - term_segments[queries.terms], out=segments_before[1:])
     n_keys = int(np.max(np.diff(segments_before[queries.offsets]), initial=0))
     query_lengths = np.diff(queries.offsets)
     # A score is at most levels^2 per query term: int32 accumulators whenever that cannot overflow.
