@@ -7,8 +7,9 @@ the result is exact search over the quantized vectors).
 
 The top-k is kept during accumulation, as in JASS: a heap holds the k best documents so
 far, and since scores only grow, a document enters when it beats the heap's root and a
-document already inside moves down towards the best. Nothing is scanned at the end;
-accumulators are reset through the list of documents touched.
+document already inside moves down towards the best. Nothing is scanned at the end.
+Accumulators are reset by walking the postings just processed again: no per-posting
+"first touch" test in the hot loop, and the reset costs at most the postings processed.
 """
 
 from __future__ import annotations
@@ -71,13 +72,13 @@ def _swap(heap_scores, heap_rows, positions, i, j):
 
 
 @njit(cache=True)
-def add_segment(posting_docs, lo, hi, contribution, accumulators, touched, n_touched,
+def add_segment(posting_docs, lo, hi, contribution, accumulators,
                 heap_scores, heap_rows, positions, size):
     """Add `contribution` to each document of postings [lo, hi), keeping the heap the top-k of all scores.
 
     While the heap has room every touched document is in it; once full, a document is
     in it exactly when its score, before this addition, did not lose to the root.
-    Returns (n_touched, size).
+    Returns the new heap size.
     """
     k = heap_scores.shape[0]
     for p in range(lo, hi):
@@ -85,9 +86,6 @@ def add_segment(posting_docs, lo, hi, contribution, accumulators, touched, n_tou
         old = accumulators[doc]
         new = old + contribution
         accumulators[doc] = new
-        if old == 0:
-            touched[n_touched] = doc
-            n_touched += 1
         if size < k:
             if old == 0:
                 heap_scores[size] = new
@@ -104,39 +102,78 @@ def add_segment(posting_docs, lo, hi, contribution, accumulators, touched, n_tou
                 positions[doc] = 0
             heap_scores[positions[doc]] = new
             _sift_down(heap_scores, heap_rows, positions, positions[doc], size)
-    return n_touched, size
+    return size
+
+
+RADIX_BITS = 8
+
+
+@njit(cache=True)
+def sort_by_priority(keys, buffer, counts, n, shift, priority_bits):
+    """Stable LSD radix sort of keys[:n] on bits [shift, shift + priority_bits); returns the sorted array.
+
+    Linear in n: a query has thousands of segments, where a comparison sort cost as
+    much as adding up a third of its postings.
+    """
+    mask = (1 << RADIX_BITS) - 1
+    end = shift + priority_bits
+    while shift < end:
+        counts[:] = 0
+        for i in range(n):
+            counts[(keys[i] >> shift) & mask] += 1
+        total = 0
+        for digit in range(mask + 1):
+            total, counts[digit] = total + counts[digit], total
+        for i in range(n):
+            digit = (keys[i] >> shift) & mask
+            buffer[counts[digit]] = keys[i]
+            counts[digit] += 1
+        keys, buffer = buffer, keys
+        shift += RADIX_BITS
+    return keys
 
 
 @njit(cache=True)
 def score_query(term_segments, segment_impacts, segment_offsets, posting_docs, q_terms, q_impacts, top, rho,
-                keys, accumulators, touched, heap_scores, heap_rows, positions, out_scores, out_rows):
+                keys, buffer, counts, segments, accumulators, heap_scores, heap_rows, positions, out_scores,
+                out_rows):
     """Top-k of one query into out_*; returns the number of postings processed."""
-    # One int64 key per segment, (top - priority) * n_segments + segment, top >= any priority:
-    # sorting the keys in place orders segments by priority descending, ties by segment id.
-    n_segments = segment_impacts.shape[0]
+    # Key = (top - priority) above the segment's gather index: a stable sort on the high bits
+    # orders segments by priority descending, ties in gather order (ascending segment id).
+    priority_bits = 1
+    while (top >> priority_bits) > 0:
+        priority_bits += 1
+    index_bits = 63 - priority_bits
     n_keys = 0
     for j in range(q_terms.shape[0]):
         term = q_terms[j]
         for s in range(term_segments[term], term_segments[term + 1]):
-            keys[n_keys] = (top - np.int64(q_impacts[j]) * segment_impacts[s]) * n_segments + s
+            keys[n_keys] = ((top - np.int64(q_impacts[j]) * segment_impacts[s]) << index_bits) | n_keys
+            segments[n_keys] = s
             n_keys += 1
-    keys[:n_keys].sort()
+    order = sort_by_priority(keys, buffer, counts, n_keys, index_bits, priority_bits)
+    index_mask = (np.int64(1) << index_bits) - 1
     processed = 0
-    n_touched = 0
     size = 0
-    for i in range(n_keys):
-        if processed >= rho:
-            break
-        segment = keys[i] % n_segments
-        contribution = top - keys[i] // n_segments
+    n_visited = 0
+    while n_visited < n_keys and processed < rho:
+        segment = segments[order[n_visited] & index_mask]
         lo = segment_offsets[segment]
         hi = lo + min(segment_offsets[segment + 1] - lo, rho - processed)
-        n_touched, size = add_segment(posting_docs, lo, hi, contribution, accumulators, touched, n_touched,
-                                      heap_scores, heap_rows, positions, size)
+        size = add_segment(posting_docs, lo, hi, top - (order[n_visited] >> index_bits), accumulators,
+                           heap_scores, heap_rows, positions, size)
         processed += hi - lo
+        n_visited += 1
     heap_drain(heap_scores, heap_rows, size, out_scores, out_rows)
-    for i in range(n_touched):
-        accumulators[touched[i]] = 0
+    # The same postings again, to reset their accumulators.
+    remaining = processed
+    for i in range(n_visited):
+        segment = segments[order[i] & index_mask]
+        lo = segment_offsets[segment]
+        hi = lo + min(segment_offsets[segment + 1] - lo, remaining)
+        for p in range(lo, hi):
+            accumulators[posting_docs[p]] = 0
+        remaining -= hi - lo
     return processed
 
 
@@ -148,7 +185,9 @@ def search_batch(term_segments, segment_impacts, segment_offsets, posting_docs, 
     k = out_scores.shape[1]
     for chunk in prange(n_chunks):
         keys = np.empty(n_keys, dtype=np.int64)
-        touched = np.empty(n_docs, dtype=np.int32)
+        buffer = np.empty(n_keys, dtype=np.int64)
+        counts = np.empty(1 << RADIX_BITS, dtype=np.int64)
+        segments = np.empty(n_keys, dtype=np.int64)
         positions = np.empty(n_docs, dtype=np.int32)
         heap_scores = np.empty(k, dtype=np.int64)
         heap_rows = np.empty(k, dtype=np.int64)
@@ -156,8 +195,9 @@ def search_batch(term_segments, segment_impacts, segment_offsets, posting_docs, 
         for q in range(chunk, n_queries, n_chunks):
             lo, hi = q_offsets[q], q_offsets[q + 1]
             out_processed[q] = score_query(term_segments, segment_impacts, segment_offsets, posting_docs,
-                                           q_terms[lo:hi], q_impacts[lo:hi], top, rho, keys, accumulators[chunk],
-                                           touched, heap_scores, heap_rows, positions, out_scores[q], out_rows[q])
+                                           q_terms[lo:hi], q_impacts[lo:hi], top, rho, keys, buffer, counts,
+                                           segments, accumulators[chunk], heap_scores, heap_rows, positions,
+                                           out_scores[q], out_rows[q])
 
 
 def search_impacts(arrays, n_docs: int, queries, k: int, rho: int | None = None):
