@@ -77,6 +77,25 @@ def test_exhaustive_equals_exact_search_over_quantized_vectors(seed, n_docs, n_t
     assert_exact_over_quantized(docs, queries, index, k)
 
 
+@pytest.mark.parametrize("scaling", ["global", "term"])
+def test_quantizer_rounds_to_the_nearest_level_and_keeps_non_zeros(scaling):
+    rng = np.random.default_rng(11)
+    vocab = sparseir.Vocabulary([f"t{i}" for i in range(25)])
+    docs = random_vectors(rng, 300, vocab, 0.3)
+    docs.weights[:] = rng.uniform(1e-4, 3.0, docs.nnz).astype(np.float32)
+    index = sparseir.build_index(docs, kind="saat", bits=6, scaling=scaling)
+    scales = index.arrays["term_scales"][docs.terms]
+    impacts = quantize(docs.weights, scales, 6)
+    assert impacts.min() == 1 and impacts.max() == levels(6)
+    large = docs.weights >= scales / 2
+    assert np.all(np.abs(impacts[large] * scales[large] - docs.weights[large]) <= scales[large] * 0.5001)
+    if scaling == "term":  # every term's largest weight gets the top impact
+        for term in np.unique(docs.terms):
+            assert impacts[docs.terms == term].max() == levels(6)
+    else:
+        assert np.all(scales == docs.weights.max() / levels(6))
+
+
 def test_segments_are_impact_descending_with_documents_ascending():
     rng = np.random.default_rng(7)
     vocab = sparseir.Vocabulary([f"t{i}" for i in range(20)])
