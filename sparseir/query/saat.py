@@ -133,17 +133,23 @@ def sort_by_priority(keys, buffer, counts, n, shift, priority_bits):
     return keys
 
 
+@njit(cache=True, inline="always")
+def _span(key, segments, index_mask, segment_offsets, budget):
+    """The postings [lo, hi) of the segment a sorted key names, at most `budget` of them."""
+    segment = segments[key & index_mask]
+    lo = segment_offsets[segment]
+    return lo, lo + min(segment_offsets[segment + 1] - lo, budget)
+
+
 @njit(cache=True)
-def score_query(term_segments, segment_impacts, segment_offsets, posting_docs, q_terms, q_impacts, top, rho,
-                keys, buffer, counts, segments, accumulators, heap_scores, heap_rows, positions, out_scores,
-                out_rows):
+def score_query(term_segments, segment_impacts, segment_offsets, posting_docs, q_terms, q_impacts, top,
+                priority_bits, rho, keys, buffer, counts, segments, accumulators, heap_scores, heap_rows, positions,
+                out_scores, out_rows):
     """Top-k of one query into out_*; returns the number of postings processed."""
     # Key = (top - priority) above the segment's gather index: a stable sort on the high bits
     # orders segments by priority descending, ties in gather order (ascending segment id).
-    priority_bits = 1
-    while (top >> priority_bits) > 0:
-        priority_bits += 1
     index_bits = 63 - priority_bits
+    index_mask = (np.int64(1) << index_bits) - 1
     n_keys = 0
     for j in range(q_terms.shape[0]):
         term = q_terms[j]
@@ -152,14 +158,11 @@ def score_query(term_segments, segment_impacts, segment_offsets, posting_docs, q
             segments[n_keys] = s
             n_keys += 1
     order = sort_by_priority(keys, buffer, counts, n_keys, index_bits, priority_bits)
-    index_mask = (np.int64(1) << index_bits) - 1
     processed = 0
     size = 0
     n_visited = 0
     while n_visited < n_keys and processed < rho:
-        segment = segments[order[n_visited] & index_mask]
-        lo = segment_offsets[segment]
-        hi = lo + min(segment_offsets[segment + 1] - lo, rho - processed)
+        lo, hi = _span(order[n_visited], segments, index_mask, segment_offsets, rho - processed)
         size = add_segment(posting_docs, lo, hi, top - (order[n_visited] >> index_bits), accumulators,
                            heap_scores, heap_rows, positions, size)
         processed += hi - lo
@@ -168,9 +171,7 @@ def score_query(term_segments, segment_impacts, segment_offsets, posting_docs, q
     # The same postings again, to reset their accumulators.
     remaining = processed
     for i in range(n_visited):
-        segment = segments[order[i] & index_mask]
-        lo = segment_offsets[segment]
-        hi = lo + min(segment_offsets[segment + 1] - lo, remaining)
+        lo, hi = _span(order[i], segments, index_mask, segment_offsets, remaining)
         for p in range(lo, hi):
             accumulators[posting_docs[p]] = 0
         remaining -= hi - lo
@@ -179,7 +180,7 @@ def score_query(term_segments, segment_impacts, segment_offsets, posting_docs, q
 
 @njit(parallel=True, cache=True)
 def search_batch(term_segments, segment_impacts, segment_offsets, posting_docs, q_offsets, q_terms, q_impacts,
-                 top, rho, accumulators, n_keys, out_scores, out_rows, out_processed):
+                 top, priority_bits, rho, accumulators, n_keys, out_scores, out_rows, out_processed):
     n_queries = q_offsets.shape[0] - 1
     n_chunks, n_docs = accumulators.shape
     k = out_scores.shape[1]
@@ -195,9 +196,9 @@ def search_batch(term_segments, segment_impacts, segment_offsets, posting_docs, 
         for q in range(chunk, n_queries, n_chunks):
             lo, hi = q_offsets[q], q_offsets[q + 1]
             out_processed[q] = score_query(term_segments, segment_impacts, segment_offsets, posting_docs,
-                                           q_terms[lo:hi], q_impacts[lo:hi], top, rho, keys, buffer, counts,
-                                           segments, accumulators[chunk], heap_scores, heap_rows, positions,
-                                           out_scores[q], out_rows[q])
+                                           q_terms[lo:hi], q_impacts[lo:hi], top, priority_bits, rho, keys, buffer,
+                                           counts, segments, accumulators[chunk], heap_scores, heap_rows,
+                                           positions, out_scores[q], out_rows[q])
 
 
 def search_impacts(arrays, n_docs: int, queries, k: int, rho: int | None = None):
@@ -221,8 +222,8 @@ def search_impacts(arrays, n_docs: int, queries, k: int, rho: int | None = None)
     _, rows = empty_results(n_queries, k)
     processed = np.zeros(n_queries, dtype=np.int64)
     search_batch(term_segments, arrays["segment_impacts"], arrays["segment_offsets"], arrays["posting_docs"],
-                 queries.offsets, queries.terms, q_impacts, top, UNLIMITED if rho is None else int(rho), accumulators,
-                 n_keys, impact_scores, rows, processed)
+                 queries.offsets, queries.terms, q_impacts, top, top.bit_length(),
+                 UNLIMITED if rho is None else int(rho), accumulators, n_keys, impact_scores, rows, processed)
     return impact_scores, rows, query_scales, processed
 
 
