@@ -5,8 +5,9 @@
 
 Every method runs in the same process on the same queries, one query per call on one
 thread; each query is timed `--repeats` times and its fastest time kept, as wall time and
-as the thread's CPU time (the machine may be shared). Recall@10 is the fraction of exact search's top 10 found. Seismic, when
-this sparseir has it, is measured beside at its default parameters.
+as the thread's CPU time (the machine may be shared). Recall@10 is the fraction of exact
+search's top 10 found. Seismic, when this sparseir has it, is measured beside at its
+default parameters.
 """
 
 from __future__ import annotations
