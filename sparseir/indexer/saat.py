@@ -1,0 +1,60 @@
+"""Score-at-a-time impact index (JASS): per term, postings grouped into segments of equal impact.
+
+Weights are quantized to integer impacts (``sparseir.quantize``). Each term's postings
+are split into segments of one impact each, highest impact first, documents ascending
+within a segment, so a query can visit the segments of all its terms in order of
+query impact x document impact and stop whenever its budget runs out.
+
+Arrays:
+
+- ``term_segments`` int64 (n_terms + 1): term t owns segments ``[term_segments[t], term_segments[t+1])``
+- ``segment_impacts`` int32: the impact shared by every posting of a segment (descending per term)
+- ``segment_offsets`` int64 (n_segments + 1): segment s owns ``posting_docs[segment_offsets[s]:segment_offsets[s+1]]``
+- ``posting_docs`` int32: document rows, ascending within each segment
+- ``term_scales`` float32 (n_terms): the quantization scale of each term
+- ``bits`` int32 (1,): impact precision, which queries are quantized at too
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import require
+from ..quantize import SCALINGS, check_bits, levels, quantize, term_scales
+from ..vectors import SparseVectors
+from .exact import invert
+
+
+@dataclass(frozen=True)
+class BuildParams:
+    bits: int = field(default=8, metadata={"help": "impact precision: weights become integers in [1, 2^bits - 1]"})
+    scaling: str = field(default="global", metadata={
+        "help": "global: one quantization scale for all terms; term: each term's largest weight gets the top impact"})
+
+    def __post_init__(self):
+        check_bits(self.bits)
+        require(self.scaling in SCALINGS, f"scaling must be one of {', '.join(SCALINGS)}, got {self.scaling!r}")
+
+
+def build(docs: SparseVectors, params: BuildParams) -> dict[str, np.ndarray]:
+    inverted = invert(docs)
+    term_offsets = inverted["term_offsets"]
+    n_terms = len(term_offsets) - 1
+    scales = term_scales(term_offsets, inverted["posting_weights"], params.bits, params.scaling)
+    posting_terms = np.repeat(np.arange(n_terms, dtype=np.int64), np.diff(term_offsets))
+    impacts = quantize(inverted["posting_weights"], scales[posting_terms], params.bits)
+    # Stable sort on (term, impact descending) keeps documents ascending within each segment.
+    order = np.argsort(posting_terms * (levels(params.bits) + 1) + (levels(params.bits) - impacts), kind="stable")
+    posting_terms, impacts = posting_terms[order], impacts[order]
+    starts = np.flatnonzero(np.concatenate([[True], (posting_terms[1:] != posting_terms[:-1])
+                                            | (impacts[1:] != impacts[:-1])])) if len(order) else np.empty(0, np.int64)
+    term_segments = np.zeros(n_terms + 1, dtype=np.int64)
+    np.cumsum(np.bincount(posting_terms[starts], minlength=n_terms), out=term_segments[1:])
+    return {"term_segments": term_segments,
+            "segment_impacts": impacts[starts].astype(np.int32),
+            "segment_offsets": np.append(starts, len(order)).astype(np.int64),
+            "posting_docs": inverted["posting_docs"][order].astype(np.int32),
+            "term_scales": scales,
+            "bits": np.array([params.bits], dtype=np.int32)}
