@@ -232,3 +232,10 @@ def search(arrays, n_docs: int, queries, k: int, params: SearchParams):
     impact_scores, rows, query_scales, _ = search_impacts(arrays, n_docs, queries, k, params.rho)
     scores = impact_scores * query_scales[:, None].astype(np.float64)
     return np.where(rows >= 0, scores, -np.inf).astype(np.float32), rows
+
+
+def tuning_grid(arrays, n_docs: int) -> dict[str, list]:
+    """rho from cheap to exhaustive, geometric steps up to the collection's posting count (see sparseir.tune)."""
+    total = int(arrays["posting_docs"].shape[0])
+    steps = np.unique(np.geomspace(1000, max(total, 1001), 24).astype(np.int64))
+    return {"rho": [int(rho) for rho in steps if rho < total] + [None]}
