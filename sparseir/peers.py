@@ -22,6 +22,8 @@ from .errors import ParameterError
 from .query.topk import empty_results
 from .vectors import SparseVectors
 
+MAX_IMPACT = 255  # bmp's largest integer term weight
+
 
 class Peer:
     """Shared plumbing: a scratch directory for the peer's files, measured once built."""
@@ -108,7 +110,8 @@ class BMP(Peer):
     """bmp, block-max pruning (``import bmp``): integer-quantized weights, one query per call.
 
     Build params: bsize (docs per block, 32), compress_range (False), scale (weights are
-    stored as round(weight * scale), at least 1; 100 as in its PyTerrier indexer).
+    stored as round(weight * scale), at least 1; default 255 / the largest weight, since
+    bmp keeps 8-bit impacts). Queries are quantized the same way on their own scale.
     Search knobs: alpha (block threshold factor), beta (query term pruning); 1 = exact.
     Scores are in its integer units. Its Python API runs one query at a time, so `threads`
     is ignored (one core).
@@ -122,11 +125,11 @@ class BMP(Peer):
         import bmp
 
         bsize = int(self.params.get("bsize", 32))
-        self.scale = float(self.params.get("scale", 100.0))
+        self.scale = float(self.params.get("scale", MAX_IMPACT / max(float(docs.weights.max(initial=0)), 1e-9)))
         path = self.workdir / "index.bmp"
         started = time.perf_counter()
         indexer = bmp.Indexer(str(path), bsize, bool(self.params.get("compress_range", False)))
-        quantized = self.quantize(docs.weights)
+        quantized = quantize(docs.weights, self.scale)
         names = docs.terms.astype(str)
         for row in range(len(docs)):
             lo, hi = docs.offsets[row], docs.offsets[row + 1]
@@ -136,14 +139,11 @@ class BMP(Peer):
         self.build_seconds = time.perf_counter() - started
         self.index_bytes = os.path.getsize(path)
 
-    def quantize(self, weights: np.ndarray) -> np.ndarray:
-        return np.maximum(1, np.rint(weights * self.scale)).astype(np.int64)
-
     def search(self, queries: SparseVectors, k: int, threads: int = 1, **knobs):
         knobs = {"alpha": 1.0, "beta": 1.0, **self.check_knobs(knobs, self.knobs)}
         scores, rows = empty_results(len(queries), k)
         names = queries.terms.astype(str)
-        quantized = self.quantize(queries.weights)
+        quantized = quantize(queries.weights, MAX_IMPACT / max(float(queries.weights.max(initial=0)), 1e-9))
         for q in range(len(queries)):
             lo, hi = queries.offsets[q], queries.offsets[q + 1]
             if hi == lo:
@@ -154,6 +154,10 @@ class BMP(Peer):
             rows[q, :n] = np.asarray(docnos[:n], dtype=np.int64)
             scores[q, :n] = hit_scores[:n]
         return scores, rows
+
+
+def quantize(weights: np.ndarray, scale: float) -> np.ndarray:
+    return np.clip(np.rint(weights * scale), 1, MAX_IMPACT).astype(np.int64)
 
 
 PEERS: dict[str, type] = {"pyseismic": PySeismic, "bmp": BMP}

@@ -8,9 +8,12 @@ exactly from a forward index. Arrays (all flat):
 
 - ``term_blocks`` int64 (n_terms+1): the blocks of term t are ``term_blocks[t]:term_blocks[t+1]``
 - ``block_offsets`` int64 (n_blocks+1), ``block_docs`` int32: each block's rows, ascending
-- ``summary_offsets`` int64 (n_blocks+1), ``summary_terms`` uint16|int32, ``summary_codes`` uint8,
-  ``summary_scale`` / ``summary_min`` float32 (n_blocks): value = min + scale * code, rounded up
-  so that a summary never falls below the maximum it stands for
+- summaries, term-major within each list so that a query reads only its own terms' entries:
+  ``list_term_offsets`` int64 (n_terms+1) -> ``list_terms`` uint16|int32 (ascending per list) and
+  ``term_entries`` (where each term's entries start, from ``list_entries[t]``, int64
+  (n_terms+1)); entries ``entry_blocks`` (block within the list) and ``entry_codes`` uint8;
+  counters take the narrowest unsigned dtype their largest value fits (uint8/16/32); ``summary_scale`` / ``summary_min`` float32 (n_blocks): value = min + scale * code,
+  rounded up, so a summary never falls below the maximum it stands for
 - ``doc_offsets`` int64, ``doc_terms`` uint16|int32, ``doc_weights``: the forward index; weights are
   float16 stored as their uint16 bit patterns (half the bytes; relative error <= 2^-11) or float32
 - ``max_list_blocks`` int64 (1): the most blocks of one list (sizes the query's scratch)
@@ -319,8 +322,9 @@ def transpose_summaries(term_blocks, summary_offsets, summary_terms, summary_cod
 
     A query then meets only the summary entries of its own terms. The first call
     (list_terms empty) puts each list's distinct term count in list_term_offsets[t + 1];
-    the second writes the terms (ascending), their entry starts and the entries, which
-    keep the list's range summary_offsets[first block]:summary_offsets[last block].
+    the second writes the terms (ascending), where each term's entries start (counted
+    from the list's first entry, so that a narrow dtype holds it) and the entries, which keep
+    the list's range summary_offsets[first block]:summary_offsets[last block].
     """
     n_lists = term_blocks.shape[0] - 1
     counting = list_terms.shape[0] == 0
@@ -348,9 +352,10 @@ def transpose_summaries(term_blocks, summary_offsets, summary_terms, summary_cod
             for i in range(n_touched):
                 term = touched[i]
                 list_terms[out + i] = term
-                term_entries[out + i] = start
-                start += cursor[term]
-                cursor[term] = term_entries[out + i]
+                term_entries[out + i] = start - lo
+                count = cursor[term]
+                cursor[term] = start
+                start += count
             for block in range(first, last):
                 for e in range(summary_offsets[block], summary_offsets[block + 1]):
                     term = summary_terms[e]
@@ -368,6 +373,14 @@ def offsets_of(sizes: np.ndarray) -> np.ndarray:
     offsets = np.zeros(len(sizes) + 1, dtype=np.int64)
     np.cumsum(sizes, out=offsets[1:])
     return offsets
+
+
+def smallest_uint(largest: int):
+    """The narrowest unsigned dtype holding 0..largest: index bytes are mostly such counters."""
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        if largest <= np.iinfo(dtype).max:
+            return dtype
+    return np.int64
 
 
 def term_dtype(n_terms: int):
@@ -430,22 +443,23 @@ def build(docs: SparseVectors, params: BuildParams) -> dict[str, np.ndarray]:
     max_list_blocks = max(1, int(np.diff(term_blocks).max()))
     list_term_offsets = np.zeros(n_terms + 1, dtype=np.int64)
     list_terms = np.empty(0, dtype=small_terms)
-    term_entries = np.empty(0, dtype=np.int64)
-    entry_blocks = np.empty(len(summary_codes), dtype=np.uint16 if max_list_blocks <= 1 << 16 else np.int32)
+    term_entries = np.empty(0, dtype=np.uint8)
+    entry_blocks = np.empty(len(summary_codes), dtype=smallest_uint(max_list_blocks - 1))
     entry_codes = np.empty(len(summary_codes), dtype=np.uint8)
     transpose_summaries(term_blocks, summary_offsets, summary_terms, summary_codes, n_terms, list_term_offsets, chunks,
                         list_terms, term_entries, entry_blocks, entry_codes)
     np.cumsum(list_term_offsets, out=list_term_offsets)
     list_terms = np.empty(list_term_offsets[-1], dtype=small_terms)
-    term_entries = np.empty(list_term_offsets[-1] + 1, dtype=np.int64)
-    term_entries[-1] = len(summary_codes)
+    list_entries = summary_offsets[term_blocks]
+    term_entries = np.empty(list_term_offsets[-1], dtype=smallest_uint(int(np.diff(list_entries).max())))
     transpose_summaries(term_blocks, summary_offsets, summary_terms, summary_codes, n_terms, list_term_offsets, chunks,
                         list_terms, term_entries, entry_blocks, entry_codes)
     del summary_offsets, summary_terms, summary_codes
 
     arrays = {
         "term_blocks": term_blocks, "block_offsets": block_offsets, "block_docs": block_docs,
-        "list_term_offsets": list_term_offsets, "list_terms": list_terms, "term_entries": term_entries,
+        "list_term_offsets": list_term_offsets, "list_terms": list_terms, "list_entries": list_entries,
+        "term_entries": term_entries,
         "entry_blocks": entry_blocks, "entry_codes": entry_codes,
         "summary_scale": summary_scale, "summary_min": summary_min,
         "doc_offsets": docs.offsets, "doc_terms": docs.terms.astype(small_terms),

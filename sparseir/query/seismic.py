@@ -31,8 +31,8 @@ NO_KNN = np.empty((0, 0), dtype=np.int32)
 class SearchParams:
     """Query knobs of the Seismic processor (names as in the paper)."""
 
-    query_cut: int = field(default=10, metadata={"help": "posting lists visited: the query's heaviest terms"})
-    heap_factor: float = field(default=0.9, metadata={
+    query_cut: int = field(default=8, metadata={"help": "posting lists visited: the query's heaviest terms"})
+    heap_factor: float = field(default=0.8, metadata={
         "help": "skip a block when its summary bound < heap_factor * threshold (lower: fewer skips)"})
     n_knn: int = field(default=0, metadata={"help": "kNN neighbours of each result scored at the end (0: none)"})
 
@@ -75,8 +75,8 @@ def score_doc(doc_offsets, doc_terms, doc_weights, table, doc, dense_query):
 
 
 @njit(cache=True)
-def list_bounds(list_term_offsets, list_terms, term_entries, entry_blocks, entry_codes, summary_scale, summary_min,
-                term, first, q_terms, q_weights, base, coded, bound_value, bound_bits, block_keys):
+def list_bounds(list_term_offsets, list_terms, list_entries, term_entries, entry_blocks, entry_codes, summary_scale,
+                summary_min, term, first, q_terms, q_weights, base, coded, bound_value, bound_bits, block_keys):
     """Summary dot products of every block of `term`'s list, as sortable keys (bound bits, block).
 
     Summaries are stored term-major per list, so only the entries of the query's own
@@ -85,12 +85,14 @@ def list_bounds(list_term_offsets, list_terms, term_entries, entry_blocks, entry
     float32 bit patterns order like the values.
     """
     lo, hi = list_term_offsets[term], list_term_offsets[term + 1]
+    base_entry, end_entry = list_entries[term], list_entries[term + 1]
     for j in range(q_terms.shape[0]):
         i = lo + np.searchsorted(list_terms[lo:hi], q_terms[j])
         if i == hi or list_terms[i] != q_terms[j]:
             continue
         weight = q_weights[j]
-        for e in range(term_entries[i], term_entries[i + 1]):
+        end = base_entry + term_entries[i + 1] if i + 1 < hi else end_entry
+        for e in range(base_entry + term_entries[i], end):
             block = entry_blocks[e]
             base[block] += weight
             coded[block] += weight * np.float32(entry_codes[e])
@@ -136,9 +138,9 @@ def visit_doc(doc_offsets, doc_terms, doc_weights, table, doc, dense_query, visi
 
 
 @njit(cache=True)
-def search_one(term_blocks, block_offsets, block_docs, list_term_offsets, list_terms, term_entries, entry_blocks,
-               entry_codes, summary_scale, summary_min, doc_offsets, doc_terms, doc_weights, table, knn, n_knn,
-               q_terms, q_weights, query_cut, heap_factor,
+def search_one(term_blocks, block_offsets, block_docs, list_term_offsets, list_terms, list_entries, term_entries,
+               entry_blocks, entry_codes, summary_scale, summary_min, doc_offsets, doc_terms, doc_weights, table, knn,
+               n_knn, q_terms, q_weights, query_cut, heap_factor,
                dense_query, visited, touched, cut_terms, base, coded, block_keys, bound_bits, bound_value,
                heap_scores, heap_rows):
     """One query into (heap_scores, heap_rows); returns the heap size. Scratch is left clean."""
@@ -152,9 +154,9 @@ def search_one(term_blocks, block_offsets, block_docs, list_term_offsets, list_t
         first, last = term_blocks[term], term_blocks[term + 1]
         n_blocks = last - first
         # Visit blocks best bound first so that the threshold rises early.
-        list_bounds(list_term_offsets, list_terms, term_entries, entry_blocks, entry_codes, summary_scale, summary_min,
-                    term, first, q_terms, q_weights, base[:n_blocks], coded[:n_blocks], bound_value, bound_bits,
-                    block_keys)
+        list_bounds(list_term_offsets, list_terms, list_entries, term_entries, entry_blocks, entry_codes, summary_scale,
+                    summary_min, term, first, q_terms, q_weights, base[:n_blocks], coded[:n_blocks], bound_value,
+                    bound_bits, block_keys)
         block_keys[:n_blocks].sort()
         for i in range(n_blocks - 1, -1, -1):
             bound_bits[0] = np.int32(block_keys[i] >> 32)
@@ -183,9 +185,10 @@ def search_one(term_blocks, block_offsets, block_docs, list_term_offsets, list_t
 
 
 @njit(parallel=True, cache=True)
-def search_batch(term_blocks, block_offsets, block_docs, list_term_offsets, list_terms, term_entries, entry_blocks,
-                 entry_codes, summary_scale, summary_min, doc_offsets, doc_terms, doc_weights, table, knn, n_knn, max_blocks, n_terms,
-                 q_offsets, q_terms, q_weights, query_cut, heap_factor, n_chunks, out_scores, out_rows):
+def search_batch(term_blocks, block_offsets, block_docs, list_term_offsets, list_terms, list_entries, term_entries,
+                 entry_blocks, entry_codes, summary_scale, summary_min, doc_offsets, doc_terms, doc_weights, table, knn,
+                 n_knn, max_blocks, n_terms, q_offsets, q_terms, q_weights, query_cut, heap_factor, n_chunks,
+                 out_scores, out_rows):
     n_docs = doc_offsets.shape[0] - 1
     n_queries = q_offsets.shape[0] - 1
     k = out_scores.shape[1]
@@ -204,9 +207,10 @@ def search_batch(term_blocks, block_offsets, block_docs, list_term_offsets, list
         # Interleaved queries balance chunks when query costs drift along the batch.
         for q in range(chunk, n_queries, n_chunks):
             lo, hi = q_offsets[q], q_offsets[q + 1]
-            size = search_one(term_blocks, block_offsets, block_docs, list_term_offsets, list_terms, term_entries,
-                              entry_blocks, entry_codes, summary_scale, summary_min, doc_offsets, doc_terms,
-                              doc_weights, table, knn, n_knn, q_terms[lo:hi], q_weights[lo:hi], query_cut, heap_factor,
+            size = search_one(term_blocks, block_offsets, block_docs, list_term_offsets, list_terms, list_entries,
+                              term_entries, entry_blocks, entry_codes, summary_scale, summary_min, doc_offsets,
+                              doc_terms, doc_weights, table, knn, n_knn, q_terms[lo:hi], q_weights[lo:hi], query_cut,
+                              heap_factor,
                               dense_query, visited, touched, cut_terms, base, coded, block_keys, bound_bits,
                               bound_value, heap_scores, heap_rows)
             heap_drain(heap_scores, heap_rows, size, out_scores[q], out_rows[q])
@@ -220,8 +224,8 @@ def search_arrays(arrays, queries, k: int, params: SearchParams):
     term_blocks = arrays["term_blocks"]
     out_scores, out_rows = empty_results(len(queries), k)
     search_batch(term_blocks, arrays["block_offsets"], arrays["block_docs"], arrays["list_term_offsets"],
-                 arrays["list_terms"], arrays["term_entries"], arrays["entry_blocks"], arrays["entry_codes"],
-                 arrays["summary_scale"], arrays["summary_min"],
+                 arrays["list_terms"], arrays["list_entries"], arrays["term_entries"], arrays["entry_blocks"],
+                 arrays["entry_codes"], arrays["summary_scale"], arrays["summary_min"],
                  arrays["doc_offsets"], arrays["doc_terms"], arrays["doc_weights"], float16_table(), knn, params.n_knn,
                  int(arrays["max_list_blocks"][0]), len(term_blocks) - 1,
                  queries.offsets, queries.terms, queries.weights, params.query_cut, np.float32(params.heap_factor),
