@@ -39,10 +39,9 @@ from sparseir.peers import PEERS  # noqa: E402
 DATA = ROOT.parent / "shared" / "data"
 OURS = "sparseir-seismic"
 SWEEPS = {
-    OURS: [dict(query_cut=c, heap_factor=h) for c, h in
-           [(5, 0.9), (8, 0.9), (10, 0.9), (10, 0.8), (15, 0.8), (10, 0.7)]],
+    OURS: [dict(query_cut=c, heap_factor=h) for c, h in [(5, 0.9), (5, 0.8), (6, 0.8), (8, 0.9), (8, 0.8), (10, 0.8)]],
     "pyseismic": [dict(query_cut=c, heap_factor=h) for c, h in
-                  [(5, 0.9), (8, 0.9), (10, 0.9), (10, 0.8), (15, 0.8), (10, 0.7)]],
+                  [(4, 0.9), (5, 0.9), (6, 0.9), (8, 0.9), (5, 0.8), (10, 0.8)]],
     "bmp": [dict(alpha=a, beta=b) for a, b in [(0.8, 0.8), (0.9, 0.9), (1.0, 1.0)]],
 }
 
@@ -59,22 +58,22 @@ def synthetic(n_docs: int, n_queries: int, seed: int = 0, n_terms: int = 30522, 
     popularity /= popularity.sum()
 
     def draw_rows(n_rows, mean_len, sigma):
+        """CSR (offsets, terms) of n_rows rows: Zipf-drawn ids, duplicates within a row merged."""
         lengths = np.clip(rng.lognormal(np.log(mean_len), sigma, n_rows).astype(np.int64), 1, 400)
-        rows = []
-        for length in lengths:
-            terms = np.unique(order[rng.choice(n_terms, size=length, p=popularity)])
-            rows.append(terms)
-        return rows
+        rows = np.repeat(np.arange(n_rows), lengths)
+        terms = order[rng.choice(n_terms, size=len(rows), p=popularity)]
+        keys = np.unique(rows * n_terms + terms)  # sorted: by row, then term
+        rows, terms = keys // n_terms, keys % n_terms
+        offsets = np.zeros(n_rows + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=n_rows), out=offsets[1:])
+        return offsets, terms
 
     parts = []
     for start in range(0, n_docs, chunk):
-        rows = draw_rows(min(chunk, n_docs - start), 120, 0.35)
-        lengths = np.array([len(r) for r in rows])
-        offsets = np.zeros(len(rows) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
+        offsets, terms = draw_rows(min(chunk, n_docs - start), 120, 0.35)
         weights = np.minimum(3.5, rng.lognormal(np.log(0.5), 0.7, offsets[-1])).astype(np.float32)
-        ids = np.arange(start, start + len(rows)).astype(str)
-        parts.append(sparseir.SparseVectors(offsets, np.concatenate(rows), weights, ids, vocab))
+        ids = np.arange(start, start + len(offsets) - 1).astype(str)
+        parts.append(sparseir.SparseVectors(offsets, terms, weights, ids, vocab))
     docs = sparseir.SparseVectors.concatenate(parts)
 
     dicts = []
@@ -151,9 +150,12 @@ def measure(system, queries, exact_rows, k, knobs, all_threads):
         started = time.perf_counter()
         system.search(one, k, threads=1, **knobs)
         latencies.append((time.perf_counter() - started) * 1000)
-    started = time.perf_counter()
-    _, rows = system.search(queries, k, threads=all_threads, **knobs)
-    qps = len(queries) / (time.perf_counter() - started)
+    batch_seconds = []
+    for _ in range(3):  # best of three: the machine may be shared
+        started = time.perf_counter()
+        _, rows = system.search(queries, k, threads=all_threads, **knobs)
+        batch_seconds.append(time.perf_counter() - started)
+    qps = len(queries) / min(batch_seconds)
     ms = np.array(latencies)
     return {"recall": recall_at(rows, exact_rows), "mean_ms": float(ms.mean()), "p50_ms": float(np.median(ms)),
             "p99_ms": float(np.percentile(ms, 99)), "qps": qps}
@@ -213,10 +215,12 @@ def main(argv=None):
         if hasattr(system, "close"):
             system.close()
 
-    reference = next((r for r in rows if r["system"] == "pyseismic" and r["recall"] >= args.target), None)
+    best = {system: min((r for r in rows if r["system"] == system and r["recall"] >= args.target),
+                        key=lambda r: r["mean_ms"], default=None) for system in SWEEPS}
+    reference = best["pyseismic"]
     header = (f"{'system':18} {'knobs':28} {'R@10':>6} {'mean':>7} {'p50':>7} {'p99':>7} {'QPS':>8} {'build s':>8} "
               f"{'MiB':>7} {'x exact':>7} | ratio to pyseismic: {'mean':>5} {'QPS':>5} {'build':>5} {'bytes':>5}")
-    print(f"\nexact: mean {exact_ms:.3f} ms single-thread; ratios at pyseismic's first setting with "
+    print(f"\nexact: mean {exact_ms:.3f} ms single-thread; ratios against pyseismic's fastest setting with "
           f"recall >= {args.target}: {reference['knobs'] if reference else 'none reached it'}")
     print(header)
     for r in rows:
@@ -230,10 +234,21 @@ def main(argv=None):
         print(f"{r['system']:18} {knobs:28} {r['recall']:6.4f} {r['mean_ms']:7.3f} {r['p50_ms']:7.3f} "
               f"{r['p99_ms']:7.3f} {r['qps']:8.0f} {r['build_s']:8.1f} {r['index_bytes'] / 2**20:7.1f} "
               f"{r['speedup_vs_exact']:7.1f} | {ratio}")
+    print(f"\nfastest setting of each system with recall@{args.k} >= {args.target}:")
+    for system, r in best.items():
+        if r is None:
+            print(f"  {system}: none in the sweep (or not run)")
+            continue
+        line = (f"  {system}: {r['knobs']} recall {r['recall']:.4f}, mean {r['mean_ms']:.3f} ms, "
+                f"{r['speedup_vs_exact']:.1f}x faster than exact")
+        if "ratio" in r:
+            line += ("; vs pyseismic: latency {mean_ms:.2f}x, QPS {qps:.2f}x, build {build_s:.2f}x, "
+                     "bytes {index_bytes:.2f}x").format(**r["ratio"])
+        print(line)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"collection": name, "n_docs": len(docs), "n_queries": len(queries), "k": args.k,
-                               "threads": threads, "exact_mean_ms": exact_ms, "reference": reference,
+                               "threads": threads, "exact_mean_ms": exact_ms, "target": args.target, "best": best,
                                "rows": rows}, indent=2) + "\n")
     print(f"\nwrote {out}")
 
