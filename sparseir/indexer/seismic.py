@@ -1,0 +1,490 @@
+"""Seismic index (Bruch, Nardini, Rulli, Venturini, SIGIR 2024).
+
+Each posting list is statically pruned to its `n_postings` heaviest entries, then split
+into blocks of similar documents; every block carries a summary (the coordinate-wise
+max of its documents, pruned to `summary_energy` of its L1 mass, 8-bit quantized) that
+upper-bounds, approximately, the score of anything inside it. Documents are scored
+exactly from a forward index. Arrays (all flat):
+
+- ``term_blocks`` int64 (n_terms+1): the blocks of term t are ``term_blocks[t]:term_blocks[t+1]``
+- ``block_offsets`` int64 (n_blocks+1), ``block_docs`` int32: each block's rows, ascending
+- summaries, term-major within each list so that a query reads only its own terms' entries:
+  ``list_term_offsets`` int64 (n_terms+1) -> ``list_terms`` uint16|int32 (ascending per list) and
+  ``term_entries`` (where each term's entries start, from ``list_entries[t]``, int64
+  (n_terms+1)); entries ``entry_blocks`` (block within the list) and ``entry_codes`` uint8;
+  counters take the narrowest unsigned dtype their largest value fits (uint8/16/32); ``summary_scale`` / ``summary_min`` float32 (n_blocks): value = min + scale * code,
+  rounded up, so a summary never falls below the maximum it stands for
+- ``doc_offsets`` int64, ``doc_terms`` uint16|int32, ``doc_weights``: the forward index; weights are
+  float16 stored as their uint16 bit patterns (half the bytes; relative error <= 2^-11) or float32
+- ``max_list_blocks`` int64 (1): the most blocks of one list (sizes the query's scratch)
+- ``knn`` int32 (n_docs, n_knn), only when n_knn > 0: each document's approximate nearest neighbours
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from numba import njit, prange
+
+from ..errors import require
+from ..query.scratch import thread_chunks
+from ..query.seismic import SearchParams, heaviest_terms, search_arrays
+from ..vectors import SparseVectors
+from .exact import invert
+
+CLUSTERINGS = ("clustered", "fixed")
+FORWARD_DTYPES = ("float16", "float32")
+# MS MARCO passage (8.8M documents) is where the paper's n_postings = 3500 comes from.
+MSMARCO_DOCS = 8_841_823
+MSMARCO_POSTINGS = 3500
+MIN_AUTO_POSTINGS = 1000
+SUMMARY_BUCKETS = 256
+
+
+@dataclass(frozen=True)
+class BuildParams:
+    """Build knobs of the Seismic index (names as in the paper).
+
+    Default n_postings (None) scales with the collection: 3500 * sqrt(n_docs / 8.8M),
+    and at least 1000, i.e. 3500 on MS MARCO, ~1200 at 1M documents, and no pruning at
+    all on collections whose lists are all shorter than 1000. The square root keeps
+    the kept fraction of a list growing as collections shrink, where one posting list
+    covers a larger share of the relevant documents.
+    """
+
+    n_postings: int | None = field(default=None, metadata={
+        "help": "postings kept per term, heaviest first (default: 3500*sqrt(n_docs/8.8M), at least 1000)"})
+    clustering: str = field(default="clustered", metadata={
+        "help": "block making: 'clustered' (documents to the most similar centroid) or 'fixed' (block_size runs)"})
+    centroid_fraction: float = field(default=0.1, metadata={
+        "help": "clustered: centroids per list as a fraction of its postings"})
+    block_size: int = field(default=32, metadata={"help": "fixed: documents per block"})
+    doc_cut: int = field(default=15, metadata={
+        "help": "clustered: heaviest terms of each document used to compare it with the centroids"})
+    summary_energy: float = field(default=0.4, metadata={
+        "help": "share of a summary's L1 mass kept, heaviest terms first (1 = unpruned)"})
+    forward_dtype: str = field(default="float16", metadata={
+        "help": "forward index weights: 'float16' (half the bytes) or 'float32' (bit-exact scores)"})
+    n_knn: int = field(default=0, metadata={"help": "nearest neighbours stored per document for refinement (0: none)"})
+
+    def __post_init__(self):
+        require(self.n_postings is None or (isinstance(self.n_postings, int) and self.n_postings >= 1),
+                f"n_postings must be an integer >= 1 or None, got {self.n_postings!r}")
+        require(self.clustering in CLUSTERINGS,
+                f"clustering must be one of {', '.join(CLUSTERINGS)}, got {self.clustering!r}")
+        require(0.0 < self.centroid_fraction <= 1.0,
+                f"centroid_fraction must lie in (0, 1], got {self.centroid_fraction!r}")
+        require(isinstance(self.block_size, int) and self.block_size >= 1,
+                f"block_size must be an integer >= 1, got {self.block_size!r}")
+        require(isinstance(self.doc_cut, int) and self.doc_cut >= 1,
+                f"doc_cut must be an integer >= 1, got {self.doc_cut!r}")
+        require(0.0 < self.summary_energy <= 1.0, f"summary_energy must lie in (0, 1], got {self.summary_energy!r}")
+        require(self.forward_dtype in FORWARD_DTYPES,
+                f"forward_dtype must be one of {', '.join(FORWARD_DTYPES)}, got {self.forward_dtype!r}")
+        require(isinstance(self.n_knn, int) and self.n_knn >= 0, f"n_knn must be an integer >= 0, got {self.n_knn!r}")
+
+    def postings_for(self, n_docs: int) -> int:
+        """The effective n_postings for a collection of n_docs documents."""
+        if self.n_postings is not None:
+            return self.n_postings
+        return max(MIN_AUTO_POSTINGS, math.ceil(MSMARCO_POSTINGS * math.sqrt(n_docs / MSMARCO_DOCS)))
+
+
+# --- static pruning ---------------------------------------------------------------
+
+
+@njit(parallel=True, cache=True)
+def prune_postings(term_offsets, posting_docs, posting_weights, kept_offsets, n_chunks, kept_docs):
+    """Per term: keep the kept_offsets[t+1]-kept_offsets[t] heaviest postings, rows ascending."""
+    n_terms = term_offsets.shape[0] - 1
+    for chunk in prange(n_chunks):
+        for term in range(chunk, n_terms, n_chunks):
+            lo, hi = term_offsets[term], term_offsets[term + 1]
+            out_lo, out_hi = kept_offsets[term], kept_offsets[term + 1]
+            if out_hi - out_lo == hi - lo:
+                kept_docs[out_lo:out_hi] = posting_docs[lo:hi]
+                continue
+            heaviest = np.argsort(-posting_weights[lo:hi], kind="mergesort")[:out_hi - out_lo]
+            kept_docs[out_lo:out_hi] = np.sort(posting_docs[lo:hi][heaviest])
+
+
+@njit(parallel=True, cache=True)
+def doc_heads(doc_offsets, doc_terms, doc_weights, doc_cut, head_offsets, n_chunks, head_terms, head_weights):
+    """Each document's doc_cut heaviest terms (what clustering compares)."""
+    n_docs = doc_offsets.shape[0] - 1
+    for chunk in prange(n_chunks):
+        picked = np.empty(doc_cut, dtype=np.int64)
+        for doc in range(chunk, n_docs, n_chunks):
+            lo, hi = doc_offsets[doc], doc_offsets[doc + 1]
+            n = heaviest_terms(doc_terms[lo:hi], doc_weights[lo:hi], doc_cut, picked)
+            out = head_offsets[doc]
+            for i in range(n):
+                head_terms[out + i] = doc_terms[lo + picked[i]]
+                head_weights[out + i] = doc_weights[lo + picked[i]]
+
+
+# --- blocking -----------------------------------------------------------------------
+
+
+@njit(cache=True)
+def assign_to_centroids(docs, n_centroids, head_offsets, head_terms, head_weights,
+                        entry_head, entry_next, entry_centroid, entry_weight, dots, dot_touched, assignment):
+    """Each doc to the centroid with the highest dot product over their head terms.
+
+    Centroids are documents of the list evenly strided in row order (a deterministic
+    stand-in for the paper's random sample). They are inverted into per-term chains
+    (entry_head[term] -> entries), so a document only meets the centroids it shares a
+    term with; one sharing none goes to centroid 0.
+    """
+    n = docs.shape[0]
+    n_entries = 0
+    for c in range(n_centroids):
+        centroid = docs[(c * n) // n_centroids]
+        for p in range(head_offsets[centroid], head_offsets[centroid + 1]):
+            term = head_terms[p]
+            entry_centroid[n_entries] = c
+            entry_weight[n_entries] = head_weights[p]
+            entry_next[n_entries] = entry_head[term]
+            entry_head[term] = n_entries
+            n_entries += 1
+    for i in range(n):
+        doc = docs[i]
+        n_dots = 0
+        for p in range(head_offsets[doc], head_offsets[doc + 1]):
+            entry = entry_head[head_terms[p]]
+            while entry >= 0:
+                c = entry_centroid[entry]
+                if dots[c] == 0.0:
+                    dot_touched[n_dots] = c
+                    n_dots += 1
+                dots[c] += head_weights[p] * entry_weight[entry]
+                entry = entry_next[entry]
+        best = 0
+        best_dot = np.float32(0.0)
+        for j in range(n_dots):
+            c = dot_touched[j]
+            if dots[c] > best_dot or (dots[c] == best_dot and c < best):
+                best, best_dot = c, dots[c]
+            dots[c] = 0.0
+        assignment[i] = best
+    for c in range(n_centroids):
+        centroid = docs[(c * n) // n_centroids]
+        for p in range(head_offsets[centroid], head_offsets[centroid + 1]):
+            entry_head[head_terms[p]] = -1
+
+
+@njit(parallel=True, cache=True)
+def make_blocks(kept_offsets, kept_docs, block_slots, clustered, block_size, n_terms_total, head_offsets, head_terms,
+                head_weights, max_list, max_slots, max_entries, n_chunks, block_docs, slot_sizes):
+    """Partition every pruned list into blocks: rows regrouped in block_docs, sizes in slot_sizes.
+
+    block_slots[t]:block_slots[t+1] are term t's candidate blocks (one per centroid);
+    empty ones keep size 0 and are dropped afterwards. Rows stay ascending in a block.
+    """
+    n_terms = kept_offsets.shape[0] - 1
+    for chunk in prange(n_chunks):
+        entry_head = np.full(n_terms_total, -1, dtype=np.int32)
+        entry_next = np.empty(max_entries, dtype=np.int32)
+        entry_centroid = np.empty(max_entries, dtype=np.int32)
+        entry_weight = np.empty(max_entries, dtype=np.float32)
+        dots = np.zeros(max_slots, dtype=np.float32)
+        dot_touched = np.empty(max_slots, dtype=np.int32)
+        assignment = np.empty(max_list, dtype=np.int32)
+        fill = np.empty(max_slots + 1, dtype=np.int64)
+        for term in range(chunk, n_terms, n_chunks):
+            lo, hi = kept_offsets[term], kept_offsets[term + 1]
+            n = hi - lo
+            n_slots = block_slots[term + 1] - block_slots[term]
+            if n == 0:
+                continue
+            docs = kept_docs[lo:hi]
+            if clustered:
+                assign_to_centroids(docs, n_slots, head_offsets, head_terms, head_weights, entry_head, entry_next,
+                                    entry_centroid, entry_weight, dots, dot_touched, assignment)
+            else:
+                for i in range(n):
+                    assignment[i] = i // block_size
+            # Counting sort by block, stable: rows stay ascending within each block.
+            sizes = slot_sizes[block_slots[term]:block_slots[term + 1]]
+            for i in range(n):
+                sizes[assignment[i]] += 1
+            fill[0] = lo
+            for c in range(n_slots):
+                fill[c + 1] = fill[c] + sizes[c]
+            for i in range(n):
+                c = assignment[i]
+                block_docs[fill[c]] = docs[i]
+                fill[c] += 1
+
+
+# --- summaries ----------------------------------------------------------------------
+
+
+@njit(cache=True)
+def block_max(block_docs, lo, hi, doc_offsets, doc_terms, doc_weights, dense, touched):
+    """Coordinate-wise max of the block's documents into dense; its terms into touched; returns their count."""
+    n_touched = 0
+    for p in range(lo, hi):
+        doc = block_docs[p]
+        for q in range(doc_offsets[doc], doc_offsets[doc + 1]):
+            term = doc_terms[q]
+            if dense[term] == 0.0:
+                touched[n_touched] = term
+                n_touched += 1
+            dense[term] = max(dense[term], doc_weights[q])
+    return n_touched
+
+
+@njit(cache=True)
+def energy_floor(dense, touched, n_touched, summary_energy, bucket_mass):
+    """A floor such that the entries >= it hold at least summary_energy of the L1 mass.
+
+    Entries are bucketed by value (len(bucket_mass) buckets up to the max) and buckets
+    kept from the top until the share is reached: linear time instead of a sort, and
+    never less than the requested mass (at most one bucket's worth more).
+    """
+    n_buckets = bucket_mass.shape[0]
+    top = np.float32(0.0)
+    total = np.float32(0.0)
+    for i in range(n_touched):
+        top = max(top, dense[touched[i]])
+        total += dense[touched[i]]
+    bucket_mass[:] = 0.0
+    for i in range(n_touched):
+        value = dense[touched[i]]
+        bucket_mass[min(n_buckets - 1, int(value / top * n_buckets))] += value
+    kept = np.float32(0.0)
+    for bucket in range(n_buckets - 1, 0, -1):
+        kept += bucket_mass[bucket]
+        if kept >= summary_energy * total:
+            return top * np.float32(bucket) / np.float32(n_buckets)
+    return np.float32(0.0)
+
+
+@njit(parallel=True, cache=True)
+def summarize(block_offsets, block_docs, doc_offsets, doc_terms, doc_weights, n_terms, summary_energy,
+              summary_offsets, n_chunks, summary_floor, summary_terms, summary_codes, summary_scale, summary_min):
+    """Summaries of every block, in two calls over the same deterministic block maxima.
+
+    The first (summary_terms empty) sets each block's floor in summary_floor and its
+    entry count in summary_offsets[block + 1]; the second writes the entries. Memory
+    stays at the output size.
+    """
+    n_blocks = block_offsets.shape[0] - 1
+    counting = summary_terms.shape[0] == 0
+    for chunk in prange(n_chunks):
+        dense = np.zeros(n_terms, dtype=np.float32)
+        touched = np.empty(n_terms, dtype=np.int32)
+        bucket_mass = np.empty(SUMMARY_BUCKETS, dtype=np.float32)
+        for block in range(chunk, n_blocks, n_chunks):
+            n_touched = block_max(block_docs, block_offsets[block], block_offsets[block + 1], doc_offsets, doc_terms,
+                                  doc_weights, dense, touched)
+            if counting:
+                floor = energy_floor(dense, touched, n_touched, summary_energy, bucket_mass)
+                summary_floor[block] = floor
+                size = 0
+                for i in range(n_touched):
+                    if dense[touched[i]] >= floor:
+                        size += 1
+                    dense[touched[i]] = 0.0
+                summary_offsets[block + 1] = size
+                continue
+            floor = summary_floor[block]
+            top = floor
+            low = np.float32(np.inf)
+            for i in range(n_touched):
+                value = dense[touched[i]]
+                top = max(top, value)
+                if value >= floor:
+                    low = min(low, value)
+            # Round the range outwards in float32 and codes up: a summary value is never below its max.
+            low = np.nextafter(low, np.float32(0.0))
+            scale = np.nextafter(np.float32((np.float64(top) - low) / 255.0), np.float32(np.inf))
+            summary_min[block] = low
+            summary_scale[block] = scale
+            out = summary_offsets[block]
+            for i in range(n_touched):
+                term = touched[i]
+                value = dense[term]
+                dense[term] = 0.0
+                if value >= floor:
+                    summary_terms[out] = term
+                    summary_codes[out] = min(255, math.ceil((np.float64(value) - low) / scale))
+                    out += 1
+
+
+@njit(parallel=True, cache=True)
+def transpose_summaries(term_blocks, summary_offsets, summary_terms, summary_codes, n_terms, list_term_offsets,
+                        n_chunks, list_terms, term_entries, entry_blocks, entry_codes):
+    """Per posting list, regroup its summaries by term: term -> (block within the list, code).
+
+    A query then meets only the summary entries of its own terms. The first call
+    (list_terms empty) puts each list's distinct term count in list_term_offsets[t + 1];
+    the second writes the terms (ascending), where each term's entries start (counted
+    from the list's first entry, so that a narrow dtype holds it) and the entries, which keep
+    the list's range summary_offsets[first block]:summary_offsets[last block].
+    """
+    n_lists = term_blocks.shape[0] - 1
+    counting = list_terms.shape[0] == 0
+    for chunk in prange(n_chunks):
+        cursor = np.zeros(n_terms, dtype=np.int64)
+        touched = np.empty(n_terms, dtype=np.int32)
+        for t in range(chunk, n_lists, n_chunks):
+            first, last = term_blocks[t], term_blocks[t + 1]
+            lo, hi = summary_offsets[first], summary_offsets[last]
+            n_touched = 0
+            for e in range(lo, hi):
+                term = summary_terms[e]
+                if cursor[term] == 0:
+                    touched[n_touched] = term
+                    n_touched += 1
+                cursor[term] += 1
+            if counting:
+                list_term_offsets[t + 1] = n_touched
+                for i in range(n_touched):
+                    cursor[touched[i]] = 0
+                continue
+            touched[:n_touched].sort()
+            start = lo
+            out = list_term_offsets[t]
+            for i in range(n_touched):
+                term = touched[i]
+                list_terms[out + i] = term
+                term_entries[out + i] = start - lo
+                count = cursor[term]
+                cursor[term] = start
+                start += count
+            for block in range(first, last):
+                for e in range(summary_offsets[block], summary_offsets[block + 1]):
+                    term = summary_terms[e]
+                    entry_blocks[cursor[term]] = block - first
+                    entry_codes[cursor[term]] = summary_codes[e]
+                    cursor[term] += 1
+            for i in range(n_touched):
+                cursor[touched[i]] = 0
+
+
+# --- assembly -----------------------------------------------------------------------
+
+
+def offsets_of(sizes: np.ndarray) -> np.ndarray:
+    offsets = np.zeros(len(sizes) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+    return offsets
+
+
+def smallest_uint(largest: int):
+    """The narrowest unsigned dtype holding 0..largest: index bytes are mostly such counters."""
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        if largest <= np.iinfo(dtype).max:
+            return dtype
+    return np.int64
+
+
+def term_dtype(n_terms: int):
+    return np.uint16 if n_terms <= 1 << 16 else np.int32
+
+
+def build(docs: SparseVectors, params: BuildParams) -> dict[str, np.ndarray]:
+    n_terms = len(docs.vocab)
+    chunks = thread_chunks(max(len(docs), n_terms))
+    inverted = invert(docs)
+    term_offsets = inverted["term_offsets"]
+    kept_offsets = offsets_of(np.minimum(np.diff(term_offsets), params.postings_for(len(docs))))
+    kept_docs = np.empty(kept_offsets[-1], dtype=np.int32)
+    prune_postings(term_offsets, inverted["posting_docs"], inverted["posting_weights"], kept_offsets, chunks,
+                   kept_docs)
+    del inverted
+
+    list_sizes = np.diff(kept_offsets)
+    clustered = params.clustering == "clustered"
+    if clustered:
+        slots = np.ceil(list_sizes * params.centroid_fraction).astype(np.int64)  # >= 1 for a non-empty list
+        head_offsets = offsets_of(np.minimum(np.diff(docs.offsets), params.doc_cut))
+        head_terms = np.empty(head_offsets[-1], dtype=np.int32)
+        head_weights = np.empty(head_offsets[-1], dtype=np.float32)
+        doc_heads(docs.offsets, docs.terms, docs.weights, params.doc_cut, head_offsets, chunks, head_terms,
+                  head_weights)
+    else:
+        slots = -(-list_sizes // params.block_size)
+        head_offsets = np.zeros(1, dtype=np.int64)
+        head_terms, head_weights = np.empty(0, dtype=np.int32), np.empty(0, dtype=np.float32)
+    block_slots = offsets_of(slots)
+    block_docs = np.empty_like(kept_docs)
+    slot_sizes = np.zeros(block_slots[-1], dtype=np.int64)
+    max_slots = int(slots.max(initial=0))
+    max_entries = max_slots * int(np.diff(head_offsets).max(initial=0))
+    make_blocks(kept_offsets, kept_docs, block_slots, clustered, params.block_size, n_terms, head_offsets, head_terms,
+                head_weights, int(list_sizes.max(initial=0)), max_slots, max_entries, chunks, block_docs, slot_sizes)
+    del kept_docs, head_terms, head_weights
+
+    nonempty = slot_sizes > 0
+    block_offsets = offsets_of(slot_sizes[nonempty])
+    term_blocks = offsets_of(blocks_per_term(nonempty, block_slots))
+    n_blocks = len(block_offsets) - 1
+
+    small_terms = term_dtype(n_terms)
+    summary_offsets = np.zeros(n_blocks + 1, dtype=np.int64)
+    summary_floor = np.empty(n_blocks, dtype=np.float32)
+    summary_scale = np.empty(n_blocks, dtype=np.float32)
+    summary_min = np.empty(n_blocks, dtype=np.float32)
+    summary_terms = np.empty(0, dtype=small_terms)
+    summary_codes = np.empty(0, dtype=np.uint8)
+    summarize(block_offsets, block_docs, docs.offsets, docs.terms, docs.weights, n_terms, params.summary_energy,
+              summary_offsets, chunks, summary_floor, summary_terms, summary_codes, summary_scale, summary_min)
+    np.cumsum(summary_offsets, out=summary_offsets)
+    summary_terms = np.empty(summary_offsets[-1], dtype=small_terms)
+    summary_codes = np.empty(summary_offsets[-1], dtype=np.uint8)
+    summarize(block_offsets, block_docs, docs.offsets, docs.terms, docs.weights, n_terms, params.summary_energy,
+              summary_offsets, chunks, summary_floor, summary_terms, summary_codes, summary_scale, summary_min)
+
+    max_list_blocks = max(1, int(np.diff(term_blocks).max()))
+    list_term_offsets = np.zeros(n_terms + 1, dtype=np.int64)
+    list_terms = np.empty(0, dtype=small_terms)
+    term_entries = np.empty(0, dtype=np.uint8)
+    entry_blocks = np.empty(len(summary_codes), dtype=smallest_uint(max_list_blocks - 1))
+    entry_codes = np.empty(len(summary_codes), dtype=np.uint8)
+    transpose_summaries(term_blocks, summary_offsets, summary_terms, summary_codes, n_terms, list_term_offsets, chunks,
+                        list_terms, term_entries, entry_blocks, entry_codes)
+    np.cumsum(list_term_offsets, out=list_term_offsets)
+    list_terms = np.empty(list_term_offsets[-1], dtype=small_terms)
+    list_entries = summary_offsets[term_blocks]
+    term_entries = np.empty(list_term_offsets[-1], dtype=smallest_uint(int(np.diff(list_entries).max())))
+    transpose_summaries(term_blocks, summary_offsets, summary_terms, summary_codes, n_terms, list_term_offsets, chunks,
+                        list_terms, term_entries, entry_blocks, entry_codes)
+    del summary_offsets, summary_terms, summary_codes
+
+    arrays = {
+        "term_blocks": term_blocks, "block_offsets": block_offsets, "block_docs": block_docs,
+        "list_term_offsets": list_term_offsets, "list_terms": list_terms, "list_entries": list_entries,
+        "term_entries": term_entries,
+        "entry_blocks": entry_blocks, "entry_codes": entry_codes,
+        "summary_scale": summary_scale, "summary_min": summary_min,
+        "doc_offsets": docs.offsets, "doc_terms": docs.terms.astype(small_terms),
+        "doc_weights": (docs.weights.astype(np.float16).view(np.uint16) if params.forward_dtype == "float16"
+                        else docs.weights),
+        "max_list_blocks": np.array([max_list_blocks], dtype=np.int64),
+    }
+    if params.n_knn > 0:
+        arrays["knn"] = nearest_neighbours(arrays, docs, params.n_knn)
+    return arrays
+
+
+def blocks_per_term(nonempty: np.ndarray, block_slots: np.ndarray) -> np.ndarray:
+    """How many of each term's candidate blocks are non-empty."""
+    filled = offsets_of(nonempty.astype(np.int64))
+    return filled[block_slots[1:]] - filled[block_slots[:-1]]
+
+
+def nearest_neighbours(arrays: dict[str, np.ndarray], docs: SparseVectors, n_knn: int) -> np.ndarray:
+    """Each document's n_knn approximate nearest neighbours (by dot product), found with the index itself."""
+    _, rows = search_arrays(arrays, docs, n_knn + 1, SearchParams())
+    # Drop each document itself (usually first); keep the n_knn best others.
+    own = np.arange(len(docs))[:, None]
+    others = np.where(rows == own, -1, rows)
+    order = np.argsort(others < 0, axis=1, kind="stable")[:, :n_knn]
+    neighbours = np.take_along_axis(others, order, axis=1)
+    # A short list pads with the document itself: rescoring it is a no-op.
+    return np.where(neighbours < 0, own, neighbours).astype(np.int32)

@@ -1,0 +1,237 @@
+"""Seismic query processing: block skipping by quantized summaries, exact scoring from the forward index.
+
+Per query: scatter the full query into a dense vector; take its `query_cut` heaviest
+terms; for each of their posting lists, bound every block by its summary dot product
+and visit the blocks best bound first; a block whose bound is below `heap_factor` x
+the heap threshold is skipped (as in the paper: summaries pruned by energy can fall
+below a document's score, so heap_factor < 1 keeps blocks that a strict test would
+drop), the others have each of their documents scored
+exactly (once per query: a visited bitmap, reset only where touched). Optionally the
+neighbours of the final top-k in the kNN graph are scored too (`n_knn`).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+
+import numpy as np
+from numba import njit, prange, types
+from numba.extending import overload
+
+from ..errors import require
+from .scratch import thread_chunks
+from .topk import empty_results, heap_drain, heap_push, heap_threshold
+
+
+NO_KNN = np.empty((0, 0), dtype=np.int32)
+
+
+@dataclass(frozen=True)
+class SearchParams:
+    """Query knobs of the Seismic processor (names as in the paper)."""
+
+    query_cut: int = field(default=8, metadata={"help": "posting lists visited: the query's heaviest terms"})
+    heap_factor: float = field(default=0.8, metadata={
+        "help": "skip a block when its summary bound < heap_factor * threshold (lower: fewer skips)"})
+    n_knn: int = field(default=0, metadata={"help": "kNN neighbours of each result scored at the end (0: none)"})
+
+    def __post_init__(self):
+        require(isinstance(self.query_cut, int) and self.query_cut >= 1,
+                f"query_cut must be an integer >= 1, got {self.query_cut!r}")
+        require(0.0 < self.heap_factor <= 1.0, f"heap_factor must lie in (0, 1], got {self.heap_factor!r}")
+        require(isinstance(self.n_knn, int) and self.n_knn >= 0, f"n_knn must be an integer >= 0, got {self.n_knn!r}")
+
+
+@functools.cache
+def float16_table() -> np.ndarray:
+    """float32 value of every float16 bit pattern: how uint16-stored weights are decoded (256 KiB, cache-resident)."""
+    table = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16).astype(np.float32)
+    table.flags.writeable = False
+    return table
+
+
+def weight_at(weights, table, p):
+    """Forward-index weight p as float32: stored as float32, or as float16 bits decoded by `table`."""
+    if weights.dtype == np.uint16:
+        return table[weights[p]]
+    return np.float32(weights[p])
+
+
+@overload(weight_at, inline="always")
+def _weight_at(weights, table, p):
+    if weights.dtype == types.uint16:  # resolved at compile time: one implementation per signature
+        return lambda weights, table, p: table[weights[p]]
+    return lambda weights, table, p: np.float32(weights[p])
+
+
+@njit(cache=True)
+def score_doc(doc_offsets, doc_terms, doc_weights, table, doc, dense_query):
+    """Exact dot product of a document (forward index) with the dense query."""
+    score = np.float32(0.0)
+    for p in range(doc_offsets[doc], doc_offsets[doc + 1]):
+        score += dense_query[doc_terms[p]] * weight_at(doc_weights, table, p)
+    return score
+
+
+@njit(cache=True)
+def list_bounds(list_term_offsets, list_terms, list_entries, term_entries, entry_blocks, entry_codes, summary_scale,
+                summary_min, term, first, q_terms, q_weights, base, coded, bound_value, bound_bits, block_keys):
+    """Summary dot products of every block of `term`'s list, as sortable keys (bound bits, block).
+
+    Summaries are stored term-major per list, so only the entries of the query's own
+    terms are read: base[b] sums the query weights met, coded[b] the weight x code
+    products, and the bound is min * base + scale * coded. Bounds are >= 0, so their
+    float32 bit patterns order like the values.
+    """
+    lo, hi = list_term_offsets[term], list_term_offsets[term + 1]
+    base_entry, end_entry = list_entries[term], list_entries[term + 1]
+    for j in range(q_terms.shape[0]):
+        i = lo + np.searchsorted(list_terms[lo:hi], q_terms[j])
+        if i == hi or list_terms[i] != q_terms[j]:
+            continue
+        weight = q_weights[j]
+        end = base_entry + term_entries[i + 1] if i + 1 < hi else end_entry
+        for e in range(base_entry + term_entries[i], end):
+            block = entry_blocks[e]
+            base[block] += weight
+            coded[block] += weight * np.float32(entry_codes[e])
+    n_blocks = base.shape[0]
+    for b in range(n_blocks):
+        bound_value[0] = summary_min[first + b] * base[b] + summary_scale[first + b] * coded[b]
+        block_keys[b] = (np.int64(bound_bits[0]) << 32) | np.int64(b)
+        base[b] = 0.0
+        coded[b] = 0.0
+
+
+@njit(cache=True)
+def heaviest_terms(q_terms, q_weights, query_cut, cut_terms):
+    """Write the query's min(query_cut, len) heaviest terms into cut_terms, heaviest first; returns the count.
+
+    Insertion into a short sorted prefix: query_cut is small and no array is allocated.
+    """
+    n = 0
+    for j in range(q_terms.shape[0]):
+        w = q_weights[j]
+        if n == query_cut and w <= q_weights[cut_terms[n - 1]]:
+            continue
+        i = n if n < query_cut else n - 1
+        while i > 0 and q_weights[cut_terms[i - 1]] < w:
+            cut_terms[i] = cut_terms[i - 1]
+            i -= 1
+        cut_terms[i] = j
+        if n < query_cut:
+            n += 1
+    return n
+
+
+@njit(cache=True)
+def visit_doc(doc_offsets, doc_terms, doc_weights, table, doc, dense_query, visited, touched, n_touched,
+              heap_scores, heap_rows, size):
+    """Score `doc` unless already scored in this query; returns (n_touched, heap size)."""
+    if visited[doc]:
+        return n_touched, size
+    visited[doc] = True
+    touched[n_touched] = doc
+    score = score_doc(doc_offsets, doc_terms, doc_weights, table, doc, dense_query)
+    return n_touched + 1, heap_push(heap_scores, heap_rows, size, score, doc)
+
+
+@njit(cache=True)
+def search_one(term_blocks, block_offsets, block_docs, list_term_offsets, list_terms, list_entries, term_entries,
+               entry_blocks, entry_codes, summary_scale, summary_min, doc_offsets, doc_terms, doc_weights, table, knn,
+               n_knn, q_terms, q_weights, query_cut, heap_factor,
+               dense_query, visited, touched, cut_terms, base, coded, block_keys, bound_bits, bound_value,
+               heap_scores, heap_rows):
+    """One query into (heap_scores, heap_rows); returns the heap size. Scratch is left clean."""
+    for j in range(q_terms.shape[0]):
+        dense_query[q_terms[j]] = q_weights[j]
+    n_cut = heaviest_terms(q_terms, q_weights, query_cut, cut_terms)
+    size = 0
+    n_touched = 0
+    for c in range(n_cut):
+        term = q_terms[cut_terms[c]]
+        first, last = term_blocks[term], term_blocks[term + 1]
+        n_blocks = last - first
+        # Visit blocks best bound first so that the threshold rises early.
+        list_bounds(list_term_offsets, list_terms, list_entries, term_entries, entry_blocks, entry_codes, summary_scale,
+                    summary_min, term, first, q_terms, q_weights, base[:n_blocks], coded[:n_blocks], bound_value,
+                    bound_bits, block_keys)
+        block_keys[:n_blocks].sort()
+        for i in range(n_blocks - 1, -1, -1):
+            bound_bits[0] = np.int32(block_keys[i] >> 32)
+            bound = bound_value[0]
+            if bound < heap_factor * heap_threshold(heap_scores, size):
+                break  # keys are sorted: every later block is bounded lower still
+            block = first + (block_keys[i] & 0xFFFFFFFF)
+            for p in range(block_offsets[block], block_offsets[block + 1]):
+                n_touched, size = visit_doc(doc_offsets, doc_terms, doc_weights, table, block_docs[p], dense_query,
+                                            visited, touched, n_touched, heap_scores, heap_rows, size)
+    if n_knn > 0:
+        n_results = size
+        # Snapshot the results: the heap changes while their neighbours are scored.
+        for r in range(n_results):
+            cut_terms[r] = heap_rows[r]
+        for r in range(n_results):
+            doc = cut_terms[r]
+            for i in range(n_knn):
+                n_touched, size = visit_doc(doc_offsets, doc_terms, doc_weights, table, knn[doc, i], dense_query,
+                                            visited, touched, n_touched, heap_scores, heap_rows, size)
+    for i in range(n_touched):
+        visited[touched[i]] = False
+    for j in range(q_terms.shape[0]):
+        dense_query[q_terms[j]] = 0.0
+    return size
+
+
+@njit(parallel=True, cache=True)
+def search_batch(term_blocks, block_offsets, block_docs, list_term_offsets, list_terms, list_entries, term_entries,
+                 entry_blocks, entry_codes, summary_scale, summary_min, doc_offsets, doc_terms, doc_weights, table, knn,
+                 n_knn, max_blocks, n_terms, q_offsets, q_terms, q_weights, query_cut, heap_factor, n_chunks,
+                 out_scores, out_rows):
+    n_docs = doc_offsets.shape[0] - 1
+    n_queries = q_offsets.shape[0] - 1
+    k = out_scores.shape[1]
+    for chunk in prange(n_chunks):
+        dense_query = np.zeros(n_terms, dtype=np.float32)
+        visited = np.zeros(n_docs, dtype=np.bool_)
+        touched = np.empty(n_docs, dtype=np.int32)
+        cut_terms = np.empty(max(query_cut, k), dtype=np.int64)
+        block_keys = np.empty(max_blocks, dtype=np.int64)
+        base = np.zeros(max_blocks, dtype=np.float32)
+        coded = np.zeros(max_blocks, dtype=np.float32)
+        bound_value = np.empty(1, dtype=np.float32)
+        bound_bits = bound_value.view(np.int32)
+        heap_scores = np.empty(k, dtype=np.float32)
+        heap_rows = np.empty(k, dtype=np.int64)
+        # Interleaved queries balance chunks when query costs drift along the batch.
+        for q in range(chunk, n_queries, n_chunks):
+            lo, hi = q_offsets[q], q_offsets[q + 1]
+            size = search_one(term_blocks, block_offsets, block_docs, list_term_offsets, list_terms, list_entries,
+                              term_entries, entry_blocks, entry_codes, summary_scale, summary_min, doc_offsets,
+                              doc_terms, doc_weights, table, knn, n_knn, q_terms[lo:hi], q_weights[lo:hi], query_cut,
+                              heap_factor,
+                              dense_query, visited, touched, cut_terms, base, coded, block_keys, bound_bits,
+                              bound_value, heap_scores, heap_rows)
+            heap_drain(heap_scores, heap_rows, size, out_scores[q], out_rows[q])
+
+
+def search_arrays(arrays, queries, k: int, params: SearchParams):
+    """Run the batch kernel over an index's arrays (built or loaded); (scores, rows) padded."""
+    knn = arrays.get("knn", NO_KNN)
+    require(params.n_knn <= knn.shape[1],
+            f"n_knn={params.n_knn} exceeds the {knn.shape[1]} neighbours stored at build (build with n_knn >= it)")
+    term_blocks = arrays["term_blocks"]
+    out_scores, out_rows = empty_results(len(queries), k)
+    search_batch(term_blocks, arrays["block_offsets"], arrays["block_docs"], arrays["list_term_offsets"],
+                 arrays["list_terms"], arrays["list_entries"], arrays["term_entries"], arrays["entry_blocks"],
+                 arrays["entry_codes"], arrays["summary_scale"], arrays["summary_min"],
+                 arrays["doc_offsets"], arrays["doc_terms"], arrays["doc_weights"], float16_table(), knn, params.n_knn,
+                 int(arrays["max_list_blocks"][0]), len(term_blocks) - 1,
+                 queries.offsets, queries.terms, queries.weights, params.query_cut, np.float32(params.heap_factor),
+                 thread_chunks(len(queries)), out_scores, out_rows)
+    return out_scores, out_rows
+
+
+def search(arrays, n_docs: int, queries, k: int, params: SearchParams):
+    return search_arrays(arrays, queries, k, params)

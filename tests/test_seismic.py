@@ -1,0 +1,151 @@
+"""Seismic index: exact when pruning is off, close to exact with defaults, stable through save/load."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import sparseir
+from sparseir import ParameterError, SparseVectors, Vocabulary
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+COLLECTIONS = ("debian-pkgs", "scifact", "nfcorpus", "cisi", "cranfield")
+UNPRUNED = dict(n_postings=10**9, summary_energy=1.0, forward_dtype="float32")
+UNPRUNED_QUERY = dict(query_cut=10**6, heap_factor=1.0)
+
+
+def random_vectors(seed: int, n: int, n_terms: int, max_len: int) -> SparseVectors:
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(0, max_len + 1, n)
+    terms = [np.sort(rng.choice(n_terms, size, replace=False)) for size in lengths]
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    # Skewed weights, as learned sparse models produce: a few heavy terms per vector.
+    weights = (rng.gamma(0.5, 1.0, offsets[-1]) + 1e-3).astype(np.float32)
+    vocab = Vocabulary([f"t{i}" for i in range(n_terms)])
+    return SparseVectors(offsets, np.concatenate(terms + [np.empty(0, dtype=np.int64)]), weights, None, vocab)
+
+
+def recall(rows: np.ndarray, exact_rows: np.ndarray) -> float:
+    hits = [len(set(a[a >= 0]) & set(b[b >= 0])) / max(1, int((b >= 0).sum())) for a, b in zip(rows, exact_rows)]
+    return float(np.mean(hits))
+
+
+def exact_dot(docs: SparseVectors, queries: SparseVectors, rows: np.ndarray) -> np.ndarray:
+    matrix = docs.to_scipy()
+    return np.array([[matrix[r].dot(queries.to_scipy()[q].T).toarray().item() if r >= 0 else -np.inf
+                      for r in row] for q, row in enumerate(rows)])
+
+
+@pytest.fixture(scope="module")
+def small():
+    docs = random_vectors(1, 1500, 300, 30)
+    queries = random_vectors(2, 40, 300, 12)
+    queries.vocab = docs.vocab
+    exact = sparseir.build_index(docs, kind="exact")
+    return docs, queries, exact.search(queries, k=10)
+
+
+@settings(max_examples=12, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 10**6), clustering=st.sampled_from(["clustered", "fixed"]), k=st.integers(1, 15),
+       centroid_fraction=st.sampled_from([0.05, 0.3, 1.0]), block_size=st.integers(1, 40))
+def test_unpruned_equals_exact(seed, clustering, k, centroid_fraction, block_size):
+    docs = random_vectors(seed, 400, 60, 15)
+    queries = random_vectors(seed + 1, 25, 60, 8)
+    queries.vocab = docs.vocab
+    want_scores, want_rows = sparseir.build_index(docs, kind="exact").search(queries, k=k)
+    index = sparseir.build_index(docs, kind="seismic", clustering=clustering, centroid_fraction=centroid_fraction,
+                                 block_size=block_size, **UNPRUNED)
+    scores, rows = index.search(queries, k=k, **UNPRUNED_QUERY)
+    np.testing.assert_array_equal(rows, want_rows)
+    np.testing.assert_allclose(scores, want_scores, rtol=1e-5)
+
+
+def test_pruning_loses_results_and_heap_factor_buys_them_back(small):
+    # Guards the tests above against a processor that never skips anything.
+    docs, queries, (_, exact_rows) = small
+    index = sparseir.build_index(docs, kind="seismic", n_postings=40, summary_energy=0.3)
+    strict = recall(index.search(queries, k=10, query_cut=3, heap_factor=1.0)[1], exact_rows)
+    lenient = recall(index.search(queries, k=10, query_cut=3, heap_factor=0.3)[1], exact_rows)
+    assert strict < 1.0
+    assert lenient >= strict
+
+
+def test_scores_are_exact_dot_products(small):
+    docs, queries, _ = small
+    for dtype, rtol in (("float32", 1e-5), ("float16", 2e-3)):
+        index = sparseir.build_index(docs, kind="seismic", forward_dtype=dtype)
+        scores, rows = index.search(queries, k=10)
+        np.testing.assert_allclose(scores, exact_dot(docs, queries, rows), rtol=rtol)
+        assert all((np.diff(row[np.isfinite(row)]) <= 0).all() for row in scores)
+
+
+def test_knn_refinement_only_adds_candidates(small):
+    docs, queries, (_, exact_rows) = small
+    index = sparseir.build_index(docs, kind="seismic", n_knn=5, n_postings=60)
+    plain = recall(index.search(queries, k=10, query_cut=2)[1], exact_rows)
+    refined = recall(index.search(queries, k=10, query_cut=2, n_knn=5)[1], exact_rows)
+    assert refined >= plain
+    assert index.arrays["knn"].shape == (len(docs), 5)
+    assert not (index.arrays["knn"] == np.arange(len(docs))[:, None]).all()
+    with pytest.raises(ParameterError, match="n_knn"):
+        index.search(queries, k=10, n_knn=6)
+
+
+def test_save_load_round_trip(small, tmp_path):
+    docs, queries, _ = small
+    index = sparseir.build_index(docs, kind="seismic", n_knn=3)
+    index.save(tmp_path / "index")
+    loaded = sparseir.load_index(tmp_path / "index", verify=True)
+    for got, want in zip(loaded.search(queries, k=7, n_knn=3), index.search(queries, k=7, n_knn=3)):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_padding_for_short_and_empty_queries():
+    docs = SparseVectors.from_dicts([{"a": 1.0}, {"a": 2.0, "b": 1.0}, {"c": 1.0}], vocab=Vocabulary.growing())
+    index = sparseir.build_index(docs, kind="seismic")
+    scores, rows = index.search([{"a": 1.0}, {}], k=4)
+    np.testing.assert_array_equal(rows, [[1, 0, -1, -1], [-1, -1, -1, -1]])
+    assert np.isneginf(scores[0, 2:]).all() and np.isneginf(scores[1]).all()
+
+
+@pytest.mark.parametrize("params, name", [
+    (dict(n_postings=0), "n_postings"), (dict(centroid_fraction=0.0), "centroid_fraction"),
+    (dict(summary_energy=1.5), "summary_energy"), (dict(clustering="kmeans"), "clustering"),
+    (dict(forward_dtype="int8"), "forward_dtype"), (dict(block_size=0), "block_size"),
+    (dict(n_knn=-1), "n_knn"), (dict(doc_cut=0), "doc_cut")])
+def test_bad_build_params_name_the_parameter(small, params, name):
+    with pytest.raises(ParameterError, match=name):
+        sparseir.build_index(small[0], kind="seismic", **params)
+
+
+@pytest.mark.parametrize("knobs, name", [(dict(query_cut=0), "query_cut"), (dict(heap_factor=0.0), "heap_factor"),
+                                         (dict(heap_factor=1.5), "heap_factor")])
+def test_bad_search_params_name_the_parameter(small, knobs, name):
+    index = sparseir.build_index(small[0], kind="seismic")
+    with pytest.raises(ParameterError, match=name):
+        index.search(small[1], k=3, **knobs)
+
+
+def test_default_postings_scale_with_collection_size():
+    from sparseir.indexer.seismic import BuildParams
+
+    params = BuildParams()
+    assert params.postings_for(1000) == 1000
+    assert params.postings_for(8_841_823) == 3500
+    assert params.postings_for(1_000_000) < params.postings_for(4_000_000) < 3500
+    assert BuildParams(n_postings=7).postings_for(10**7) == 7
+
+
+@pytest.mark.parametrize("name", COLLECTIONS)
+def test_default_recall_on_real_collections(name):
+    folder = DATA / name / "vectors"
+    if not folder.exists():
+        pytest.skip(f"{name} vectors not available")
+    docs = sparseir.read_vectors(folder / "collection.jsonl.gz")
+    queries = sparseir.read_vectors(folder / "queries.jsonl.gz", vocab=docs.vocab)
+    _, exact_rows = sparseir.build_index(docs, kind="exact").search(queries, k=10)
+    _, rows = sparseir.build_index(docs, kind="seismic").search(queries, k=10)
+    assert recall(rows, exact_rows) >= 0.95
