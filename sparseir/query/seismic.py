@@ -235,3 +235,13 @@ def search_arrays(arrays, queries, k: int, params: SearchParams):
 
 def search(arrays, n_docs: int, queries, k: int, params: SearchParams):
     return search_arrays(arrays, queries, k, params)
+
+
+def tuning_grid(arrays, n_docs: int) -> dict[str, list]:
+    """Each knob from cheap to accurate (see sparseir.tune); n_knn only when the index stores a graph."""
+    grid = {"query_cut": [1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 30, 50],
+            "heap_factor": [1.0, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.6, 0.5]}
+    if "knn" in arrays:
+        stored = int(arrays["knn"].shape[1])
+        grid["n_knn"] = sorted({0, *(n for n in (2, 5, 10, 20, 50) if n < stored), stored})
+    return grid
