@@ -75,6 +75,13 @@ class TuneResult:
         return entry
 
 
+def split_sample(n_queries: int, config: TuneConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of the queries used for choosing and of those held out (seeded, sorted)."""
+    chosen = np.random.default_rng(config.seed).permutation(n_queries)[: min(config.sample, n_queries)]
+    n_heldout = max(1, int(round(len(chosen) * config.heldout_fraction)))
+    return np.sort(chosen[n_heldout:]), np.sort(chosen[:n_heldout])
+
+
 def tuning_grid(index) -> dict[str, list]:
     module = importlib.import_module(f"sparseir.query.{index.kind}")
     grid_function = getattr(module, "tuning_grid", None)
@@ -88,10 +95,8 @@ def tune(index, queries: SparseVectors, reference, config: TuneConfig) -> TuneRe
     started = time.perf_counter()
     grid = tuning_grid(index)
     knobs = list(grid)
-    rng = np.random.default_rng(config.seed)
-    chosen = rng.permutation(len(queries))[: min(config.sample, len(queries))]
-    n_heldout = max(1, int(round(len(chosen) * config.heldout_fraction)))
-    tune_queries, heldout_queries = queries.take(np.sort(chosen[n_heldout:])), queries.take(np.sort(chosen[:n_heldout]))
+    tune_rows, heldout_rows = split_sample(len(queries), config)
+    tune_queries, heldout_queries = queries.take(tune_rows), queries.take(heldout_rows)
     _, exact_tune = reference.search(tune_queries, k=config.k)
     _, exact_heldout = reference.search(heldout_queries, k=config.k)
     index.warmup()
