@@ -14,7 +14,6 @@ or queries) is a `TermWeighter`; documents and queries may use different ones.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 from abc import ABC, abstractmethod
@@ -391,34 +390,17 @@ def progress_bar(enabled: bool) -> Iterator[Callable[[int], None]]:
 @contextmanager
 def vector_writer(path: str | os.PathLike, vocab: Vocabulary, overwrite: bool) -> Iterator[Callable]:
     """Yield write(vectors, texts) appending to a .jsonl(.gz) or .parquet file written atomically."""
-    from ..fileio import atomic_file
     from ..formats import detect_format
+    from ..formats.jsonl import jsonl_writer
+    from ..formats.parquet import parquet_writer
 
     format = detect_format(path)
     if format == "jsonl":
-        with atomic_file(path, mode="wb", overwrite=overwrite) as f:
-            def write_jsonl(vectors: SparseVectors, texts: list[str]) -> None:
-                for vector, text in zip(vectors, texts):
-                    record = {"id": vector.id, "contents": text, "vector": vector.as_dict(vocab)}
-                    f.write((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
-            yield write_jsonl
+        with jsonl_writer(path, vocab, overwrite) as write:
+            yield write
     elif format == "parquet":
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        from ..formats.parquet import VOCAB_KEY, vocab_metadata
-
-        schema = pa.schema([("id", pa.string()), ("terms", pa.large_list(pa.int32())),
-                            ("weights", pa.large_list(pa.float32()))], metadata={VOCAB_KEY: vocab_metadata(vocab)})
-        with atomic_file(path, mode="wb", overwrite=overwrite) as f, pq.ParquetWriter(f, schema) as parquet:
-            def write_parquet(vectors: SparseVectors, texts: list[str]) -> None:
-                offsets = pa.array(vectors.offsets, type=pa.int64())
-                parquet.write_table(pa.table({
-                    "id": pa.array(vectors.ids.astype(object), type=pa.string()),
-                    "terms": pa.LargeListArray.from_arrays(offsets, pa.array(vectors.terms, type=pa.int32())),
-                    "weights": pa.LargeListArray.from_arrays(offsets, pa.array(vectors.weights, type=pa.float32())),
-                }, schema=schema))
-            yield write_parquet
+        with parquet_writer(path, vocab, overwrite) as write:
+            yield lambda vectors, texts: write(vectors)  # Parquet vectors carry no text
     else:
         raise ParameterError(f"{os.fspath(path)}: encoded vectors are written as .jsonl, .jsonl.gz or .parquet")
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
-from typing import Iterable
+from typing import Callable, Iterable, Iterator
 
 from ..errors import ParameterError
 from ..fileio import atomic_file
@@ -49,11 +50,19 @@ def read_jsonl(path: str | os.PathLike, vocab: Vocabulary, bad_lines: BadLines |
     return builder.build()
 
 
-def write_jsonl(vectors: SparseVectors, path: str | os.PathLike, overwrite: bool = False,
-                contents: Iterable[str] | None = None) -> None:
-    texts = iter(contents) if contents is not None else None
+@contextlib.contextmanager
+def jsonl_writer(path: str | os.PathLike, vocab: Vocabulary, overwrite: bool = False) -> Iterator[Callable]:
+    """Yield write(vectors, texts=None), appending records to one JSONL file written atomically."""
     with atomic_file(path, overwrite=overwrite) as f:
-        for vector in vectors:
-            record = {"id": vector.id, "contents": next(texts) if texts is not None else "",
-                      "vector": vector.as_dict(vectors.vocab)}
-            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        def write(vectors: SparseVectors, texts: Iterable[str] | None = None) -> None:
+            texts = iter(texts) if texts is not None else None
+            for vector in vectors:
+                record = {"id": vector.id, "contents": next(texts) if texts is not None else "",
+                          "vector": vector.as_dict(vocab)}
+                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        yield write
+
+
+def write_jsonl(vectors: SparseVectors, path: str | os.PathLike, overwrite: bool = False) -> None:
+    with jsonl_writer(path, vectors.vocab, overwrite) as write:
+        write(vectors)

@@ -6,8 +6,10 @@ the term list), so term ids stay meaningful outside this process.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -34,19 +36,29 @@ def _vocab_from_metadata(raw: bytes | None, fallback: Vocabulary) -> Vocabulary:
     return Vocabulary(meta["terms"], meta.get("name"), meta.get("open", False))
 
 
-def write_parquet(vectors: SparseVectors, path: str | os.PathLike, overwrite: bool = False) -> None:
+@contextlib.contextmanager
+def parquet_writer(path: str | os.PathLike, vocab: Vocabulary, overwrite: bool = False) -> Iterator[Callable]:
+    """Yield write(vectors), appending batches to one Parquet file written atomically."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    offsets = pa.array(vectors.offsets.astype(np.int64), type=pa.int64())
-    table = pa.table({
-        "id": pa.array(vectors.ids.astype(object), type=pa.string()),
-        "terms": pa.LargeListArray.from_arrays(offsets, pa.array(vectors.terms, type=pa.int32())),
-        "weights": pa.LargeListArray.from_arrays(offsets, pa.array(vectors.weights, type=pa.float32())),
-    })
-    table = table.replace_schema_metadata({VOCAB_KEY: vocab_metadata(vectors.vocab)})
-    with atomic_file(path, mode="wb", overwrite=overwrite) as f:
-        pq.write_table(table, f, row_group_size=BATCH_ROWS)
+    schema = pa.schema([("id", pa.string()), ("terms", pa.large_list(pa.int32())),
+                        ("weights", pa.large_list(pa.float32()))], metadata={VOCAB_KEY: vocab_metadata(vocab)})
+
+    with atomic_file(path, mode="wb", overwrite=overwrite) as f, pq.ParquetWriter(f, schema) as parquet:
+        def write(vectors: SparseVectors) -> None:
+            offsets = pa.array(vectors.offsets, type=pa.int64())
+            parquet.write_table(pa.table({
+                "id": pa.array(vectors.ids.astype(object), type=pa.string()),
+                "terms": pa.LargeListArray.from_arrays(offsets, pa.array(vectors.terms, type=pa.int32())),
+                "weights": pa.LargeListArray.from_arrays(offsets, pa.array(vectors.weights, type=pa.float32())),
+            }, schema=schema), row_group_size=BATCH_ROWS)
+        yield write
+
+
+def write_parquet(vectors: SparseVectors, path: str | os.PathLike, overwrite: bool = False) -> None:
+    with parquet_writer(path, vectors.vocab, overwrite) as write:
+        write(vectors)
 
 
 def read_parquet(path: str | os.PathLike, vocab: Vocabulary) -> SparseVectors:
