@@ -3,10 +3,13 @@ meets a target.
 
 Each approximate kind's query module offers ``tuning_grid(arrays, n_docs)``: for every
 knob, its values ordered from cheapest (lowest recall) to most accurate. Recall is
-monotone in each knob, so instead of the full grid we walk down from the most accurate
-setting, lowering one knob at a time by binary search to the cheapest value that still
-meets the target (coordinate descent, tried in every knob order); every setting seen
-is timed and the fastest that meets the target wins. A held-out part of the sample,
+monotone in each knob, so instead of the full grid: first, from the most accurate
+setting, each knob is lowered in turn by binary search to the cheapest value that still
+meets the target (coordinate descent); then, for every pair of knobs, the boundary
+between passing and failing settings is walked as a staircase (lowering one knob can
+only raise the other's cheapest passing value), which costs the sum of the two knobs'
+lengths instead of their product. Every setting seen is timed and the fastest that
+meets the target wins. A held-out part of the sample,
 never used for choosing, reports the recall the chosen setting really reaches.
 """
 
@@ -118,24 +121,36 @@ def tune(index, queries: SparseVectors, reference, config: TuneConfig) -> TuneRe
     def meets(position: tuple) -> bool:
         return measure(position).recall >= config.target_recall
 
-    most_accurate = tuple(len(grid[knob]) - 1 for knob in knobs)
-    if meets(most_accurate):
-        for order in itertools.permutations(range(len(knobs))):
-            position = list(most_accurate)
-            changed = True
-            while changed and time.perf_counter() - started < config.budget_seconds:
-                changed = False
-                for axis in order:
-                    # Binary search the cheapest value of this knob that still meets the target.
-                    low, high = 0, position[axis]
-                    while low < high:
-                        middle = (low + high) // 2
-                        if meets(tuple(position[:axis] + [middle] + position[axis + 1:])):
-                            high = middle
-                        else:
-                            low = middle + 1
-                    changed |= high != position[axis]
-                    position[axis] = high
+    def within_budget() -> bool:
+        return time.perf_counter() - started < config.budget_seconds
+
+    most_accurate = [len(grid[knob]) - 1 for knob in knobs]
+    if meets(tuple(most_accurate)):
+        position = list(most_accurate)
+        changed = True
+        while changed and within_budget():
+            changed = False
+            for axis in range(len(knobs)):
+                # Binary search the cheapest value of this knob that still meets the target.
+                low, high = 0, position[axis]
+                while low < high:
+                    middle = (low + high) // 2
+                    if meets(tuple(position[:axis] + [middle] + position[axis + 1:])):
+                        high = middle
+                    else:
+                        low = middle + 1
+                changed |= high != position[axis]
+                position[axis] = high
+        for first, second in itertools.combinations(range(len(knobs)), 2):
+            # Staircase: `first` from most accurate down, `second` only ever rising.
+            walk = list(position)
+            walk[first], walk[second] = most_accurate[first], 0
+            while walk[first] >= 0 and within_budget():
+                while walk[second] <= most_accurate[second] and not meets(tuple(walk)):
+                    walk[second] += 1
+                if walk[second] > most_accurate[second]:
+                    break
+                walk[first] -= 1
     passing = [m for m in seen.values() if m.recall >= config.target_recall]
     met = bool(passing)
     best = (min(passing, key=lambda m: m.latency_ms) if met
