@@ -115,7 +115,8 @@ def test_padding_for_short_and_empty_queries():
     (dict(n_postings=0), "n_postings"), (dict(centroid_fraction=0.0), "centroid_fraction"),
     (dict(summary_energy=1.5), "summary_energy"), (dict(clustering="kmeans"), "clustering"),
     (dict(forward_dtype="int8"), "forward_dtype"), (dict(block_size=0), "block_size"),
-    (dict(n_knn=-1), "n_knn"), (dict(doc_cut=0), "doc_cut")])
+    (dict(n_knn=-1), "n_knn"), (dict(doc_cut=0), "doc_cut"), (dict(max_fraction=0.0), "max_fraction"),
+    (dict(min_cluster_size=-1), "min_cluster_size")])
 def test_bad_build_params_name_the_parameter(small, params, name):
     with pytest.raises(ParameterError, match=name):
         sparseir.build_index(small[0], kind="seismic", **params)
@@ -127,6 +128,18 @@ def test_bad_search_params_name_the_parameter(small, knobs, name):
     index = sparseir.build_index(small[0], kind="seismic")
     with pytest.raises(ParameterError, match=name):
         index.search(small[1], k=3, **knobs)
+
+
+def test_pruning_keeps_the_heaviest_postings_of_the_collection(small):
+    from sparseir.indexer.seismic import kept_list_sizes
+
+    docs = small[0]
+    lists = [np.sort(docs.weights[docs.terms == t])[::-1] for t in range(len(docs.vocab))]
+    sizes = kept_list_sizes(docs, np.array([len(w) for w in lists]), 30, 1.5)
+    assert sizes.max() == 45 and 0 < sizes.sum() <= 30 * sum(len(w) > 0 for w in lists)
+    # Below the cap, one global threshold: nothing dropped outweighs anything kept.
+    uncapped = [(w[:n], w[n:]) for w, n in zip(lists, sizes) if n < 45]
+    assert min(kept.min() for kept, _ in uncapped if len(kept)) > max(drop.max() for _, drop in uncapped if len(drop))
 
 
 def test_default_postings_scale_with_collection_size():

@@ -1,6 +1,7 @@
 """Seismic index (Bruch, Nardini, Rulli, Venturini, SIGIR 2024).
 
-Each posting list is statically pruned to its `n_postings` heaviest entries, then split
+Posting lists are statically pruned with one global weight threshold (`n_postings` kept
+per non-empty list on average, at most `max_fraction` x `n_postings` in any one), then split
 into blocks of similar documents; every block carries a summary (the coordinate-wise
 max of its documents, pruned to `summary_energy` of its L1 mass, 8-bit quantized) that
 upper-bounds, approximately, the score of anything inside it. Documents are scored
@@ -47,19 +48,26 @@ SUMMARY_BUCKETS = 256
 class BuildParams:
     """Build knobs of the Seismic index (names as in the paper).
 
-    Default n_postings (None) scales with the collection: 3500 * sqrt(n_docs / 8.8M),
-    and at least 1000, i.e. 3500 on MS MARCO, ~1200 at 1M documents, and no pruning at
-    all on collections whose lists are all shorter than 1000. The square root keeps
-    the kept fraction of a list growing as collections shrink, where one posting list
-    covers a larger share of the relevant documents.
+    Pruning keeps the heaviest postings of the whole collection, n_postings per non-empty
+    list on average, and at most max_fraction * n_postings in one list: a global threshold
+    gives the lists of heavy terms more room than a fixed cut would. Default n_postings
+    (None) scales with the collection: 3500 * sqrt(n_docs / 8.8M), and at least 1000,
+    i.e. 3500 on MS MARCO, ~1200 at 1M documents, and no pruning at all on collections
+    whose lists are all shorter than 1000 * max_fraction. The square root keeps the kept
+    fraction of a list growing as collections shrink, where one posting list covers a
+    larger share of the relevant documents.
     """
 
     n_postings: int | None = field(default=None, metadata={
-        "help": "postings kept per term, heaviest first (default: 3500*sqrt(n_docs/8.8M), at least 1000)"})
+        "help": "mean postings kept per term, heaviest first (default: 3500*sqrt(n_docs/8.8M), at least 1000)"})
+    max_fraction: float = field(default=1.5, metadata={
+        "help": "no list keeps more than max_fraction * n_postings postings"})
     clustering: str = field(default="clustered", metadata={
         "help": "block making: 'clustered' (documents to the most similar centroid) or 'fixed' (block_size runs)"})
     centroid_fraction: float = field(default=0.1, metadata={
         "help": "clustered: centroids per list as a fraction of its postings"})
+    min_cluster_size: int = field(default=2, metadata={
+        "help": "clustered: clusters of at most this many documents are merged into the others"})
     block_size: int = field(default=32, metadata={"help": "fixed: documents per block"})
     doc_cut: int = field(default=15, metadata={
         "help": "clustered: heaviest terms of each document used to compare it with the centroids"})
@@ -72,10 +80,13 @@ class BuildParams:
     def __post_init__(self):
         require(self.n_postings is None or (isinstance(self.n_postings, int) and self.n_postings >= 1),
                 f"n_postings must be an integer >= 1 or None, got {self.n_postings!r}")
+        require(self.max_fraction > 0.0, f"max_fraction must be > 0, got {self.max_fraction!r}")
         require(self.clustering in CLUSTERINGS,
                 f"clustering must be one of {', '.join(CLUSTERINGS)}, got {self.clustering!r}")
         require(0.0 < self.centroid_fraction <= 1.0,
                 f"centroid_fraction must lie in (0, 1], got {self.centroid_fraction!r}")
+        require(isinstance(self.min_cluster_size, int) and self.min_cluster_size >= 0,
+                f"min_cluster_size must be an integer >= 0, got {self.min_cluster_size!r}")
         require(isinstance(self.block_size, int) and self.block_size >= 1,
                 f"block_size must be an integer >= 1, got {self.block_size!r}")
         require(isinstance(self.doc_cut, int) and self.doc_cut >= 1,
@@ -93,6 +104,20 @@ class BuildParams:
 
 
 # --- static pruning ---------------------------------------------------------------
+
+
+def kept_list_sizes(docs: SparseVectors, list_sizes: np.ndarray, n_postings: int, max_fraction: float) -> np.ndarray:
+    """How many postings each list keeps: those above one global weight threshold, capped per list.
+
+    The threshold keeps n_postings per non-empty list on average (the heaviest postings
+    of the collection, ties included); no list keeps more than max_fraction * n_postings.
+    """
+    budget = n_postings * int(np.count_nonzero(list_sizes))
+    kept = list_sizes
+    if budget < len(docs.weights):
+        threshold = np.partition(docs.weights, len(docs.weights) - budget)[len(docs.weights) - budget]
+        kept = np.bincount(docs.terms[docs.weights >= threshold], minlength=len(list_sizes))
+    return np.minimum(kept, max(1, int(n_postings * max_fraction)))
 
 
 @njit(parallel=True, cache=True)
@@ -129,55 +154,80 @@ def doc_heads(doc_offsets, doc_terms, doc_weights, doc_cut, head_offsets, n_chun
 
 
 @njit(cache=True)
-def assign_to_centroids(docs, n_centroids, head_offsets, head_terms, head_weights,
-                        entry_head, entry_next, entry_centroid, entry_weight, dots, dot_touched, assignment):
-    """Each doc to the centroid with the highest dot product over their head terms.
+def nearest_centroid(doc, head_offsets, head_terms, head_weights, entry_head, entry_next, entry_centroid,
+                     entry_weight, dropped, fallback, dots, dot_touched):
+    """The centroid not dropped with the highest dot product with the doc's head terms (fallback if none meets it)."""
+    n_dots = 0
+    for p in range(head_offsets[doc], head_offsets[doc + 1]):
+        entry = entry_head[head_terms[p]]
+        while entry >= 0:
+            c = entry_centroid[entry]
+            if dots[c] == 0.0:
+                dot_touched[n_dots] = c
+                n_dots += 1
+            dots[c] += head_weights[p] * entry_weight[entry]
+            entry = entry_next[entry]
+    best = fallback
+    best_dot = np.float32(0.0)
+    for j in range(n_dots):
+        c = dot_touched[j]
+        if not dropped[c] and (dots[c] > best_dot or (dots[c] == best_dot and c < best)):
+            best, best_dot = c, dots[c]
+        dots[c] = 0.0
+    return best
+
+
+@njit(cache=True)
+def assign_to_centroids(docs, n_centroids, doc_offsets, doc_terms, doc_weights, head_offsets, head_terms,
+                        head_weights, min_cluster_size, entry_head, entry_next, entry_centroid, entry_weight, dots,
+                        dot_touched, dropped, cluster_sizes, assignment):
+    """Each doc to the centroid with the highest dot product between its head terms and the centroid.
 
     Centroids are documents of the list evenly strided in row order (a deterministic
-    stand-in for the paper's random sample). They are inverted into per-term chains
-    (entry_head[term] -> entries), so a document only meets the centroids it shares a
-    term with; one sharing none goes to centroid 0.
+    stand-in for the paper's random sample), compared on their full vectors. They are
+    inverted into per-term chains (entry_head[term] -> entries), so a document only
+    meets the centroids it shares a term with; one sharing none goes to centroid 0.
+    Clusters of at most min_cluster_size documents are then dissolved into the others
+    (as in the paper's implementation): tiny blocks cost a summary each and bound little.
     """
     n = docs.shape[0]
     n_entries = 0
     for c in range(n_centroids):
         centroid = docs[(c * n) // n_centroids]
-        for p in range(head_offsets[centroid], head_offsets[centroid + 1]):
-            term = head_terms[p]
+        for p in range(doc_offsets[centroid], doc_offsets[centroid + 1]):
+            term = doc_terms[p]
             entry_centroid[n_entries] = c
-            entry_weight[n_entries] = head_weights[p]
+            entry_weight[n_entries] = doc_weights[p]
             entry_next[n_entries] = entry_head[term]
             entry_head[term] = n_entries
             n_entries += 1
+    dropped[:n_centroids] = False
+    cluster_sizes[:n_centroids] = 0
     for i in range(n):
-        doc = docs[i]
-        n_dots = 0
-        for p in range(head_offsets[doc], head_offsets[doc + 1]):
-            entry = entry_head[head_terms[p]]
-            while entry >= 0:
-                c = entry_centroid[entry]
-                if dots[c] == 0.0:
-                    dot_touched[n_dots] = c
-                    n_dots += 1
-                dots[c] += head_weights[p] * entry_weight[entry]
-                entry = entry_next[entry]
-        best = 0
-        best_dot = np.float32(0.0)
-        for j in range(n_dots):
-            c = dot_touched[j]
-            if dots[c] > best_dot or (dots[c] == best_dot and c < best):
-                best, best_dot = c, dots[c]
-            dots[c] = 0.0
-        assignment[i] = best
+        assignment[i] = nearest_centroid(docs[i], head_offsets, head_terms, head_weights, entry_head, entry_next,
+                                         entry_centroid, entry_weight, dropped, 0, dots, dot_touched)
+        cluster_sizes[assignment[i]] += 1
+    fallback = -1
+    for c in range(n_centroids - 1, -1, -1):
+        dropped[c] = cluster_sizes[c] <= min_cluster_size
+        if not dropped[c]:
+            fallback = c
+    if fallback >= 0:  # else every cluster is tiny: keep them as they are
+        for i in range(n):
+            if dropped[assignment[i]]:
+                assignment[i] = nearest_centroid(docs[i], head_offsets, head_terms, head_weights, entry_head,
+                                                 entry_next, entry_centroid, entry_weight, dropped, fallback, dots,
+                                                 dot_touched)
     for c in range(n_centroids):
         centroid = docs[(c * n) // n_centroids]
-        for p in range(head_offsets[centroid], head_offsets[centroid + 1]):
-            entry_head[head_terms[p]] = -1
+        for p in range(doc_offsets[centroid], doc_offsets[centroid + 1]):
+            entry_head[doc_terms[p]] = -1
 
 
 @njit(parallel=True, cache=True)
-def make_blocks(kept_offsets, kept_docs, block_slots, clustered, block_size, n_terms_total, head_offsets, head_terms,
-                head_weights, max_list, max_slots, max_entries, n_chunks, block_docs, slot_sizes):
+def make_blocks(kept_offsets, kept_docs, block_slots, clustered, block_size, min_cluster_size, n_terms_total, doc_offsets,
+                doc_terms, doc_weights, head_offsets, head_terms, head_weights, max_list, max_slots, max_entries,
+                n_chunks, block_docs, slot_sizes):
     """Partition every pruned list into blocks: rows regrouped in block_docs, sizes in slot_sizes.
 
     block_slots[t]:block_slots[t+1] are term t's candidate blocks (one per centroid);
@@ -191,6 +241,8 @@ def make_blocks(kept_offsets, kept_docs, block_slots, clustered, block_size, n_t
         entry_weight = np.empty(max_entries, dtype=np.float32)
         dots = np.zeros(max_slots, dtype=np.float32)
         dot_touched = np.empty(max_slots, dtype=np.int32)
+        dropped = np.empty(max_slots, dtype=np.bool_)
+        cluster_sizes = np.empty(max_slots, dtype=np.int64)
         assignment = np.empty(max_list, dtype=np.int32)
         fill = np.empty(max_slots + 1, dtype=np.int64)
         for term in range(chunk, n_terms, n_chunks):
@@ -201,8 +253,9 @@ def make_blocks(kept_offsets, kept_docs, block_slots, clustered, block_size, n_t
                 continue
             docs = kept_docs[lo:hi]
             if clustered:
-                assign_to_centroids(docs, n_slots, head_offsets, head_terms, head_weights, entry_head, entry_next,
-                                    entry_centroid, entry_weight, dots, dot_touched, assignment)
+                assign_to_centroids(docs, n_slots, doc_offsets, doc_terms, doc_weights, head_offsets, head_terms,
+                                    head_weights, min_cluster_size, entry_head, entry_next, entry_centroid,
+                                    entry_weight, dots, dot_touched, dropped, cluster_sizes, assignment)
             else:
                 for i in range(n):
                     assignment[i] = i // block_size
@@ -392,7 +445,8 @@ def build(docs: SparseVectors, params: BuildParams) -> dict[str, np.ndarray]:
     chunks = thread_chunks(max(len(docs), n_terms))
     inverted = invert(docs)
     term_offsets = inverted["term_offsets"]
-    kept_offsets = offsets_of(np.minimum(np.diff(term_offsets), params.postings_for(len(docs))))
+    kept_offsets = offsets_of(kept_list_sizes(docs, np.diff(term_offsets), params.postings_for(len(docs)),
+                                              params.max_fraction))
     kept_docs = np.empty(kept_offsets[-1], dtype=np.int32)
     prune_postings(term_offsets, inverted["posting_docs"], inverted["posting_weights"], kept_offsets, chunks,
                    kept_docs)
@@ -415,9 +469,10 @@ def build(docs: SparseVectors, params: BuildParams) -> dict[str, np.ndarray]:
     block_docs = np.empty_like(kept_docs)
     slot_sizes = np.zeros(block_slots[-1], dtype=np.int64)
     max_slots = int(slots.max(initial=0))
-    max_entries = max_slots * int(np.diff(head_offsets).max(initial=0))
-    make_blocks(kept_offsets, kept_docs, block_slots, clustered, params.block_size, n_terms, head_offsets, head_terms,
-                head_weights, int(list_sizes.max(initial=0)), max_slots, max_entries, chunks, block_docs, slot_sizes)
+    max_entries = max_slots * int(np.diff(docs.offsets).max(initial=0)) if clustered else 0
+    make_blocks(kept_offsets, kept_docs, block_slots, clustered, params.block_size, params.min_cluster_size, n_terms,
+                docs.offsets, docs.terms, docs.weights, head_offsets, head_terms, head_weights,
+                int(list_sizes.max(initial=0)), max_slots, max_entries, chunks, block_docs, slot_sizes)
     del kept_docs, head_terms, head_weights
 
     nonempty = slot_sizes > 0

@@ -16,8 +16,10 @@ import functools
 from dataclasses import dataclass, field
 
 import numpy as np
+from llvmlite import ir
 from numba import njit, prange, types
-from numba.extending import overload
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
 
 from ..errors import require
 from .scratch import thread_chunks
@@ -25,6 +27,7 @@ from .topk import empty_results, heap_drain, heap_push, heap_threshold
 
 
 NO_KNN = np.empty((0, 0), dtype=np.int32)
+CACHE_LINE = 64  # bytes
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,37 @@ def _weight_at(weights, table, p):
     if weights.dtype == types.uint16:  # resolved at compile time: one implementation per signature
         return lambda weights, table, p: table[weights[p]]
     return lambda weights, table, p: np.float32(weights[p])
+
+
+def prefetch(array, index):
+    """Ask the CPU to start loading array[index] into cache; a no-op when run as plain Python."""
+
+
+@intrinsic
+def prefetch_item(typingctx, array, index):
+    """llvm.prefetch (read, high locality) of the address of array[index]."""
+    def codegen(context, builder, signature, args):
+        array_type = signature.args[0]
+        view = context.make_array(array_type)(context, builder, args[0])
+        pointer = cgutils.get_item_pointer(context, builder, array_type, view, [args[1]], wraparound=False)
+        int32 = ir.IntType(32)
+        function = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [pointer.type, int32, int32, int32]), "llvm.prefetch.p0")
+        builder.call(function, [pointer, ir.Constant(int32, 0), ir.Constant(int32, 3), ir.Constant(int32, 1)])
+        return context.get_dummy_value()
+    return types.void(array, index), codegen
+
+
+@overload(prefetch, inline="always")
+def _prefetch(array, index):
+    return lambda array, index: prefetch_item(array, index)
+
+
+@njit(cache=True)
+def prefetch_lines(array, lo, hi):
+    """Prefetch every cache line (64 bytes) of array[lo:hi]."""
+    for i in range(lo, hi, max(1, CACHE_LINE // array.itemsize)):
+        prefetch(array, i)
 
 
 @njit(cache=True)
@@ -164,7 +198,13 @@ def search_one(term_blocks, block_offsets, block_docs, list_term_offsets, list_t
             if bound < heap_factor * heap_threshold(heap_scores, size):
                 break  # keys are sorted: every later block is bounded lower still
             block = first + (block_keys[i] & 0xFFFFFFFF)
-            for p in range(block_offsets[block], block_offsets[block + 1]):
+            lo, hi = block_offsets[block], block_offsets[block + 1]
+            for p in range(lo, hi):
+                # Documents lie scattered in the forward index: fetch the next one while this one is scored.
+                if p + 1 < hi:
+                    following = block_docs[p + 1]
+                    prefetch_lines(doc_terms, doc_offsets[following], doc_offsets[following + 1])
+                    prefetch_lines(doc_weights, doc_offsets[following], doc_offsets[following + 1])
                 n_touched, size = visit_doc(doc_offsets, doc_terms, doc_weights, table, block_docs[p], dense_query,
                                             visited, touched, n_touched, heap_scores, heap_rows, size)
     if n_knn > 0:
