@@ -146,9 +146,10 @@ class Index:
 
     def _check_queries(self, queries: SparseVectors) -> SparseVectors:
         n_terms = len(self.vocab)
-        # Identity first: comparing 30k-term lists on every call costs more than a small search.
-        same = queries.vocab is self.vocab or (queries.vocab.name is not None and queries.vocab.name == self.vocab.name
-                                               and len(queries.vocab) == n_terms)
+        # Digests are computed once per vocabulary: comparing 30k-term lists on every call
+        # would cost more than a small search.
+        same = queries.vocab is self.vocab or (len(queries.vocab) == n_terms
+                                               and queries.vocab.sha256() == self.vocab.sha256())
         if not same and (len(queries.vocab) < n_terms or queries.vocab.terms[:n_terms] != self.vocab.terms):
             raise ParameterError(f"queries use {queries.vocab!r} but the index {self.vocab!r}; "
                                  "read queries with vocab=index.vocab")

@@ -34,6 +34,7 @@ class Vocabulary:
             raise ParameterError("vocabulary has duplicate terms")
         self.name = name
         self.open = open
+        self._sha256: str | None = None
 
     @classmethod
     def default(cls) -> "Vocabulary":
@@ -74,6 +75,7 @@ class Vocabulary:
             term_id = len(self._terms)
             self._ids[term] = term_id
             self._terms.append(term)
+            self._sha256 = None
         return term_id
 
     def frozen(self) -> "Vocabulary":
@@ -81,7 +83,10 @@ class Vocabulary:
         return Vocabulary(self._terms, self.name, open=self.open)
 
     def sha256(self) -> str:
-        return hashlib.sha256("\n".join(self._terms).encode("utf-8")).hexdigest()
+        """Digest of the term list, computed once per vocabulary (cheap equality for searches)."""
+        if self._sha256 is None:
+            self._sha256 = hashlib.sha256("\n".join(self._terms).encode("utf-8")).hexdigest()
+        return self._sha256
 
 
 @dataclass(frozen=True)
