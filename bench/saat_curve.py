@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 import sparseir
+from sparseir.evaluate import latency_stats, recall_at_k
 from sparseir.fileio import atomic_file
 from sparseir.index import get_kind
 from sparseir.query.saat import search_impacts
@@ -49,17 +50,10 @@ def time_queries(index, queries, repeats: int, **knobs) -> tuple[np.ndarray, np.
     return rows, wall, cpu
 
 
-def recall(rows: np.ndarray, exact_rows: np.ndarray) -> float:
-    found = [len(set(a[a >= 0]) & set(b[b >= 0])) / max(1, int((b >= 0).sum())) for a, b in zip(rows, exact_rows)]
-    return float(np.mean(found))
-
-
 def summary(method: str, rows, wall, cpu, exact_rows, **extra) -> dict:
-    result = {"method": method, **extra, "recall@10": round(recall(rows, exact_rows), 4)}
+    result = {"method": method, **extra, "recall@10": round(float(np.nanmean(recall_at_k(rows, exact_rows))), 4)}
     for name, seconds in (("", wall), ("cpu_", cpu)):
-        ms = seconds * 1e3
-        result |= {f"{name}mean_ms": round(float(ms.mean()), 4), f"{name}p50_ms": round(float(np.median(ms)), 4),
-                   f"{name}p99_ms": round(float(np.percentile(ms, 99)), 4)}
+        result |= {f"{name}{stat}_ms": round(value, 4) for stat, value in latency_stats(seconds).items()}
     return result
 
 

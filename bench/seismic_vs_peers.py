@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import sparseir  # noqa: E402
+from sparseir.evaluate import latency_stats, recall_at_k  # noqa: E402
 from sparseir.peers import PEERS  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
@@ -138,27 +139,22 @@ class Ours:
         return timings[0] - timings[1]
 
 
-def recall_at(rows, exact_rows):
-    hits = [len(set(a[a >= 0]) & set(b[b >= 0])) / max(1, int((b >= 0).sum())) for a, b in zip(rows, exact_rows)]
-    return float(np.mean(hits))
-
-
 def measure(system, queries, exact_rows, k, knobs, all_threads):
     latencies = []
     for q in range(len(queries)):
         one = queries[q:q + 1]
         started = time.perf_counter()
         system.search(one, k, threads=1, **knobs)
-        latencies.append((time.perf_counter() - started) * 1000)
+        latencies.append(time.perf_counter() - started)
     batch_seconds = []
     for _ in range(3):  # best of three: the machine may be shared
         started = time.perf_counter()
         _, rows = system.search(queries, k, threads=all_threads, **knobs)
         batch_seconds.append(time.perf_counter() - started)
     qps = len(queries) / min(batch_seconds)
-    ms = np.array(latencies)
-    return {"recall": recall_at(rows, exact_rows), "mean_ms": float(ms.mean()), "p50_ms": float(np.median(ms)),
-            "p99_ms": float(np.percentile(ms, 99)), "qps": qps}
+    stats = latency_stats(latencies)
+    return {"recall": float(np.nanmean(recall_at_k(rows, exact_rows))), "mean_ms": stats["mean"],
+            "p50_ms": stats["p50"], "p99_ms": stats["p99"], "qps": qps}
 
 
 def main(argv=None):
