@@ -18,7 +18,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from . import storage
-from .errors import ParameterError, require
+from .errors import IndexFormatError, ParameterError, require
 from .vectors import SparseVectors
 
 KINDS = ("exact", "seismic", "saat")
@@ -31,6 +31,7 @@ class Kind:
     build: Any
     SearchParams: type
     search: Any
+    layout_version: int  # of the kind's arrays; an index saved under another must be rebuilt
 
 
 def get_kind(name: str) -> Kind:
@@ -38,7 +39,8 @@ def get_kind(name: str) -> Kind:
         raise ParameterError(f"unknown index kind {name!r}; choose one of {', '.join(KINDS)}")
     indexer = importlib.import_module(f"sparseir.indexer.{name}")
     query = importlib.import_module(f"sparseir.query.{name}")
-    return Kind(name, indexer.BuildParams, indexer.build, query.SearchParams, query.search)
+    return Kind(name, indexer.BuildParams, indexer.build, query.SearchParams, query.search,
+                getattr(indexer, "LAYOUT_VERSION", 1))
 
 
 def make_params(cls: type, values: Mapping[str, Any], what: str):
@@ -100,6 +102,10 @@ class Index:
         manifest = storage.read_manifest(path)
         kind = manifest.get("kind")
         spec = get_kind(kind)
+        layout = manifest.get("layout_version", 1)
+        if layout != spec.layout_version:
+            raise IndexFormatError(f"{path}: a {kind} index of array layout {layout}, which this sparseir does not read "
+                                   f"(it reads layout {spec.layout_version}); rebuild the index")
         arrays, vocab = storage.load_arrays(path, manifest, verify=verify)
         doc_ids = arrays.pop("doc_ids")
         build_params = make_params(spec.BuildParams, manifest.get("build_params", {}), f"{kind} build")
@@ -109,7 +115,7 @@ class Index:
     def save(self, path: str | os.PathLike, overwrite: bool = False) -> None:
         from . import __version__
 
-        manifest = {"kind": self.kind, "sparseir_version": __version__,
+        manifest = {"kind": self.kind, "layout_version": self._kind.layout_version, "sparseir_version": __version__,
                     "build_params": dataclasses.asdict(self.build_params),
                     "search_defaults": self.search_defaults, "info": self.info}
         storage.write_index_dir(path, {**self.arrays, "doc_ids": self.doc_ids}, self.vocab, manifest, overwrite)

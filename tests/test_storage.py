@@ -55,6 +55,23 @@ def test_newer_format_version_is_refused(saved):
         sparseir.load_index(path)
 
 
+@pytest.mark.parametrize("layout", [None, 0, 2])
+def test_other_array_layout_is_refused(saved, layout):
+    path, _, _ = saved
+    manifest = json.loads((path / "manifest.json").read_text())
+    assert manifest["layout_version"] == 1
+    if layout is None:
+        del manifest["layout_version"]  # written before layouts were versioned: read as layout 1
+    else:
+        manifest["layout_version"] = layout
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    if layout is None:
+        sparseir.load_index(path)
+        return
+    with pytest.raises(sparseir.IndexFormatError, match=f"array layout {layout}.*rebuild the index"):
+        sparseir.load_index(path)
+
+
 def test_missing_truncated_and_corrupted_arrays_are_refused(saved):
     path, _, _ = saved
     target = path / "posting_weights.npy"

@@ -9,11 +9,13 @@ exactly from a forward index. Arrays (all flat):
 
 - ``term_blocks`` int64 (n_terms+1): the blocks of term t are ``term_blocks[t]:term_blocks[t+1]``
 - ``block_offsets`` int64 (n_blocks+1), ``block_docs`` int32: each block's rows, ascending
-- summaries, term-major within each list so that a query reads only its own terms' entries:
-  ``list_term_offsets`` int64 (n_terms+1) -> ``list_terms`` uint16|int32 (ascending per list) and
-  ``term_entries`` (where each term's entries start, from ``list_entries[t]``, int64
-  (n_terms+1)); entries ``entry_blocks`` (block within the list) and ``entry_codes`` uint8;
-  counters take the narrowest unsigned dtype their largest value fits (uint8/16/32); ``summary_scale`` / ``summary_min`` float32 (n_blocks): value = min + scale * code,
+- summaries, term-major within each list so that a query reads only its own terms' entries,
+  which for list t lie in ``list_entries[t]:list_entries[t+1]`` (int64, n_terms+1): first one
+  entry per term met in a single block, in the order of ``single_terms`` uint16|int32
+  (``list_single_offsets`` int64 (n_terms+1) -> ascending per list), then the others' in the
+  order of ``list_terms`` (``list_term_offsets`` likewise), where ``term_entries`` says where
+  each one's entries start (from ``list_entries[t]``); entries ``entry_blocks`` (block within
+  the list) and ``entry_codes`` uint8; counters take the narrowest unsigned dtype their largest value fits (uint8/16/32); ``summary_scale`` / ``summary_min`` float32 (n_blocks): value = min + scale * code,
   rounded up, so a summary never falls below the maximum it stands for
 - ``doc_offsets`` int64, ``doc_terms`` uint16|int32, ``doc_weights``: the forward index; weights are
   float16 stored as their uint16 bit patterns (half the bytes; relative error <= 2^-11) or float32
@@ -35,6 +37,8 @@ from ..query.seismic import SearchParams, heaviest_terms, search_arrays
 from ..vectors import SparseVectors
 from .exact import invert
 
+# Bumped whenever the arrays change shape or meaning: an older index must be rebuilt.
+LAYOUT_VERSION = 2
 CLUSTERINGS = ("clustered", "fixed")
 FORWARD_DTYPES = ("float16", "float32")
 # MS MARCO passage (8.8M documents) is where the paper's n_postings = 3500 comes from.
@@ -317,16 +321,15 @@ def energy_floor(dense, touched, n_touched, summary_energy, bucket_mass):
 
 
 @njit(parallel=True, cache=True)
-def summarize(block_offsets, block_docs, doc_offsets, doc_terms, doc_weights, n_terms, summary_energy,
+def summarize(block_offsets, block_docs, doc_offsets, doc_terms, doc_weights, n_terms, summary_energy, counting,
               summary_offsets, n_chunks, summary_floor, summary_terms, summary_codes, summary_scale, summary_min):
     """Summaries of every block, in two calls over the same deterministic block maxima.
 
-    The first (summary_terms empty) sets each block's floor in summary_floor and its
+    The first (counting) sets each block's floor in summary_floor and its
     entry count in summary_offsets[block + 1]; the second writes the entries. Memory
     stays at the output size.
     """
     n_blocks = block_offsets.shape[0] - 1
-    counting = summary_terms.shape[0] == 0
     for chunk in prange(n_chunks):
         dense = np.zeros(n_terms, dtype=np.float32)
         touched = np.empty(n_terms, dtype=np.int32)
@@ -369,18 +372,21 @@ def summarize(block_offsets, block_docs, doc_offsets, doc_terms, doc_weights, n_
 
 
 @njit(parallel=True, cache=True)
-def transpose_summaries(term_blocks, summary_offsets, summary_terms, summary_codes, n_terms, list_term_offsets,
-                        n_chunks, list_terms, term_entries, entry_blocks, entry_codes):
-    """Per posting list, regroup its summaries by term: term -> (block within the list, code).
+def transpose_summaries(term_blocks, summary_offsets, summary_terms, summary_codes, n_terms, counting,
+                        list_single_offsets, list_term_offsets, n_chunks, single_terms, list_terms, term_entries,
+                        entry_blocks, entry_codes):
+    """Per posting list, regroup its summaries by term: term -> (block within the list, code) entries.
 
-    A query then meets only the summary entries of its own terms. The first call
-    (list_terms empty) puts each list's distinct term count in list_term_offsets[t + 1];
-    the second writes the terms (ascending), where each term's entries start (counted
-    from the list's first entry, so that a narrow dtype holds it) and the entries, which keep
-    the list's range summary_offsets[first block]:summary_offsets[last block].
+    A query then meets only the summary entries of its own terms. Within a list's range
+    of entries (summary_offsets[first block]:summary_offsets[last block]) come first the
+    terms met in one block only, one entry each in the order of single_terms, which is
+    therefore all their directory; then the other terms' entries, in the order of
+    list_terms, each term's starting at term_entries (counted from the list's first
+    entry, so that a narrow dtype holds it). Over half the (list, term) pairs are
+    singletons, so this saves them a start offset each. The first call (counting) puts
+    each list's counts of both kinds of terms in the offsets at t + 1; the second writes.
     """
     n_lists = term_blocks.shape[0] - 1
-    counting = list_terms.shape[0] == 0
     for chunk in prange(n_chunks):
         cursor = np.zeros(n_terms, dtype=np.int64)
         touched = np.empty(n_terms, dtype=np.int32)
@@ -394,19 +400,30 @@ def transpose_summaries(term_blocks, summary_offsets, summary_terms, summary_cod
                     touched[n_touched] = term
                     n_touched += 1
                 cursor[term] += 1
+            n_single = 0
+            for i in range(n_touched):
+                n_single += cursor[touched[i]] == 1
             if counting:
-                list_term_offsets[t + 1] = n_touched
+                list_single_offsets[t + 1] = n_single
+                list_term_offsets[t + 1] = n_touched - n_single
                 for i in range(n_touched):
                     cursor[touched[i]] = 0
                 continue
             touched[:n_touched].sort()
-            start = lo
-            out = list_term_offsets[t]
+            single = list_single_offsets[t]
+            multi = list_term_offsets[t]
+            start = lo + n_single
             for i in range(n_touched):
                 term = touched[i]
-                list_terms[out + i] = term
-                term_entries[out + i] = start - lo
                 count = cursor[term]
+                if count == 1:
+                    single_terms[single] = term
+                    cursor[term] = lo + single - list_single_offsets[t]
+                    single += 1
+                    continue
+                list_terms[multi] = term
+                term_entries[multi] = start - lo
+                multi += 1
                 cursor[term] = start
                 start += count
             for block in range(first, last):
@@ -487,34 +504,37 @@ def build(docs: SparseVectors, params: BuildParams) -> dict[str, np.ndarray]:
     summary_min = np.empty(n_blocks, dtype=np.float32)
     summary_terms = np.empty(0, dtype=small_terms)
     summary_codes = np.empty(0, dtype=np.uint8)
-    summarize(block_offsets, block_docs, docs.offsets, docs.terms, docs.weights, n_terms, params.summary_energy,
+    summarize(block_offsets, block_docs, docs.offsets, docs.terms, docs.weights, n_terms, params.summary_energy, True,
               summary_offsets, chunks, summary_floor, summary_terms, summary_codes, summary_scale, summary_min)
     np.cumsum(summary_offsets, out=summary_offsets)
     summary_terms = np.empty(summary_offsets[-1], dtype=small_terms)
     summary_codes = np.empty(summary_offsets[-1], dtype=np.uint8)
-    summarize(block_offsets, block_docs, docs.offsets, docs.terms, docs.weights, n_terms, params.summary_energy,
+    summarize(block_offsets, block_docs, docs.offsets, docs.terms, docs.weights, n_terms, params.summary_energy, False,
               summary_offsets, chunks, summary_floor, summary_terms, summary_codes, summary_scale, summary_min)
 
     max_list_blocks = max(1, int(np.diff(term_blocks).max()))
+    list_single_offsets = np.zeros(n_terms + 1, dtype=np.int64)
     list_term_offsets = np.zeros(n_terms + 1, dtype=np.int64)
-    list_terms = np.empty(0, dtype=small_terms)
-    term_entries = np.empty(0, dtype=np.uint8)
+    no_terms = np.empty(0, dtype=small_terms)
     entry_blocks = np.empty(len(summary_codes), dtype=smallest_uint(max_list_blocks - 1))
     entry_codes = np.empty(len(summary_codes), dtype=np.uint8)
-    transpose_summaries(term_blocks, summary_offsets, summary_terms, summary_codes, n_terms, list_term_offsets, chunks,
-                        list_terms, term_entries, entry_blocks, entry_codes)
+    transpose_summaries(term_blocks, summary_offsets, summary_terms, summary_codes, n_terms, True, list_single_offsets,
+                        list_term_offsets, chunks, no_terms, no_terms, np.empty(0, dtype=np.uint8), entry_blocks,
+                        entry_codes)
+    np.cumsum(list_single_offsets, out=list_single_offsets)
     np.cumsum(list_term_offsets, out=list_term_offsets)
+    single_terms = np.empty(list_single_offsets[-1], dtype=small_terms)
     list_terms = np.empty(list_term_offsets[-1], dtype=small_terms)
     list_entries = summary_offsets[term_blocks]
     term_entries = np.empty(list_term_offsets[-1], dtype=smallest_uint(int(np.diff(list_entries).max())))
-    transpose_summaries(term_blocks, summary_offsets, summary_terms, summary_codes, n_terms, list_term_offsets, chunks,
-                        list_terms, term_entries, entry_blocks, entry_codes)
+    transpose_summaries(term_blocks, summary_offsets, summary_terms, summary_codes, n_terms, False, list_single_offsets,
+                        list_term_offsets, chunks, single_terms, list_terms, term_entries, entry_blocks, entry_codes)
     del summary_offsets, summary_terms, summary_codes
 
     arrays = {
         "term_blocks": term_blocks, "block_offsets": block_offsets, "block_docs": block_docs,
-        "list_term_offsets": list_term_offsets, "list_terms": list_terms, "list_entries": list_entries,
-        "term_entries": term_entries,
+        "list_entries": list_entries, "list_single_offsets": list_single_offsets, "single_terms": single_terms,
+        "list_term_offsets": list_term_offsets, "list_terms": list_terms, "term_entries": term_entries,
         "entry_blocks": entry_blocks, "entry_codes": entry_codes,
         "summary_scale": summary_scale, "summary_min": summary_min,
         "doc_offsets": docs.offsets, "doc_terms": docs.terms.astype(small_terms),

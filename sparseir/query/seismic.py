@@ -61,6 +61,40 @@ def weight_at(weights, table, p):
     return np.float32(weights[p])
 
 
+def float32_from_bits(bits):
+    """The float32 whose bit pattern is the uint32 `bits`."""
+    return np.uint32(bits).view(np.float32)
+
+
+def bits_of_float32(value):
+    """The bit pattern of the float32 `value`, as uint32."""
+    return np.float32(value).view(np.uint32)
+
+
+@intrinsic
+def bitcast_to_float32(typingctx, bits):
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+    return types.float32(types.uint32), codegen
+
+
+@intrinsic
+def bitcast_to_uint32(typingctx, value):
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(32))
+    return types.uint32(types.float32), codegen
+
+
+@overload(float32_from_bits, inline="always")
+def _float32_from_bits(bits):
+    return lambda bits: bitcast_to_float32(np.uint32(bits))
+
+
+@overload(bits_of_float32, inline="always")
+def _bits_of_float32(value):
+    return lambda value: bitcast_to_uint32(np.float32(value))
+
+
 @overload(weight_at, inline="always")
 def _weight_at(weights, table, p):
     if weights.dtype == types.uint16:  # resolved at compile time: one implementation per signature
@@ -99,18 +133,34 @@ def prefetch_lines(array, lo, hi):
         prefetch(array, i)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def score_doc(doc_offsets, doc_terms, doc_weights, table, doc, dense_query):
     """Exact dot product of a document (forward index) with the dense query."""
-    score = np.float32(0.0)
-    for p in range(doc_offsets[doc], doc_offsets[doc + 1]):
-        score += dense_query[doc_terms[p]] * weight_at(doc_weights, table, p)
-    return score
+    # Four partial sums: one running sum would chain every add on the previous one's latency.
+    lo, hi = doc_offsets[doc], doc_offsets[doc + 1]
+    s0 = s1 = s2 = s3 = np.float32(0.0)
+    end = lo + (hi - lo) // 4 * 4
+    for p in range(lo, end, 4):
+        s0 += dense_query[doc_terms[p]] * weight_at(doc_weights, table, p)
+        s1 += dense_query[doc_terms[p + 1]] * weight_at(doc_weights, table, p + 1)
+        s2 += dense_query[doc_terms[p + 2]] * weight_at(doc_weights, table, p + 2)
+        s3 += dense_query[doc_terms[p + 3]] * weight_at(doc_weights, table, p + 3)
+    for p in range(end, hi):
+        s0 += dense_query[doc_terms[p]] * weight_at(doc_weights, table, p)
+    return (s0 + s1) + (s2 + s3)
 
 
 @njit(cache=True)
-def list_bounds(list_term_offsets, list_terms, list_entries, term_entries, entry_blocks, entry_codes, summary_scale,
-                summary_min, term, first, q_terms, q_weights, base, coded, bound_value, bound_bits, block_keys):
+def find(sorted_values, lo, hi, value):
+    """Position of value in sorted_values[lo:hi], or -1."""
+    i = lo + np.searchsorted(sorted_values[lo:hi], value)
+    return i if i < hi and sorted_values[i] == value else -1
+
+
+@njit(cache=True)
+def list_bounds(list_entries, list_single_offsets, single_terms, list_term_offsets, list_terms, term_entries,
+                entry_blocks, entry_codes, summary_scale, summary_min, term, first, q_terms, q_weights, base, coded,
+                block_keys):
     """Summary dot products of every block of `term`'s list, as sortable keys (bound bits, block).
 
     Summaries are stored term-major per list, so only the entries of the query's own
@@ -118,22 +168,25 @@ def list_bounds(list_term_offsets, list_terms, list_entries, term_entries, entry
     products, and the bound is min * base + scale * coded. Bounds are >= 0, so their
     float32 bit patterns order like the values.
     """
-    lo, hi = list_term_offsets[term], list_term_offsets[term + 1]
     base_entry, end_entry = list_entries[term], list_entries[term + 1]
+    single_lo, single_hi = list_single_offsets[term], list_single_offsets[term + 1]
+    multi_lo, multi_hi = list_term_offsets[term], list_term_offsets[term + 1]
     for j in range(q_terms.shape[0]):
-        i = lo + np.searchsorted(list_terms[lo:hi], q_terms[j])
-        if i == hi or list_terms[i] != q_terms[j]:
-            continue
         weight = q_weights[j]
-        end = base_entry + term_entries[i + 1] if i + 1 < hi else end_entry
-        for e in range(base_entry + term_entries[i], end):
-            block = entry_blocks[e]
-            base[block] += weight
-            coded[block] += weight * np.float32(entry_codes[e])
-    n_blocks = base.shape[0]
-    for b in range(n_blocks):
-        bound_value[0] = summary_min[first + b] * base[b] + summary_scale[first + b] * coded[b]
-        block_keys[b] = (np.int64(bound_bits[0]) << 32) | np.int64(b)
+        i = find(single_terms, single_lo, single_hi, q_terms[j])
+        if i >= 0:
+            e = base_entry + i - single_lo
+            base[entry_blocks[e]] += weight
+            coded[entry_blocks[e]] += weight * np.float32(entry_codes[e])
+        i = find(list_terms, multi_lo, multi_hi, q_terms[j])
+        if i >= 0:
+            end = base_entry + term_entries[i + 1] if i + 1 < multi_hi else end_entry
+            for e in range(base_entry + term_entries[i], end):
+                base[entry_blocks[e]] += weight
+                coded[entry_blocks[e]] += weight * np.float32(entry_codes[e])
+    for b in range(base.shape[0]):
+        bound = summary_min[first + b] * base[b] + summary_scale[first + b] * coded[b]
+        block_keys[b] = (np.int64(bits_of_float32(bound)) << 32) | np.int64(b)
         base[b] = 0.0
         coded[b] = 0.0
 
@@ -160,24 +213,44 @@ def heaviest_terms(q_terms, q_weights, query_cut, cut_terms):
 
 
 @njit(cache=True)
-def visit_doc(doc_offsets, doc_terms, doc_weights, table, doc, dense_query, visited, touched, n_touched,
-              heap_scores, heap_rows, size):
-    """Score `doc` unless already scored in this query; returns (n_touched, heap size)."""
-    if visited[doc]:
-        return n_touched, size
-    visited[doc] = True
-    touched[n_touched] = doc
-    score = score_doc(doc_offsets, doc_terms, doc_weights, table, doc, dense_query)
-    return n_touched + 1, heap_push(heap_scores, heap_rows, size, score, doc)
+def score_candidates(candidates, lo, hi, doc_offsets, doc_terms, doc_weights, table, dense_query, visited, touched,
+                     n_touched, heap_scores, heap_rows, size):
+    """Score each of candidates[lo:hi] not yet scored in this query; returns (n_touched, heap size).
+
+    One call per block rather than per document: a call passing this many arrays costs
+    about as much as scoring a short document.
+    """
+    for p in range(lo, hi):
+        # Documents lie scattered in the forward index: fetch the next one while this one is scored.
+        if p + 1 < hi and not visited[candidates[p + 1]]:
+            following = candidates[p + 1]
+            prefetch_lines(doc_terms, doc_offsets[following], doc_offsets[following + 1])
+            prefetch_lines(doc_weights, doc_offsets[following], doc_offsets[following + 1])
+        doc = candidates[p]
+        if not visited[doc]:
+            visited[doc] = True
+            touched[n_touched] = doc
+            n_touched += 1
+            size = heap_push(heap_scores, heap_rows, size,
+                             score_doc(doc_offsets, doc_terms, doc_weights, table, doc, dense_query), doc)
+    return n_touched, size
+
+
+# The arrays travel as three tuples (numba passes them as one argument each), in these orders:
+BLOCK_ARRAYS = ("term_blocks", "block_offsets", "block_docs")
+SUMMARY_ARRAYS = ("list_entries", "list_single_offsets", "single_terms", "list_term_offsets", "list_terms",
+                  "term_entries", "entry_blocks", "entry_codes", "summary_scale", "summary_min")
+FORWARD_ARRAYS = ("doc_offsets", "doc_terms", "doc_weights")  # + the float16 table
 
 
 @njit(cache=True)
-def search_one(term_blocks, block_offsets, block_docs, list_term_offsets, list_terms, list_entries, term_entries,
-               entry_blocks, entry_codes, summary_scale, summary_min, doc_offsets, doc_terms, doc_weights, table, knn,
-               n_knn, q_terms, q_weights, query_cut, heap_factor,
-               dense_query, visited, touched, cut_terms, base, coded, block_keys, bound_bits, bound_value,
-               heap_scores, heap_rows):
+def search_one(blocks, summaries, forward, knn, n_knn, q_terms, q_weights, query_cut, heap_factor,
+               dense_query, visited, touched, cut_terms, base, coded, block_keys, heap_scores, heap_rows):
     """One query into (heap_scores, heap_rows); returns the heap size. Scratch is left clean."""
+    term_blocks, block_offsets, block_docs = blocks
+    (list_entries, list_single_offsets, single_terms, list_term_offsets, list_terms, term_entries, entry_blocks,
+     entry_codes, summary_scale, summary_min) = summaries
+    doc_offsets, doc_terms, doc_weights, table = forward
     for j in range(q_terms.shape[0]):
         dense_query[q_terms[j]] = q_weights[j]
     n_cut = heaviest_terms(q_terms, q_weights, query_cut, cut_terms)
@@ -188,35 +261,26 @@ def search_one(term_blocks, block_offsets, block_docs, list_term_offsets, list_t
         first, last = term_blocks[term], term_blocks[term + 1]
         n_blocks = last - first
         # Visit blocks best bound first so that the threshold rises early.
-        list_bounds(list_term_offsets, list_terms, list_entries, term_entries, entry_blocks, entry_codes, summary_scale,
-                    summary_min, term, first, q_terms, q_weights, base[:n_blocks], coded[:n_blocks], bound_value,
-                    bound_bits, block_keys)
+        list_bounds(list_entries, list_single_offsets, single_terms, list_term_offsets, list_terms, term_entries,
+                    entry_blocks, entry_codes, summary_scale, summary_min, term, first, q_terms, q_weights,
+                    base[:n_blocks], coded[:n_blocks], block_keys)
         block_keys[:n_blocks].sort()
         for i in range(n_blocks - 1, -1, -1):
-            bound_bits[0] = np.int32(block_keys[i] >> 32)
-            bound = bound_value[0]
+            bound = float32_from_bits(np.uint32(block_keys[i] >> 32))
             if bound < heap_factor * heap_threshold(heap_scores, size):
                 break  # keys are sorted: every later block is bounded lower still
             block = first + (block_keys[i] & 0xFFFFFFFF)
-            lo, hi = block_offsets[block], block_offsets[block + 1]
-            for p in range(lo, hi):
-                # Documents lie scattered in the forward index: fetch the next one while this one is scored.
-                if p + 1 < hi:
-                    following = block_docs[p + 1]
-                    prefetch_lines(doc_terms, doc_offsets[following], doc_offsets[following + 1])
-                    prefetch_lines(doc_weights, doc_offsets[following], doc_offsets[following + 1])
-                n_touched, size = visit_doc(doc_offsets, doc_terms, doc_weights, table, block_docs[p], dense_query,
-                                            visited, touched, n_touched, heap_scores, heap_rows, size)
+            n_touched, size = score_candidates(block_docs, block_offsets[block], block_offsets[block + 1], doc_offsets,
+                                               doc_terms, doc_weights, table, dense_query, visited, touched, n_touched,
+                                               heap_scores, heap_rows, size)
     if n_knn > 0:
         n_results = size
         # Snapshot the results: the heap changes while their neighbours are scored.
         for r in range(n_results):
             cut_terms[r] = heap_rows[r]
         for r in range(n_results):
-            doc = cut_terms[r]
-            for i in range(n_knn):
-                n_touched, size = visit_doc(doc_offsets, doc_terms, doc_weights, table, knn[doc, i], dense_query,
-                                            visited, touched, n_touched, heap_scores, heap_rows, size)
+            n_touched, size = score_candidates(knn[cut_terms[r]], 0, n_knn, doc_offsets, doc_terms, doc_weights, table,
+                                               dense_query, visited, touched, n_touched, heap_scores, heap_rows, size)
     for i in range(n_touched):
         visited[touched[i]] = False
     for j in range(q_terms.shape[0]):
@@ -225,11 +289,9 @@ def search_one(term_blocks, block_offsets, block_docs, list_term_offsets, list_t
 
 
 @njit(parallel=True, cache=True)
-def search_batch(term_blocks, block_offsets, block_docs, list_term_offsets, list_terms, list_entries, term_entries,
-                 entry_blocks, entry_codes, summary_scale, summary_min, doc_offsets, doc_terms, doc_weights, table, knn,
-                 n_knn, max_blocks, n_terms, q_offsets, q_terms, q_weights, query_cut, heap_factor, n_chunks,
-                 out_scores, out_rows):
-    n_docs = doc_offsets.shape[0] - 1
+def search_batch(blocks, summaries, forward, knn, n_knn, max_blocks, n_terms, q_offsets, q_terms, q_weights, query_cut,
+                 heap_factor, n_chunks, out_scores, out_rows):
+    n_docs = forward[0].shape[0] - 1
     n_queries = q_offsets.shape[0] - 1
     k = out_scores.shape[1]
     for chunk in prange(n_chunks):
@@ -240,19 +302,14 @@ def search_batch(term_blocks, block_offsets, block_docs, list_term_offsets, list
         block_keys = np.empty(max_blocks, dtype=np.int64)
         base = np.zeros(max_blocks, dtype=np.float32)
         coded = np.zeros(max_blocks, dtype=np.float32)
-        bound_value = np.empty(1, dtype=np.float32)
-        bound_bits = bound_value.view(np.int32)
         heap_scores = np.empty(k, dtype=np.float32)
         heap_rows = np.empty(k, dtype=np.int64)
         # Interleaved queries balance chunks when query costs drift along the batch.
         for q in range(chunk, n_queries, n_chunks):
             lo, hi = q_offsets[q], q_offsets[q + 1]
-            size = search_one(term_blocks, block_offsets, block_docs, list_term_offsets, list_terms, list_entries,
-                              term_entries, entry_blocks, entry_codes, summary_scale, summary_min, doc_offsets,
-                              doc_terms, doc_weights, table, knn, n_knn, q_terms[lo:hi], q_weights[lo:hi], query_cut,
-                              heap_factor,
-                              dense_query, visited, touched, cut_terms, base, coded, block_keys, bound_bits,
-                              bound_value, heap_scores, heap_rows)
+            size = search_one(blocks, summaries, forward, knn, n_knn, q_terms[lo:hi], q_weights[lo:hi], query_cut,
+                              heap_factor, dense_query, visited, touched, cut_terms, base, coded, block_keys,
+                              heap_scores, heap_rows)
             heap_drain(heap_scores, heap_rows, size, out_scores[q], out_rows[q])
 
 
@@ -261,13 +318,10 @@ def search_arrays(arrays, queries, k: int, params: SearchParams):
     knn = arrays.get("knn", NO_KNN)
     require(params.n_knn <= knn.shape[1],
             f"n_knn={params.n_knn} exceeds the {knn.shape[1]} neighbours stored at build (build with n_knn >= it)")
-    term_blocks = arrays["term_blocks"]
     out_scores, out_rows = empty_results(len(queries), k)
-    search_batch(term_blocks, arrays["block_offsets"], arrays["block_docs"], arrays["list_term_offsets"],
-                 arrays["list_terms"], arrays["list_entries"], arrays["term_entries"], arrays["entry_blocks"],
-                 arrays["entry_codes"], arrays["summary_scale"], arrays["summary_min"],
-                 arrays["doc_offsets"], arrays["doc_terms"], arrays["doc_weights"], float16_table(), knn, params.n_knn,
-                 int(arrays["max_list_blocks"][0]), len(term_blocks) - 1,
+    search_batch(tuple(arrays[name] for name in BLOCK_ARRAYS), tuple(arrays[name] for name in SUMMARY_ARRAYS),
+                 (*(arrays[name] for name in FORWARD_ARRAYS), float16_table()), knn, params.n_knn,
+                 int(arrays["max_list_blocks"][0]), len(arrays["term_blocks"]) - 1,
                  queries.offsets, queries.terms, queries.weights, params.query_cut, np.float32(params.heap_factor),
                  thread_chunks(len(queries)), out_scores, out_rows)
     return out_scores, out_rows
