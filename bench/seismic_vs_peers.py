@@ -1,14 +1,16 @@
 """Seismic (sparseir) against pyseismic-lsr, bmp and exact search, on the same vectors in the same run.
 
     python bench/seismic_vs_peers.py                      # the debian-pkgs collection
+    python bench/seismic_vs_peers.py --collections all    # every encoded shared collection, one after another
     python bench/seismic_vs_peers.py --docs D.jsonl.gz --queries Q.jsonl.gz
     python bench/seismic_vs_peers.py --synthetic 1000000  # generated SPLADE-like vectors
 
 For a sweep of query settings it prints recall@10 against exact search, single-thread
 latency (mean / p50 / p99 ms, one query per call), QPS with all cores (one batch call),
 build seconds and index bytes, each also as a ratio to pyseismic-lsr at its first
-setting that reaches the recall target, and writes the table as JSON. A peer that is
-not installed is skipped with a message.
+setting that reaches the recall target, and writes the table as JSON (one file per
+collection). With several collections it ends with one summary line per collection. A
+peer that is not installed is skipped with a message.
 
 Synthetic vectors (``--synthetic N``): vocabulary of 30,522 ids; a term's document
 frequency follows a Zipf law (exponent 1.1) over a fixed random order of the ids;
@@ -89,12 +91,25 @@ def synthetic(n_docs: int, n_queries: int, seed: int = 0, n_terms: int = 30522, 
     return docs, sparseir.SparseVectors.from_dicts(dicts, vocab=vocab)
 
 
-def load(args):
+def shared_collections(names: str) -> list[tuple[str, Path, Path]]:
+    """(name, documents, queries) of shared collections: comma-separated names, or 'all' that are encoded."""
+    if names == "all":
+        names = ",".join(sorted(d.name for d in DATA.iterdir() if (d / "vectors" / "collection.jsonl.gz").exists()))
+    return [(name, DATA / name / "vectors" / "collection.jsonl.gz", DATA / name / "vectors" / "queries.jsonl.gz")
+            for name in names.split(",")]
+
+
+def collections(args):
+    """Yield (name, docs, queries), one collection loaded at a time."""
     if args.synthetic:
-        return f"synthetic-{args.synthetic}", *synthetic(args.synthetic, args.n_queries)
-    docs = sparseir.read_vectors(args.docs)
-    queries = sparseir.read_vectors(args.queries, vocab=docs.vocab)
-    return Path(args.docs).parent.parent.name, docs, queries[:args.n_queries]
+        yield f"synthetic-{args.synthetic}", *synthetic(args.synthetic, args.n_queries)
+        return
+    sources = (shared_collections(args.collections) if args.collections
+               else [(Path(args.docs).parent.parent.name, Path(args.docs), Path(args.queries))])
+    for name, docs_path, queries_path in sources:
+        docs = sparseir.read_vectors(docs_path)
+        queries = sparseir.read_vectors(queries_path, vocab=docs.vocab)
+        yield name, docs, queries[:args.n_queries]
 
 
 # --- systems ----------------------------------------------------------------------------
@@ -157,27 +172,8 @@ def measure(system, queries, exact_rows, k, knobs, all_threads):
             "p50_ms": stats["p50"], "p99_ms": stats["p99"], "qps": qps}
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--docs", default=str(DATA / "debian-pkgs" / "vectors" / "collection.jsonl.gz"))
-    parser.add_argument("--queries", default=str(DATA / "debian-pkgs" / "vectors" / "queries.jsonl.gz"))
-    parser.add_argument("--synthetic", type=int, default=0, help="generate N synthetic documents instead")
-    parser.add_argument("--n-queries", type=int, default=2000)
-    parser.add_argument("--k", type=int, default=10)
-    parser.add_argument("--target", type=float, default=0.95, help="recall@k that ratios are taken at")
-    parser.add_argument("--systems", default=f"{OURS},pyseismic,bmp")
-    parser.add_argument("--build", default="{}", help="JSON build params for sparseir-seismic")
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "seismic_vs_peers.json"))
-    args = parser.parse_args(argv)
-
-    import numba
-
-    threads = numba.config.NUMBA_NUM_THREADS
-    started = time.perf_counter()
-    name, docs, queries = load(args)
-    print(f"{name}: {len(docs)} docs ({docs.nnz} postings), {len(queries)} queries; loaded in "
-          f"{time.perf_counter() - started:.1f}s; {threads} threads")
-
+def run_collection(name, docs, queries, args, threads) -> dict:
+    """Every system on one collection: prints its table, returns the JSON record."""
     exact = sparseir.build_index(docs, kind="exact")
     exact.warmup()
     exact_lat = []
@@ -187,6 +183,7 @@ def main(argv=None):
         exact_lat.append((time.perf_counter() - t) * 1000)
     _, exact_rows = exact.search(queries, k=args.k)
     exact_ms = float(np.mean(exact_lat))
+    del exact
 
     ours_params = json.loads(args.build)
     n_postings = ours_params.get("n_postings") or sparseir.index.get_kind("seismic").BuildParams().postings_for(len(docs))
@@ -210,6 +207,7 @@ def main(argv=None):
                          "index_bytes": system.index_bytes, **result, "speedup_vs_exact": exact_ms / result["mean_ms"]})
         if hasattr(system, "close"):
             system.close()
+        del system
 
     best = {system: min((r for r in rows if r["system"] == system and r["recall"] >= args.target),
                         key=lambda r: r["mean_ms"], default=None) for system in SWEEPS}
@@ -241,12 +239,57 @@ def main(argv=None):
             line += ("; vs pyseismic: latency {mean_ms:.2f}x, QPS {qps:.2f}x, build {build_s:.2f}x, "
                      "bytes {index_bytes:.2f}x").format(**r["ratio"])
         print(line)
+    return {"collection": name, "n_docs": len(docs), "nnz": docs.nnz, "n_queries": len(queries), "k": args.k,
+            "threads": threads, "exact_mean_ms": exact_ms, "target": args.target, "best": best, "rows": rows}
+
+
+def summary_line(record) -> str:
+    """One collection's headline: our best against pyseismic's best at the recall target."""
+    ours, peer = record["best"][OURS], record["best"]["pyseismic"]
+    line = f"{record['collection']:22} {record['n_docs']:>9,} docs  exact {record['exact_mean_ms']:8.3f} ms"
+    if ours is None:
+        return line + f"  {OURS}: no setting reached the target"
+    line += f"  ours {ours['mean_ms']:7.3f} ms ({ours['speedup_vs_exact']:5.1f}x exact)"
+    if peer is None:
+        return line + "  pyseismic: not run or below the target"
+    return line + (f"  pyseismic {peer['mean_ms']:7.3f} ms ({peer['speedup_vs_exact']:5.1f}x exact)"
+                   "  ratios latency {mean_ms:.2f} build {build_s:.2f} bytes {index_bytes:.2f}").format(**ours["ratio"])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--docs", default=str(DATA / "debian-pkgs" / "vectors" / "collection.jsonl.gz"))
+    parser.add_argument("--queries", default=str(DATA / "debian-pkgs" / "vectors" / "queries.jsonl.gz"))
+    parser.add_argument("--collections", help="shared collections by name, comma-separated, or 'all' encoded ones")
+    parser.add_argument("--synthetic", type=int, default=0, help="generate N synthetic documents instead")
+    parser.add_argument("--n-queries", type=int, default=2000)
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--target", type=float, default=0.95, help="recall@k that ratios are taken at")
+    parser.add_argument("--systems", default=f"{OURS},pyseismic,bmp")
+    parser.add_argument("--build", default="{}", help="JSON build params for sparseir-seismic")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results"), help="directory for <collection>.json")
+    args = parser.parse_args(argv)
+
+    import numba
+
+    threads = numba.config.NUMBA_NUM_THREADS
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"collection": name, "n_docs": len(docs), "n_queries": len(queries), "k": args.k,
-                               "threads": threads, "exact_mean_ms": exact_ms, "target": args.target, "best": best,
-                               "rows": rows}, indent=2) + "\n")
-    print(f"\nwrote {out}")
+    out.mkdir(parents=True, exist_ok=True)
+    records = []
+    started = time.perf_counter()
+    for name, docs, queries in collections(args):
+        print(f"\n== {name}: {len(docs)} docs ({docs.nnz} postings), {len(queries)} queries; loaded in "
+              f"{time.perf_counter() - started:.1f}s; {threads} threads")
+        record = run_collection(name, docs, queries, args, threads)
+        path = out / f"seismic_vs_peers_{name}.json"
+        path.write_text(json.dumps(record, indent=2) + "\n")
+        print(f"wrote {path}")
+        records.append(record)
+        started = time.perf_counter()
+    if len(records) > 1:
+        print(f"\nat recall@{args.k} >= {args.target}, fastest swept setting of each (ratios: ours / pyseismic):")
+        for record in records:
+            print(summary_line(record))
 
 
 if __name__ == "__main__":

@@ -94,6 +94,50 @@ def test_knn_refinement_only_adds_candidates(small):
         index.search(queries, k=10, n_knn=6)
 
 
+def decoded_summaries(arrays) -> dict[tuple[int, int], float]:
+    """(block, term) -> summary value, read back from the term-major layout."""
+    a = {name: np.asarray(array) for name, array in arrays.items()}
+    values = {}
+    for t in range(len(a["term_blocks"]) - 1):
+        base = a["list_entries"][t]
+        singles = a["single_terms"][a["list_single_offsets"][t]:a["list_single_offsets"][t + 1]]
+        others = a["list_terms"][a["list_term_offsets"][t]:a["list_term_offsets"][t + 1]]
+        starts = a["term_entries"][a["list_term_offsets"][t]:a["list_term_offsets"][t + 1]].astype(np.int64)
+        ends = np.append(starts[1:], a["list_entries"][t + 1] - base)
+        ranges = [(base + i, base + i + 1) for i in range(len(singles))]
+        ranges += [(base + lo, base + hi) for lo, hi in zip(starts, ends)]
+        if not ranges:
+            continue
+        # Single-block terms first, then the others: the ranges tile the list's entries in order.
+        assert [lo for lo, _ in ranges] == [base, *(hi for _, hi in ranges[:-1])]
+        assert ranges[-1][1] == a["list_entries"][t + 1]
+        for term, (lo, hi) in zip([*singles, *others], ranges):
+            assert hi - lo >= 1 + (lo >= base + len(singles))  # the others occur in two blocks or more
+            for e in range(lo, hi):
+                block = a["term_blocks"][t] + int(a["entry_blocks"][e])
+                assert (block, int(term)) not in values
+                values[block, int(term)] = a["summary_min"][block] + a["summary_scale"][block] * a["entry_codes"][e]
+    return values
+
+
+@pytest.mark.parametrize("clustering", ["clustered", "fixed"])
+def test_unpruned_summaries_are_the_block_maxima(small, clustering):
+    docs = small[0]
+    index = sparseir.build_index(docs, kind="seismic", clustering=clustering, n_postings=40, summary_energy=1.0)
+    a = index.arrays
+    got = decoded_summaries(a)
+    matrix = docs.to_scipy().tocsr()
+    want = {}
+    for block in range(len(a["block_offsets"]) - 1):
+        rows = a["block_docs"][a["block_offsets"][block]:a["block_offsets"][block + 1]]
+        maxima = matrix[rows].max(axis=0).tocoo()
+        want.update({(block, int(term)): value for term, value in zip(maxima.col, maxima.data)})
+    assert got.keys() == want.keys()
+    for key, value in want.items():
+        # Codes round up: never below the maximum, at most one quantization step above it.
+        assert value <= got[key] <= value + a["summary_scale"][key[0]] * 1.0001, key
+
+
 def test_save_load_round_trip(small, tmp_path):
     docs, queries, _ = small
     index = sparseir.build_index(docs, kind="seismic", n_knn=3)

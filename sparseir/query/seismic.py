@@ -12,22 +12,18 @@ neighbours of the final top-k in the kNN graph are scored too (`n_knn`).
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 
 import numpy as np
-from llvmlite import ir
-from numba import njit, prange, types
-from numba.core import cgutils
-from numba.extending import intrinsic, overload
+from numba import njit, prange
 
 from ..errors import require
+from .bits import bits_of_float32, float16_table, float32_from_bits, prefetch_lines, weight_at
 from .scratch import thread_chunks
 from .topk import empty_results, heap_drain, heap_push, heap_threshold
 
 
 NO_KNN = np.empty((0, 0), dtype=np.int32)
-CACHE_LINE = 64  # bytes
 
 
 @dataclass(frozen=True)
@@ -44,93 +40,6 @@ class SearchParams:
                 f"query_cut must be an integer >= 1, got {self.query_cut!r}")
         require(0.0 < self.heap_factor <= 1.0, f"heap_factor must lie in (0, 1], got {self.heap_factor!r}")
         require(isinstance(self.n_knn, int) and self.n_knn >= 0, f"n_knn must be an integer >= 0, got {self.n_knn!r}")
-
-
-@functools.cache
-def float16_table() -> np.ndarray:
-    """float32 value of every float16 bit pattern: how uint16-stored weights are decoded (256 KiB, cache-resident)."""
-    table = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16).astype(np.float32)
-    table.flags.writeable = False
-    return table
-
-
-def weight_at(weights, table, p):
-    """Forward-index weight p as float32: stored as float32, or as float16 bits decoded by `table`."""
-    if weights.dtype == np.uint16:
-        return table[weights[p]]
-    return np.float32(weights[p])
-
-
-def float32_from_bits(bits):
-    """The float32 whose bit pattern is the uint32 `bits`."""
-    return np.uint32(bits).view(np.float32)
-
-
-def bits_of_float32(value):
-    """The bit pattern of the float32 `value`, as uint32."""
-    return np.float32(value).view(np.uint32)
-
-
-@intrinsic
-def bitcast_to_float32(typingctx, bits):
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.FloatType())
-    return types.float32(types.uint32), codegen
-
-
-@intrinsic
-def bitcast_to_uint32(typingctx, value):
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.IntType(32))
-    return types.uint32(types.float32), codegen
-
-
-@overload(float32_from_bits, inline="always")
-def _float32_from_bits(bits):
-    return lambda bits: bitcast_to_float32(np.uint32(bits))
-
-
-@overload(bits_of_float32, inline="always")
-def _bits_of_float32(value):
-    return lambda value: bitcast_to_uint32(np.float32(value))
-
-
-@overload(weight_at, inline="always")
-def _weight_at(weights, table, p):
-    if weights.dtype == types.uint16:  # resolved at compile time: one implementation per signature
-        return lambda weights, table, p: table[weights[p]]
-    return lambda weights, table, p: np.float32(weights[p])
-
-
-def prefetch(array, index):
-    """Ask the CPU to start loading array[index] into cache; a no-op when run as plain Python."""
-
-
-@intrinsic
-def prefetch_item(typingctx, array, index):
-    """llvm.prefetch (read, high locality) of the address of array[index]."""
-    def codegen(context, builder, signature, args):
-        array_type = signature.args[0]
-        view = context.make_array(array_type)(context, builder, args[0])
-        pointer = cgutils.get_item_pointer(context, builder, array_type, view, [args[1]], wraparound=False)
-        int32 = ir.IntType(32)
-        function = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [pointer.type, int32, int32, int32]), "llvm.prefetch.p0")
-        builder.call(function, [pointer, ir.Constant(int32, 0), ir.Constant(int32, 3), ir.Constant(int32, 1)])
-        return context.get_dummy_value()
-    return types.void(array, index), codegen
-
-
-@overload(prefetch, inline="always")
-def _prefetch(array, index):
-    return lambda array, index: prefetch_item(array, index)
-
-
-@njit(cache=True)
-def prefetch_lines(array, lo, hi):
-    """Prefetch every cache line (64 bytes) of array[lo:hi]."""
-    for i in range(lo, hi, max(1, CACHE_LINE // array.itemsize)):
-        prefetch(array, i)
 
 
 @njit(cache=True, inline="always")
@@ -157,6 +66,14 @@ def find(sorted_values, lo, hi, value):
     return i if i < hi and sorted_values[i] == value else -1
 
 
+@njit(cache=True, inline="always")
+def add_entries(entry_blocks, entry_codes, lo, hi, weight, base, coded):
+    """Add one query term's weight x summary entries lo:hi to their blocks' partial bounds."""
+    for e in range(lo, hi):
+        base[entry_blocks[e]] += weight
+        coded[entry_blocks[e]] += weight * np.float32(entry_codes[e])
+
+
 @njit(cache=True)
 def list_bounds(list_entries, list_single_offsets, single_terms, list_term_offsets, list_terms, term_entries,
                 entry_blocks, entry_codes, summary_scale, summary_min, term, first, q_terms, q_weights, base, coded,
@@ -172,18 +89,14 @@ def list_bounds(list_entries, list_single_offsets, single_terms, list_term_offse
     single_lo, single_hi = list_single_offsets[term], list_single_offsets[term + 1]
     multi_lo, multi_hi = list_term_offsets[term], list_term_offsets[term + 1]
     for j in range(q_terms.shape[0]):
-        weight = q_weights[j]
         i = find(single_terms, single_lo, single_hi, q_terms[j])
         if i >= 0:
             e = base_entry + i - single_lo
-            base[entry_blocks[e]] += weight
-            coded[entry_blocks[e]] += weight * np.float32(entry_codes[e])
+            add_entries(entry_blocks, entry_codes, e, e + 1, q_weights[j], base, coded)
         i = find(list_terms, multi_lo, multi_hi, q_terms[j])
         if i >= 0:
             end = base_entry + term_entries[i + 1] if i + 1 < multi_hi else end_entry
-            for e in range(base_entry + term_entries[i], end):
-                base[entry_blocks[e]] += weight
-                coded[entry_blocks[e]] += weight * np.float32(entry_codes[e])
+            add_entries(entry_blocks, entry_codes, base_entry + term_entries[i], end, q_weights[j], base, coded)
     for b in range(base.shape[0]):
         bound = summary_min[first + b] * base[b] + summary_scale[first + b] * coded[b]
         block_keys[b] = (np.int64(bits_of_float32(bound)) << 32) | np.int64(b)

@@ -1,0 +1,104 @@
+"""Scalar primitives numba lacks on CPU: float16 decoding, float32 bit casts, prefetching.
+
+Each is a plain Python function (what runs under NUMBA_DISABLE_JIT) with an
+``@overload`` that compiles it to one LLVM instruction or a table lookup.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
+
+CACHE_LINE = 64  # bytes
+
+
+@functools.cache
+def float16_table() -> np.ndarray:
+    """float32 value of every float16 bit pattern: how uint16-stored weights are decoded (256 KiB, cache-resident)."""
+    table = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16).astype(np.float32)
+    table.flags.writeable = False
+    return table
+
+
+def weight_at(weights, table, p):
+    """Forward-index weight p as float32: stored as float32, or as float16 bits decoded by `table`."""
+    if weights.dtype == np.uint16:
+        return table[weights[p]]
+    return np.float32(weights[p])
+
+
+def float32_from_bits(bits):
+    """The float32 whose bit pattern is the uint32 `bits`."""
+    return np.uint32(bits).view(np.float32)
+
+
+def bits_of_float32(value):
+    """The bit pattern of the float32 `value`, as uint32."""
+    return np.float32(value).view(np.uint32)
+
+
+@intrinsic
+def bitcast_to_float32(typingctx, bits):
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+    return types.float32(types.uint32), codegen
+
+
+@intrinsic
+def bitcast_to_uint32(typingctx, value):
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(32))
+    return types.uint32(types.float32), codegen
+
+
+@overload(float32_from_bits, inline="always")
+def _float32_from_bits(bits):
+    return lambda bits: bitcast_to_float32(np.uint32(bits))
+
+
+@overload(bits_of_float32, inline="always")
+def _bits_of_float32(value):
+    return lambda value: bitcast_to_uint32(np.float32(value))
+
+
+@overload(weight_at, inline="always")
+def _weight_at(weights, table, p):
+    if weights.dtype == types.uint16:  # resolved at compile time: one implementation per signature
+        return lambda weights, table, p: table[weights[p]]
+    return lambda weights, table, p: np.float32(weights[p])
+
+
+def prefetch(array, index):
+    """Ask the CPU to start loading array[index] into cache; a no-op when run as plain Python."""
+
+
+@intrinsic
+def prefetch_item(typingctx, array, index):
+    """llvm.prefetch (read, high locality) of the address of array[index]."""
+    def codegen(context, builder, signature, args):
+        array_type = signature.args[0]
+        view = context.make_array(array_type)(context, builder, args[0])
+        pointer = cgutils.get_item_pointer(context, builder, array_type, view, [args[1]], wraparound=False)
+        int32 = ir.IntType(32)
+        function = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [pointer.type, int32, int32, int32]), "llvm.prefetch.p0")
+        builder.call(function, [pointer, ir.Constant(int32, 0), ir.Constant(int32, 3), ir.Constant(int32, 1)])
+        return context.get_dummy_value()
+    return types.void(array, index), codegen
+
+
+@overload(prefetch, inline="always")
+def _prefetch(array, index):
+    return lambda array, index: prefetch_item(array, index)
+
+
+@njit(cache=True)
+def prefetch_lines(array, lo, hi):
+    """Prefetch every cache line (64 bytes) of array[lo:hi]."""
+    for i in range(lo, hi, max(1, CACHE_LINE // array.itemsize)):
+        prefetch(array, i)
