@@ -84,10 +84,12 @@ def prefetch_item(typingctx, array, index):
         array_type = signature.args[0]
         view = context.make_array(array_type)(context, builder, args[0])
         pointer = cgutils.get_item_pointer(context, builder, array_type, view, [args[1]], wraparound=False)
-        int32 = ir.IntType(32)
+        int32, bytes_pointer = ir.IntType(32), ir.IntType(8).as_pointer()
+        # One declaration per module whatever the array's dtype: the address goes as a byte pointer.
         function = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [pointer.type, int32, int32, int32]), "llvm.prefetch.p0")
-        builder.call(function, [pointer, ir.Constant(int32, 0), ir.Constant(int32, 3), ir.Constant(int32, 1)])
+            builder.module, ir.FunctionType(ir.VoidType(), [bytes_pointer, int32, int32, int32]), "llvm.prefetch.p0")
+        builder.call(function, [builder.bitcast(pointer, bytes_pointer), ir.Constant(int32, 0), ir.Constant(int32, 3),
+                                ir.Constant(int32, 1)])
         return context.get_dummy_value()
     return types.void(array, index), codegen
 

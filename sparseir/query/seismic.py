@@ -18,12 +18,13 @@ import numpy as np
 from numba import njit, prange
 
 from ..errors import require
-from .bits import bits_of_float32, float16_table, float32_from_bits, prefetch_lines, weight_at
+from .bits import bits_of_float32, float16_table, float32_from_bits, prefetch, prefetch_lines, weight_at
 from .scratch import thread_chunks
 from .topk import empty_results, heap_drain, heap_push, heap_threshold
 
 
 NO_KNN = np.empty((0, 0), dtype=np.int32)
+DOCS_AHEAD = 4
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,12 @@ def heaviest_terms(q_terms, q_weights, query_cut, cut_terms):
     return n
 
 
+@njit(cache=True, inline="always")
+def prefetch_doc(doc_offsets, doc_terms, doc_weights, doc):
+    prefetch_lines(doc_terms, doc_offsets[doc], doc_offsets[doc + 1])
+    prefetch_lines(doc_weights, doc_offsets[doc], doc_offsets[doc + 1])
+
+
 @njit(cache=True)
 def score_candidates(candidates, lo, hi, doc_offsets, doc_terms, doc_weights, table, dense_query, visited, touched,
                      n_touched, heap_scores, heap_rows, size):
@@ -133,12 +140,17 @@ def score_candidates(candidates, lo, hi, doc_offsets, doc_terms, doc_weights, ta
     One call per block rather than per document: a call passing this many arrays costs
     about as much as scoring a short document.
     """
+    # Documents lie scattered in the forward index, reached through doc_offsets: fetch every
+    # candidate's offsets and visited flag first, then each document's lines DOCS_AHEAD
+    # documents before it is scored.
     for p in range(lo, hi):
-        # Documents lie scattered in the forward index: fetch the next one while this one is scored.
-        if p + 1 < hi and not visited[candidates[p + 1]]:
-            following = candidates[p + 1]
-            prefetch_lines(doc_terms, doc_offsets[following], doc_offsets[following + 1])
-            prefetch_lines(doc_weights, doc_offsets[following], doc_offsets[following + 1])
+        prefetch(doc_offsets, candidates[p])
+        prefetch(visited, candidates[p])
+    for p in range(lo, min(hi, lo + DOCS_AHEAD)):
+        prefetch_doc(doc_offsets, doc_terms, doc_weights, candidates[p])
+    for p in range(lo, hi):
+        if p + DOCS_AHEAD < hi:
+            prefetch_doc(doc_offsets, doc_terms, doc_weights, candidates[p + DOCS_AHEAD])
         doc = candidates[p]
         if not visited[doc]:
             visited[doc] = True
