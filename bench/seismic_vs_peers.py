@@ -6,8 +6,9 @@
     python bench/seismic_vs_peers.py --synthetic 1000000  # generated SPLADE-like vectors
 
 For a sweep of query settings it prints recall@10 against exact search, single-thread
-latency (mean / p50 / p99 ms, one query per call), QPS with all cores (one batch call),
-build seconds and index bytes, each also as a ratio to pyseismic-lsr at its first
+latency (mean / p50 / p99 ms, one query per call, from the best of three passes), QPS with
+all cores (one batch call, best of three),
+build seconds and index bytes, each also as a ratio to pyseismic-lsr at its fastest
 setting that reaches the recall target, and writes the table as JSON (one file per
 collection). With several collections it ends with one summary line per collection. A
 peer that is not installed is skipped with a message.
@@ -41,10 +42,12 @@ from sparseir.peers import PEERS  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 OURS = "sparseir-seismic"
+SEISMIC_SETTINGS = [(3, 0.9), (4, 0.9), (5, 0.9), (5, 0.8), (6, 0.9), (6, 0.8), (8, 0.9), (8, 0.8), (10, 0.8), (12, 0.7),
+                    (15, 0.7), (20, 0.6)]
 SWEEPS = {
-    OURS: [dict(query_cut=c, heap_factor=h) for c, h in [(5, 0.9), (5, 0.8), (6, 0.8), (8, 0.9), (8, 0.8), (10, 0.8)]],
-    "pyseismic": [dict(query_cut=c, heap_factor=h) for c, h in
-                  [(4, 0.9), (5, 0.9), (6, 0.9), (8, 0.9), (5, 0.8), (10, 0.8)]],
+    # The same settings for both Seismics; the last ones reach recall 0.95 on harder collections.
+    OURS: [dict(query_cut=c, heap_factor=h) for c, h in SEISMIC_SETTINGS],
+    "pyseismic": [dict(query_cut=c, heap_factor=h) for c, h in SEISMIC_SETTINGS],
     "bmp": [dict(alpha=a, beta=b) for a, b in [(0.8, 0.8), (0.9, 0.9), (1.0, 1.0)]],
 }
 
@@ -105,7 +108,7 @@ def collections(args):
         yield f"synthetic-{args.synthetic}", *synthetic(args.synthetic, args.n_queries)
         return
     sources = (shared_collections(args.collections) if args.collections
-               else [(Path(args.docs).parent.parent.name, Path(args.docs), Path(args.queries))])
+               else [(args.name or Path(args.docs).parent.parent.name, Path(args.docs), Path(args.queries))])
     for name, docs_path, queries_path in sources:
         docs = sparseir.read_vectors(docs_path)
         queries = sparseir.read_vectors(queries_path, vocab=docs.vocab)
@@ -154,13 +157,23 @@ class Ours:
         return timings[0] - timings[1]
 
 
+def single_query_latencies(search, queries, passes=3) -> list[float]:
+    """Seconds per query, one query per call, from the pass with the lowest mean (the machine may be shared)."""
+    best = None
+    for _ in range(passes):
+        times = []
+        for q in range(len(queries)):
+            one = queries[q:q + 1]
+            started = time.perf_counter()
+            search(one)
+            times.append(time.perf_counter() - started)
+        if best is None or np.mean(times) < np.mean(best):
+            best = times
+    return best
+
+
 def measure(system, queries, exact_rows, k, knobs, all_threads):
-    latencies = []
-    for q in range(len(queries)):
-        one = queries[q:q + 1]
-        started = time.perf_counter()
-        system.search(one, k, threads=1, **knobs)
-        latencies.append(time.perf_counter() - started)
+    latencies = single_query_latencies(lambda one: system.search(one, k, threads=1, **knobs), queries)
     batch_seconds = []
     for _ in range(3):  # best of three: the machine may be shared
         started = time.perf_counter()
@@ -176,13 +189,9 @@ def run_collection(name, docs, queries, args, threads) -> dict:
     """Every system on one collection: prints its table, returns the JSON record."""
     exact = sparseir.build_index(docs, kind="exact")
     exact.warmup()
-    exact_lat = []
-    for q in range(len(queries)):
-        t = time.perf_counter()
-        exact.search(queries[q:q + 1], k=args.k, threads=1)
-        exact_lat.append((time.perf_counter() - t) * 1000)
+    exact_ms = 1000 * float(np.mean(single_query_latencies(lambda one: exact.search(one, k=args.k, threads=1),
+                                                           queries)))
     _, exact_rows = exact.search(queries, k=args.k)
-    exact_ms = float(np.mean(exact_lat))
     del exact
 
     ours_params = json.loads(args.build)
@@ -260,6 +269,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--docs", default=str(DATA / "debian-pkgs" / "vectors" / "collection.jsonl.gz"))
     parser.add_argument("--queries", default=str(DATA / "debian-pkgs" / "vectors" / "queries.jsonl.gz"))
+    parser.add_argument("--name", help="collection name for --docs (default: the folder above vectors/)")
     parser.add_argument("--collections", help="shared collections by name, comma-separated, or 'all' encoded ones")
     parser.add_argument("--synthetic", type=int, default=0, help="generate N synthetic documents instead")
     parser.add_argument("--n-queries", type=int, default=2000)
