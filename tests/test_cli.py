@@ -36,6 +36,7 @@ def test_index_search_info_end_to_end(workdir):
                      "q2 Q0 d1 1 2.000000 sparseir", "q2 Q0 d3 2 1.500000 sparseir"]
     info = run("info", workdir / "ix")
     assert info.exit_code == 0 and "exact" in info.output and "documents       3" in info.output
+    assert "format version  1, array layout 1" in info.output
     assert json.loads(run("info", workdir / "ix", "--json").output)["kind"] == "exact"
 
 

@@ -29,7 +29,8 @@ def info(index_dir, as_json):
     total = sum(entry["bytes"] for entry in arrays.values())
     lines = [
         f"kind            {manifest['kind']}",
-        f"format version  {manifest['format_version']} (sparseir {manifest.get('sparseir_version', '?')})",
+        f"format version  {manifest['format_version']}, array layout {manifest.get('layout_version', 1)} "
+        f"(sparseir {manifest.get('sparseir_version', '?')})",
         f"documents       {stats.get('n_docs', '?'):,}" if "n_docs" in stats else "documents       ?",
         f"non-zeros       {stats.get('nnz', 0):,}",
         f"vocabulary      {vocab.get('name') or ('open' if vocab.get('open') else 'custom')} ({vocab['size']:,} terms)",
