@@ -20,7 +20,7 @@ from numba import njit, prange
 from ..errors import require
 from .bits import bits_of_float32, float16_table, float32_from_bits, prefetch, prefetch_lines, weight_at
 from .scratch import thread_chunks
-from .topk import empty_results, heap_drain, heap_push, heap_threshold
+from .topk import empty_results, heap_drain, heap_push, heap_threshold, is_worse
 
 
 NO_KNN = np.empty((0, 0), dtype=np.int32)
@@ -156,8 +156,10 @@ def score_candidates(candidates, lo, hi, doc_offsets, doc_terms, doc_weights, ta
             visited[doc] = True
             touched[n_touched] = doc
             n_touched += 1
-            size = heap_push(heap_scores, heap_rows, size,
-                             score_doc(doc_offsets, doc_terms, doc_weights, table, doc, dense_query), doc)
+            score = score_doc(doc_offsets, doc_terms, doc_weights, table, doc, dense_query)
+            # Most candidates lose to the root: test here and spare them the call.
+            if size < heap_scores.shape[0] or is_worse(heap_scores[0], heap_rows[0], score, doc):
+                size = heap_push(heap_scores, heap_rows, size, score, doc)
     return n_touched, size
 
 
