@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -38,7 +37,9 @@ sys.path.insert(0, str(ROOT))
 
 import sparseir  # noqa: E402
 from sparseir.evaluate import latency_stats, recall_at_k  # noqa: E402
+from sparseir.index import threads_limit  # noqa: E402
 from sparseir.peers import PEERS  # noqa: E402
+from sparseir.query.seismic import search_arrays  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 OURS = "sparseir-seismic"
@@ -139,9 +140,6 @@ class Ours:
         self.index.warmup()
 
     def search(self, queries, k, threads=1, **knobs):
-        from sparseir.index import threads_limit
-        from sparseir.query.seismic import search_arrays
-
         with threads_limit(threads):
             return search_arrays(self.index.arrays, queries, k, self.index.search_params(**knobs))
 

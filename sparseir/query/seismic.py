@@ -128,6 +128,7 @@ def heaviest_terms(q_terms, q_weights, query_cut, cut_terms):
 
 @njit(cache=True, inline="always")
 def prefetch_doc(doc_offsets, doc_terms, doc_weights, doc):
+    """Prefetch every cache line of one document's forward-index entries."""
     prefetch_lines(doc_terms, doc_offsets[doc], doc_offsets[doc + 1])
     prefetch_lines(doc_weights, doc_offsets[doc], doc_offsets[doc + 1])
 
@@ -157,7 +158,8 @@ def score_candidates(candidates, lo, hi, doc_offsets, doc_terms, doc_weights, ta
             touched[n_touched] = doc
             n_touched += 1
             score = score_doc(doc_offsets, doc_terms, doc_weights, table, doc, dense_query)
-            # Most candidates lose to the root: test here and spare them the call.
+            # Most candidates lose to the root: test here and spare them the call. (Moving this
+            # test into an inlined heap_push measured 3-6% slower on pypi-summaries.)
             if size < heap_scores.shape[0] or is_worse(heap_scores[0], heap_rows[0], score, doc):
                 size = heap_push(heap_scores, heap_rows, size, score, doc)
     return n_touched, size
