@@ -46,21 +46,23 @@ def copy_tokenizer(directory: Path) -> None:
         shutil.copy(model_directory("default") / name, directory / name)
 
 
-@pytest.fixture(scope="module")
-def tiny_splade(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("tiny-splade")
-    torch.manual_seed(0)
-    transformers.BertForMaskedLM(tiny_config()).eval().save_pretrained(directory)
+def save_tiny_model(tmp_path_factory, name: str, model_class, seed: int) -> Path:
+    """A randomly initialised tiny BERT of model_class, with the embedded tokenizer."""
+    directory = tmp_path_factory.mktemp(name)
+    torch.manual_seed(seed)
+    model_class(tiny_config()).eval().save_pretrained(directory)
     copy_tokenizer(directory)
     return directory
 
 
 @pytest.fixture(scope="module")
+def tiny_splade(tmp_path_factory):
+    return save_tiny_model(tmp_path_factory, "tiny-splade", transformers.BertForMaskedLM, 0)
+
+
+@pytest.fixture(scope="module")
 def tiny_unicoil(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("tiny-unicoil")
-    torch.manual_seed(1)
-    transformers.BertModel(tiny_config()).eval().save_pretrained(directory)
-    copy_tokenizer(directory)
+    directory = save_tiny_model(tmp_path_factory, "tiny-unicoil", transformers.BertModel, 1)
     save_head(directory, torch.randn(1, 16), torch.tensor([0.05]))
     return directory
 
