@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 import sparseir
 from sparseir import ParameterError, SparseVectors, Vocabulary
+from sparseir.query import seismic as seismic_query
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 COLLECTIONS = ("debian-pkgs", "scifact", "nfcorpus", "cisi", "cranfield")
@@ -80,6 +81,17 @@ def test_scores_are_exact_dot_products(small):
         scores, rows = index.search(queries, k=10)
         np.testing.assert_allclose(scores, exact_dot(docs, queries, rows), rtol=rtol)
         assert all((np.diff(row[np.isfinite(row)]) <= 0).all() for row in scores)
+
+
+def test_prefetching_documents_leaves_results_unchanged(small, monkeypatch):
+    # Small forward indexes are scored without prefetching; force it on to run that path too.
+    docs, queries, _ = small
+    index = sparseir.build_index(docs, kind="seismic", n_knn=5)
+    plain = index.search(queries, k=10, n_knn=5)
+    monkeypatch.setattr(seismic_query, "PREFETCH_ABOVE_BYTES", 0)
+    prefetched = index.search(queries, k=10, n_knn=5)
+    np.testing.assert_array_equal(prefetched[0], plain[0])
+    np.testing.assert_array_equal(prefetched[1], plain[1])
 
 
 def test_knn_refinement_only_adds_candidates(small):

@@ -1,12 +1,10 @@
 """Scalar primitives numba lacks on CPU: float16 decoding, float32 bit casts, prefetching.
 
 Each is a plain Python function (what runs under NUMBA_DISABLE_JIT) with an
-``@overload`` that compiles it to one LLVM instruction or a table lookup.
+``@overload`` that compiles it to one LLVM instruction.
 """
 
 from __future__ import annotations
-
-import functools
 
 import numpy as np
 from llvmlite import ir
@@ -17,18 +15,10 @@ from numba.extending import intrinsic, overload
 CACHE_LINE = 64  # bytes
 
 
-@functools.cache
-def float16_table() -> np.ndarray:
-    """float32 value of every float16 bit pattern: how uint16-stored weights are decoded (256 KiB, cache-resident)."""
-    table = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16).astype(np.float32)
-    table.flags.writeable = False
-    return table
-
-
-def weight_at(weights, table, p):
-    """Forward-index weight p as float32: stored as float32, or as float16 bits decoded by `table`."""
+def weight_at(weights, p):
+    """Forward-index weight p as float32: stored as float32, or as float16 bits (uint16)."""
     if weights.dtype == np.uint16:
-        return table[weights[p]]
+        return np.float32(weights[p:p + 1].view(np.float16)[0])
     return np.float32(weights[p])
 
 
@@ -66,11 +56,19 @@ def _bits_of_float32(value):
     return lambda value: bitcast_to_uint32(np.float32(value))
 
 
+@intrinsic
+def float32_from_half_bits(typingctx, bits):
+    """float16 bits to float32 by LLVM's fpext: one instruction (vcvtph2ps) where the CPU has F16C."""
+    def codegen(context, builder, signature, args):
+        return builder.fpext(builder.bitcast(args[0], ir.HalfType()), ir.FloatType())
+    return types.float32(types.uint16), codegen
+
+
 @overload(weight_at, inline="always")
-def _weight_at(weights, table, p):
+def _weight_at(weights, p):
     if weights.dtype == types.uint16:  # resolved at compile time: one implementation per signature
-        return lambda weights, table, p: table[weights[p]]
-    return lambda weights, table, p: np.float32(weights[p])
+        return lambda weights, p: float32_from_half_bits(weights[p])
+    return lambda weights, p: np.float32(weights[p])
 
 
 def prefetch(array, index):

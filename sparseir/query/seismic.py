@@ -18,13 +18,16 @@ import numpy as np
 from numba import njit, prange
 
 from ..errors import require
-from .bits import bits_of_float32, float16_table, float32_from_bits, prefetch, prefetch_lines, weight_at
+from .bits import bits_of_float32, float32_from_bits, prefetch, prefetch_lines, weight_at
 from .scratch import thread_chunks
 from .topk import empty_results, heap_drain, heap_push, heap_threshold, is_worse
 
 
 NO_KNN = np.empty((0, 0), dtype=np.int32)
 DOCS_AHEAD = 4
+# Prefetching pays once the forward index outgrows the last-level cache; below that its
+# instructions only cost (measured crossover between 11 and 21 MiB, on a 32 MiB L3).
+PREFETCH_ABOVE_BYTES = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -44,19 +47,19 @@ class SearchParams:
 
 
 @njit(cache=True, inline="always")
-def score_doc(doc_offsets, doc_terms, doc_weights, table, doc, dense_query):
+def score_doc(doc_offsets, doc_terms, doc_weights, doc, dense_query):
     """Exact dot product of a document (forward index) with the dense query."""
     # Four partial sums: one running sum would chain every add on the previous one's latency.
     lo, hi = doc_offsets[doc], doc_offsets[doc + 1]
     s0 = s1 = s2 = s3 = np.float32(0.0)
     end = lo + (hi - lo) // 4 * 4
     for p in range(lo, end, 4):
-        s0 += dense_query[doc_terms[p]] * weight_at(doc_weights, table, p)
-        s1 += dense_query[doc_terms[p + 1]] * weight_at(doc_weights, table, p + 1)
-        s2 += dense_query[doc_terms[p + 2]] * weight_at(doc_weights, table, p + 2)
-        s3 += dense_query[doc_terms[p + 3]] * weight_at(doc_weights, table, p + 3)
+        s0 += dense_query[doc_terms[p]] * weight_at(doc_weights, p)
+        s1 += dense_query[doc_terms[p + 1]] * weight_at(doc_weights, p + 1)
+        s2 += dense_query[doc_terms[p + 2]] * weight_at(doc_weights, p + 2)
+        s3 += dense_query[doc_terms[p + 3]] * weight_at(doc_weights, p + 3)
     for p in range(end, hi):
-        s0 += dense_query[doc_terms[p]] * weight_at(doc_weights, table, p)
+        s0 += dense_query[doc_terms[p]] * weight_at(doc_weights, p)
     return (s0 + s1) + (s2 + s3)
 
 
@@ -134,8 +137,8 @@ def prefetch_doc(doc_offsets, doc_terms, doc_weights, doc):
 
 
 @njit(cache=True)
-def score_candidates(candidates, lo, hi, doc_offsets, doc_terms, doc_weights, table, dense_query, visited, touched,
-                     n_touched, heap_scores, heap_rows, size):
+def score_candidates(candidates, lo, hi, doc_offsets, doc_terms, doc_weights, prefetch_docs, dense_query, visited,
+                     touched, n_touched, heap_scores, heap_rows, size):
     """Score each of candidates[lo:hi] not yet scored in this query; returns (n_touched, heap size).
 
     One call per block rather than per document: a call passing this many arrays costs
@@ -144,20 +147,21 @@ def score_candidates(candidates, lo, hi, doc_offsets, doc_terms, doc_weights, ta
     # Documents lie scattered in the forward index, reached through doc_offsets: fetch every
     # candidate's offsets and visited flag first, then each document's lines DOCS_AHEAD
     # documents before it is scored.
+    if prefetch_docs:
+        for p in range(lo, hi):
+            prefetch(doc_offsets, candidates[p])
+            prefetch(visited, candidates[p])
+        for p in range(lo, min(hi, lo + DOCS_AHEAD)):
+            prefetch_doc(doc_offsets, doc_terms, doc_weights, candidates[p])
     for p in range(lo, hi):
-        prefetch(doc_offsets, candidates[p])
-        prefetch(visited, candidates[p])
-    for p in range(lo, min(hi, lo + DOCS_AHEAD)):
-        prefetch_doc(doc_offsets, doc_terms, doc_weights, candidates[p])
-    for p in range(lo, hi):
-        if p + DOCS_AHEAD < hi:
+        if prefetch_docs and p + DOCS_AHEAD < hi:
             prefetch_doc(doc_offsets, doc_terms, doc_weights, candidates[p + DOCS_AHEAD])
         doc = candidates[p]
         if not visited[doc]:
             visited[doc] = True
             touched[n_touched] = doc
             n_touched += 1
-            score = score_doc(doc_offsets, doc_terms, doc_weights, table, doc, dense_query)
+            score = score_doc(doc_offsets, doc_terms, doc_weights, doc, dense_query)
             # Most candidates lose to the root: test here and spare them the call. (Moving this
             # test into an inlined heap_push measured 3-6% slower on pypi-summaries.)
             if size < heap_scores.shape[0] or is_worse(heap_scores[0], heap_rows[0], score, doc):
@@ -169,7 +173,7 @@ def score_candidates(candidates, lo, hi, doc_offsets, doc_terms, doc_weights, ta
 BLOCK_ARRAYS = ("term_blocks", "block_offsets", "block_docs")
 SUMMARY_ARRAYS = ("list_entries", "list_single_offsets", "single_terms", "list_term_offsets", "list_terms",
                   "term_entries", "entry_blocks", "entry_codes", "summary_scale", "summary_min")
-FORWARD_ARRAYS = ("doc_offsets", "doc_terms", "doc_weights")  # + the float16 table
+FORWARD_ARRAYS = ("doc_offsets", "doc_terms", "doc_weights")  # + whether to prefetch documents
 
 
 @njit(cache=True)
@@ -179,7 +183,7 @@ def search_one(blocks, summaries, forward, knn, n_knn, q_terms, q_weights, query
     term_blocks, block_offsets, block_docs = blocks
     (list_entries, list_single_offsets, single_terms, list_term_offsets, list_terms, term_entries, entry_blocks,
      entry_codes, summary_scale, summary_min) = summaries
-    doc_offsets, doc_terms, doc_weights, table = forward
+    doc_offsets, doc_terms, doc_weights, prefetch_docs = forward
     for j in range(q_terms.shape[0]):
         dense_query[q_terms[j]] = q_weights[j]
     n_cut = heaviest_terms(q_terms, q_weights, query_cut, cut_terms)
@@ -200,16 +204,17 @@ def search_one(blocks, summaries, forward, knn, n_knn, q_terms, q_weights, query
                 break  # keys are sorted: every later block is bounded lower still
             block = first + (block_keys[i] & 0xFFFFFFFF)
             n_touched, size = score_candidates(block_docs, block_offsets[block], block_offsets[block + 1], doc_offsets,
-                                               doc_terms, doc_weights, table, dense_query, visited, touched, n_touched,
-                                               heap_scores, heap_rows, size)
+                                               doc_terms, doc_weights, prefetch_docs, dense_query, visited, touched,
+                                               n_touched, heap_scores, heap_rows, size)
     if n_knn > 0:
         n_results = size
         # Snapshot the results: the heap changes while their neighbours are scored.
         for r in range(n_results):
             cut_terms[r] = heap_rows[r]
         for r in range(n_results):
-            n_touched, size = score_candidates(knn[cut_terms[r]], 0, n_knn, doc_offsets, doc_terms, doc_weights, table,
-                                               dense_query, visited, touched, n_touched, heap_scores, heap_rows, size)
+            n_touched, size = score_candidates(knn[cut_terms[r]], 0, n_knn, doc_offsets, doc_terms, doc_weights,
+                                               prefetch_docs, dense_query, visited, touched, n_touched, heap_scores,
+                                               heap_rows, size)
     for i in range(n_touched):
         visited[touched[i]] = False
     for j in range(q_terms.shape[0]):
@@ -248,8 +253,10 @@ def search_arrays(arrays, queries, k: int, params: SearchParams):
     require(params.n_knn <= knn.shape[1],
             f"n_knn={params.n_knn} exceeds the {knn.shape[1]} neighbours stored at build (build with n_knn >= it)")
     out_scores, out_rows = empty_results(len(queries), k)
+    forward = tuple(arrays[name] for name in FORWARD_ARRAYS)
+    prefetch_docs = forward[1].nbytes + forward[2].nbytes > PREFETCH_ABOVE_BYTES
     search_batch(tuple(arrays[name] for name in BLOCK_ARRAYS), tuple(arrays[name] for name in SUMMARY_ARRAYS),
-                 (*(arrays[name] for name in FORWARD_ARRAYS), float16_table()), knn, params.n_knn,
+                 (*forward, prefetch_docs), knn, params.n_knn,
                  int(arrays["max_list_blocks"][0]), len(arrays["term_blocks"]) - 1,
                  queries.offsets, queries.terms, queries.weights, params.query_cut, np.float32(params.heap_factor),
                  thread_chunks(len(queries)), out_scores, out_rows)
