@@ -203,20 +203,25 @@ class threads_limit:
         self.threads = threads
 
     def __enter__(self):
-        import numba
-
-        self.previous = numba.get_num_threads()
+        # Numba's thread calls cost about a microsecond each: make none that changes nothing.
+        self.previous = None
         if self.threads is not None:
+            import numba
+
             available = numba.config.NUMBA_NUM_THREADS
             if isinstance(self.threads, bool) or not isinstance(self.threads, int) or not 1 <= self.threads <= available:
                 raise ParameterError(f"threads must be an integer in [1, {available}], got {self.threads!r}")
-            numba.set_num_threads(self.threads)
+            current = numba.get_num_threads()
+            if current != self.threads:
+                self.previous = current
+                numba.set_num_threads(self.threads)
         return self
 
     def __exit__(self, *exc):
-        import numba
+        if self.previous is not None:
+            import numba
 
-        numba.set_num_threads(self.previous)
+            numba.set_num_threads(self.previous)
         return False
 
 

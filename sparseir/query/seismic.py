@@ -28,6 +28,9 @@ DOCS_AHEAD = 4
 # Prefetching pays once the forward index outgrows the last-level cache; below that its
 # instructions only cost (measured crossover between 11 and 21 MiB, on a 32 MiB L3).
 PREFETCH_ABOVE_BYTES = 16 << 20
+# A list's summary directory is scanned, not searched, below this many terms per query term
+# (binary searches miss the cache at every step; measured crossover near 200 on debian-pkgs).
+SCAN_TERMS_PER_QUERY_TERM = 128
 
 
 @dataclass(frozen=True)
@@ -78,10 +81,15 @@ def add_entries(entry_blocks, entry_codes, lo, hi, weight, base, coded):
         coded[entry_blocks[e]] += weight * np.float32(entry_codes[e])
 
 
+@njit(cache=True, inline="always")
+def add_term(term_entries, i, multi_hi, base_entry, end_entry, entry_blocks, entry_codes, weight, base, coded):
+    """add_entries for the entries of the list's i-th multi-block term."""
+    end = base_entry + term_entries[i + 1] if i + 1 < multi_hi else end_entry
+    add_entries(entry_blocks, entry_codes, base_entry + term_entries[i], end, weight, base, coded)
+
+
 @njit(cache=True)
-def list_bounds(list_entries, list_single_offsets, single_terms, list_term_offsets, list_terms, term_entries,
-                entry_blocks, entry_codes, summary_scale, summary_min, term, first, q_terms, q_weights, base, coded,
-                block_keys):
+def list_bounds(summaries, term, first, q_terms, q_weights, dense_query, base, coded, block_keys):
     """Summary dot products of every block of `term`'s list, as sortable keys (bound bits, block).
 
     Summaries are stored term-major per list, so only the entries of the query's own
@@ -89,18 +97,34 @@ def list_bounds(list_entries, list_single_offsets, single_terms, list_term_offse
     products, and the bound is min * base + scale * coded. Bounds are >= 0, so their
     float32 bit patterns order like the values.
     """
+    (list_entries, list_single_offsets, single_terms, list_term_offsets, list_terms, term_entries, entry_blocks,
+     entry_codes, summary_scale, summary_min) = summaries
     base_entry, end_entry = list_entries[term], list_entries[term + 1]
     single_lo, single_hi = list_single_offsets[term], list_single_offsets[term + 1]
     multi_lo, multi_hi = list_term_offsets[term], list_term_offsets[term + 1]
-    for j in range(q_terms.shape[0]):
-        i = find(single_terms, single_lo, single_hi, q_terms[j])
-        if i >= 0:
-            e = base_entry + i - single_lo
-            add_entries(entry_blocks, entry_codes, e, e + 1, q_weights[j], base, coded)
-        i = find(list_terms, multi_lo, multi_hi, q_terms[j])
-        if i >= 0:
-            end = base_entry + term_entries[i + 1] if i + 1 < multi_hi else end_entry
-            add_entries(entry_blocks, entry_codes, base_entry + term_entries[i], end, q_weights[j], base, coded)
+    if (single_hi - single_lo) + (multi_hi - multi_lo) < SCAN_TERMS_PER_QUERY_TERM * q_terms.shape[0]:
+        # A long query against a short directory: one sequential pass over the directory,
+        # testing the dense query, beats two binary searches per query term.
+        for i in range(single_lo, single_hi):
+            weight = dense_query[single_terms[i]]
+            if weight != 0.0:
+                e = base_entry + i - single_lo
+                add_entries(entry_blocks, entry_codes, e, e + 1, weight, base, coded)
+        for i in range(multi_lo, multi_hi):
+            weight = dense_query[list_terms[i]]
+            if weight != 0.0:
+                add_term(term_entries, i, multi_hi, base_entry, end_entry, entry_blocks, entry_codes, weight, base,
+                         coded)
+    else:
+        for j in range(q_terms.shape[0]):
+            i = find(single_terms, single_lo, single_hi, q_terms[j])
+            if i >= 0:
+                e = base_entry + i - single_lo
+                add_entries(entry_blocks, entry_codes, e, e + 1, q_weights[j], base, coded)
+            i = find(list_terms, multi_lo, multi_hi, q_terms[j])
+            if i >= 0:
+                add_term(term_entries, i, multi_hi, base_entry, end_entry, entry_blocks, entry_codes, q_weights[j],
+                         base, coded)
     for b in range(base.shape[0]):
         bound = summary_min[first + b] * base[b] + summary_scale[first + b] * coded[b]
         block_keys[b] = (np.int64(bits_of_float32(bound)) << 32) | np.int64(b)
@@ -181,8 +205,6 @@ def search_one(blocks, summaries, forward, knn, n_knn, q_terms, q_weights, query
                dense_query, visited, touched, cut_terms, base, coded, block_keys, heap_scores, heap_rows):
     """One query into (heap_scores, heap_rows); returns the heap size. Scratch is left clean."""
     term_blocks, block_offsets, block_docs = blocks
-    (list_entries, list_single_offsets, single_terms, list_term_offsets, list_terms, term_entries, entry_blocks,
-     entry_codes, summary_scale, summary_min) = summaries
     doc_offsets, doc_terms, doc_weights, prefetch_docs = forward
     for j in range(q_terms.shape[0]):
         dense_query[q_terms[j]] = q_weights[j]
@@ -194,9 +216,8 @@ def search_one(blocks, summaries, forward, knn, n_knn, q_terms, q_weights, query
         first, last = term_blocks[term], term_blocks[term + 1]
         n_blocks = last - first
         # Visit blocks best bound first so that the threshold rises early.
-        list_bounds(list_entries, list_single_offsets, single_terms, list_term_offsets, list_terms, term_entries,
-                    entry_blocks, entry_codes, summary_scale, summary_min, term, first, q_terms, q_weights,
-                    base[:n_blocks], coded[:n_blocks], block_keys)
+        list_bounds(summaries, term, first, q_terms, q_weights, dense_query, base[:n_blocks], coded[:n_blocks],
+                    block_keys)
         block_keys[:n_blocks].sort()
         for i in range(n_blocks - 1, -1, -1):
             bound = float32_from_bits(np.uint32(block_keys[i] >> 32))
@@ -222,29 +243,37 @@ def search_one(blocks, summaries, forward, knn, n_knn, q_terms, q_weights, query
     return size
 
 
-@njit(parallel=True, cache=True)
-def search_batch(blocks, summaries, forward, knn, n_knn, max_blocks, n_terms, q_offsets, q_terms, q_weights, query_cut,
-                 heap_factor, n_chunks, out_scores, out_rows):
+@njit(cache=True)
+def search_chunk(blocks, summaries, forward, knn, n_knn, max_blocks, n_terms, q_offsets, q_terms, q_weights, query_cut,
+                 heap_factor, chunk, n_chunks, out_scores, out_rows):
+    """Queries chunk, chunk + n_chunks, ... with one set of scratch arrays."""
     n_docs = forward[0].shape[0] - 1
     n_queries = q_offsets.shape[0] - 1
     k = out_scores.shape[1]
+    dense_query = np.zeros(n_terms, dtype=np.float32)
+    visited = np.zeros(n_docs, dtype=np.bool_)
+    touched = np.empty(n_docs, dtype=np.int32)
+    cut_terms = np.empty(max(query_cut, k), dtype=np.int64)
+    block_keys = np.empty(max_blocks, dtype=np.int64)
+    base = np.zeros(max_blocks, dtype=np.float32)
+    coded = np.zeros(max_blocks, dtype=np.float32)
+    heap_scores = np.empty(k, dtype=np.float32)
+    heap_rows = np.empty(k, dtype=np.int64)
+    # Interleaved queries balance chunks when query costs drift along the batch.
+    for q in range(chunk, n_queries, n_chunks):
+        lo, hi = q_offsets[q], q_offsets[q + 1]
+        size = search_one(blocks, summaries, forward, knn, n_knn, q_terms[lo:hi], q_weights[lo:hi], query_cut,
+                          heap_factor, dense_query, visited, touched, cut_terms, base, coded, block_keys, heap_scores,
+                          heap_rows)
+        heap_drain(heap_scores, heap_rows, size, out_scores[q], out_rows[q])
+
+
+@njit(parallel=True, cache=True)
+def search_batch(blocks, summaries, forward, knn, n_knn, max_blocks, n_terms, q_offsets, q_terms, q_weights, query_cut,
+                 heap_factor, n_chunks, out_scores, out_rows):
     for chunk in prange(n_chunks):
-        dense_query = np.zeros(n_terms, dtype=np.float32)
-        visited = np.zeros(n_docs, dtype=np.bool_)
-        touched = np.empty(n_docs, dtype=np.int32)
-        cut_terms = np.empty(max(query_cut, k), dtype=np.int64)
-        block_keys = np.empty(max_blocks, dtype=np.int64)
-        base = np.zeros(max_blocks, dtype=np.float32)
-        coded = np.zeros(max_blocks, dtype=np.float32)
-        heap_scores = np.empty(k, dtype=np.float32)
-        heap_rows = np.empty(k, dtype=np.int64)
-        # Interleaved queries balance chunks when query costs drift along the batch.
-        for q in range(chunk, n_queries, n_chunks):
-            lo, hi = q_offsets[q], q_offsets[q + 1]
-            size = search_one(blocks, summaries, forward, knn, n_knn, q_terms[lo:hi], q_weights[lo:hi], query_cut,
-                              heap_factor, dense_query, visited, touched, cut_terms, base, coded, block_keys,
-                              heap_scores, heap_rows)
-            heap_drain(heap_scores, heap_rows, size, out_scores[q], out_rows[q])
+        search_chunk(blocks, summaries, forward, knn, n_knn, max_blocks, n_terms, q_offsets, q_terms, q_weights,
+                     query_cut, heap_factor, chunk, n_chunks, out_scores, out_rows)
 
 
 def search_arrays(arrays, queries, k: int, params: SearchParams):
@@ -255,11 +284,15 @@ def search_arrays(arrays, queries, k: int, params: SearchParams):
     out_scores, out_rows = empty_results(len(queries), k)
     forward = tuple(arrays[name] for name in FORWARD_ARRAYS)
     prefetch_docs = forward[1].nbytes + forward[2].nbytes > PREFETCH_ABOVE_BYTES
-    search_batch(tuple(arrays[name] for name in BLOCK_ARRAYS), tuple(arrays[name] for name in SUMMARY_ARRAYS),
-                 (*forward, prefetch_docs), knn, params.n_knn,
-                 int(arrays["max_list_blocks"][0]), len(arrays["term_blocks"]) - 1,
-                 queries.offsets, queries.terms, queries.weights, params.query_cut, np.float32(params.heap_factor),
-                 thread_chunks(len(queries)), out_scores, out_rows)
+    args = (tuple(arrays[name] for name in BLOCK_ARRAYS), tuple(arrays[name] for name in SUMMARY_ARRAYS),
+            (*forward, prefetch_docs), knn, params.n_knn, int(arrays["max_list_blocks"][0]),
+            len(arrays["term_blocks"]) - 1, queries.offsets, queries.terms, queries.weights, params.query_cut,
+            np.float32(params.heap_factor))
+    n_chunks = thread_chunks(len(queries))
+    if n_chunks == 1:  # one query, or one thread: no parallel region to launch
+        search_chunk(*args, 0, 1, out_scores, out_rows)
+    else:
+        search_batch(*args, n_chunks, out_scores, out_rows)
     return out_scores, out_rows
 
 
