@@ -2,11 +2,11 @@
 
 Per query: scatter the full query into a dense vector; take its `query_cut` heaviest
 terms; for each of their posting lists, bound every block by its summary dot product
-and visit the blocks best bound first; a block whose bound is below `heap_factor` x
-the heap threshold is skipped (as in the paper: summaries pruned by energy can fall
-below a document's score, so heap_factor < 1 keeps blocks that a strict test would
-drop), the others have each of their documents scored
-exactly (once per query: a visited bitmap, reset only where touched). Optionally the
+(the first list's blocks are visited best bound first); a block whose bound is below
+`heap_factor` x the heap threshold is skipped (as in the paper: summaries pruned by
+energy can fall below a document's score, so heap_factor < 1 keeps blocks that a strict
+test would drop), the others have each of their documents scored exactly (once per
+query: a visited bitmap, reset only where touched). Optionally the
 neighbours of the final top-k in the kNN graph are scored too (`n_knn`).
 """
 
@@ -53,7 +53,7 @@ class SearchParams:
 def score_doc(doc_offsets, doc_terms, doc_weights, doc, dense_query):
     """Exact dot product of a document (forward index) with the dense query."""
     # Four partial sums: one running sum would chain every add on the previous one's latency.
-    lo, hi = doc_offsets[doc], doc_offsets[doc + 1]
+    lo, hi = np.int64(doc_offsets[doc]), np.int64(doc_offsets[doc + 1])
     s0 = s1 = s2 = s3 = np.float32(0.0)
     end = lo + (hi - lo) // 4 * 4
     for p in range(lo, end, 4):
@@ -156,8 +156,9 @@ def heaviest_terms(q_terms, q_weights, query_cut, cut_terms):
 @njit(cache=True, inline="always")
 def prefetch_doc(doc_offsets, doc_terms, doc_weights, doc):
     """Prefetch every cache line of one document's forward-index entries."""
-    prefetch_lines(doc_terms, doc_offsets[doc], doc_offsets[doc + 1])
-    prefetch_lines(doc_weights, doc_offsets[doc], doc_offsets[doc + 1])
+    lo, hi = np.int64(doc_offsets[doc]), np.int64(doc_offsets[doc + 1])
+    prefetch_lines(doc_terms, lo, hi)
+    prefetch_lines(doc_weights, lo, hi)
 
 
 @njit(cache=True)
@@ -215,15 +216,26 @@ def search_one(blocks, summaries, forward, knn, n_knn, q_terms, q_weights, query
         term = q_terms[cut_terms[c]]
         first, last = term_blocks[term], term_blocks[term + 1]
         n_blocks = last - first
-        # Visit blocks best bound first so that the threshold rises early.
         list_bounds(summaries, term, first, q_terms, q_weights, dense_query, base[:n_blocks], coded[:n_blocks],
                     block_keys)
-        block_keys[:n_blocks].sort()
+        # The first list's blocks go best bound first, so that the threshold rises early. Later
+        # lists meet a threshold already high: sorting their bounds costs more than the order
+        # saves, so their blocks go in stored order, each tested on its own.
+        best_first = c == 0
+        if best_first:
+            block_keys[:n_blocks].sort()
         for i in range(n_blocks - 1, -1, -1):
             bound = float32_from_bits(np.uint32(block_keys[i] >> 32))
             if bound < heap_factor * heap_threshold(heap_scores, size):
-                break  # keys are sorted: every later block is bounded lower still
+                if best_first:
+                    break  # every later block is bounded lower still
+                continue
             block = first + (block_keys[i] & 0xFFFFFFFF)
+            if prefetch_docs and i > 0:
+                # The next block's offsets, so that its first documents need not wait for them.
+                following = first + (block_keys[i - 1] & 0xFFFFFFFF)
+                for p in range(block_offsets[following], block_offsets[following + 1]):
+                    prefetch(doc_offsets, block_docs[p])
             n_touched, size = score_candidates(block_docs, block_offsets[block], block_offsets[block + 1], doc_offsets,
                                                doc_terms, doc_weights, prefetch_docs, dense_query, visited, touched,
                                                n_touched, heap_scores, heap_rows, size)
