@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 import sparseir
 from sparseir import ParameterError, SparseVectors, Vocabulary
 from sparseir.query import seismic as seismic_query
+from sparseir.query.seismic import entry_block
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 COLLECTIONS = ("debian-pkgs", "scifact", "nfcorpus", "cisi", "cranfield")
@@ -126,7 +127,8 @@ def decoded_summaries(arrays) -> dict[tuple[int, int], float]:
         for term, (lo, hi) in zip([*singles, *others], ranges):
             assert hi - lo >= 1 + (lo >= base + len(singles))  # the others occur in two blocks or more
             for e in range(lo, hi):
-                block = a["term_blocks"][t] + int(a["entry_blocks"][e])
+                block = a["term_blocks"][t] + int(entry_block(a["entry_block_bits"], a["list_block_words"][t],
+                                                              int(a["list_block_width"][t]), e - base))
                 assert (block, int(term)) not in values
                 values[block, int(term)] = a["summary_min"][block] + a["summary_scale"][block] * a["entry_codes"][e]
     return values

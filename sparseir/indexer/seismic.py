@@ -14,9 +14,13 @@ exactly from a forward index. Arrays (all flat):
   entry per term met in a single block, in the order of ``single_terms`` uint16|int32
   (``list_single_offsets`` int64 (n_terms+1) -> ascending per list), then the others' in the
   order of ``list_terms`` (``list_term_offsets`` likewise), where ``term_entries`` says where
-  each one's entries start (from ``list_entries[t]``); entries ``entry_blocks`` (block within
-  the list) and ``entry_codes`` uint8; counters take the narrowest unsigned dtype their largest value fits (uint8/16/32); ``summary_scale`` / ``summary_min`` float32 (n_blocks): value = min + scale * code,
-  rounded up, so a summary never falls below the maximum it stands for
+  each one's entries start (from ``list_entries[t]``); each entry has a code ``entry_codes``
+  uint8 and a block within the list, packed as ``list_block_width[t]`` (uint8, n_terms) bits
+  per entry (the fewest that hold the list's blocks; 0 for one block) into uint32 words
+  ``entry_block_bits``, list t's from word ``list_block_words[t]``
+  (int64, n_terms+1); counters take the narrowest unsigned dtype their largest value fits
+  (uint8/16/32); ``summary_scale`` / ``summary_min`` float32 (n_blocks): value = min + scale
+  * code, rounded up, so a summary never falls below the maximum it stands for
 - ``doc_offsets`` uint32|int64, ``doc_terms`` uint16|int32, ``doc_weights``: the forward index; weights are
   float16 stored as their uint16 bit patterns (half the bytes; relative error <= 2^-11) or float32
 - ``max_list_blocks`` int64 (1): the most blocks of one list (sizes the query's scratch)
@@ -38,7 +42,7 @@ from ..vectors import SparseVectors
 from .exact import invert
 
 # Bumped whenever the arrays change shape or meaning: an older index must be rebuilt.
-LAYOUT_VERSION = 2
+LAYOUT_VERSION = 3
 CLUSTERINGS = ("clustered", "fixed")
 FORWARD_DTYPES = ("float16", "float32")
 # MS MARCO passage (8.8M documents) is where the paper's n_postings = 3500 comes from.
@@ -453,6 +457,30 @@ def smallest_uint(largest: int):
     return np.int64
 
 
+def block_field_widths(list_blocks: np.ndarray) -> np.ndarray:
+    """Bits per entry's block number in each list: the fewest that hold its blocks (0 for one block)."""
+    widths = np.zeros(len(list_blocks), dtype=np.uint8)
+    for width in range(32, 0, -1):
+        widths[list_blocks <= 1 << width] = width
+    widths[list_blocks <= 1] = 0
+    return widths
+
+
+@njit(parallel=True, cache=True)
+def pack_entry_blocks(list_entries, list_block_words, list_block_width, entry_blocks, entry_block_bits):
+    """Write each list's entry block numbers as list_block_width-bit fields from its first uint32 word on."""
+    for t in prange(list_entries.shape[0] - 1):
+        width = np.int64(list_block_width[t])
+        first = list_entries[t]
+        for e in range(first, list_entries[t + 1]):
+            bit = (e - first) * width
+            word = list_block_words[t] + (bit >> 5)
+            field = np.uint64(entry_blocks[e]) << np.uint64(bit & 31)
+            entry_block_bits[word] |= np.uint32(field & np.uint64(0xFFFFFFFF))
+            if field >> np.uint64(32):  # straddles: never touch the next list's first word for nothing
+                entry_block_bits[word + 1] |= np.uint32(field >> np.uint64(32))
+
+
 def term_dtype(n_terms: int):
     return np.uint16 if n_terms <= 1 << 16 else np.int32
 
@@ -530,12 +558,19 @@ def build(docs: SparseVectors, params: BuildParams) -> dict[str, np.ndarray]:
     transpose_summaries(term_blocks, summary_offsets, summary_terms, summary_codes, n_terms, False, list_single_offsets,
                         list_term_offsets, chunks, single_terms, list_terms, term_entries, entry_blocks, entry_codes)
     del summary_offsets, summary_terms, summary_codes
+    list_block_width = block_field_widths(np.diff(term_blocks))
+    list_block_words = offsets_of(-(-np.diff(list_entries) * list_block_width // 32))
+    # One spare word: a field is read as two words, and a list of one block (width 0) reads some.
+    entry_block_bits = np.zeros(list_block_words[-1] + 1, dtype=np.uint32)
+    pack_entry_blocks(list_entries, list_block_words, list_block_width, entry_blocks, entry_block_bits)
+    del entry_blocks
 
     arrays = {
         "term_blocks": term_blocks, "block_offsets": block_offsets, "block_docs": block_docs,
         "list_entries": list_entries, "list_single_offsets": list_single_offsets, "single_terms": single_terms,
         "list_term_offsets": list_term_offsets, "list_terms": list_terms, "term_entries": term_entries,
-        "entry_blocks": entry_blocks, "entry_codes": entry_codes,
+        "list_block_words": list_block_words, "list_block_width": list_block_width,
+        "entry_block_bits": entry_block_bits, "entry_codes": entry_codes,
         "summary_scale": summary_scale, "summary_min": summary_min,
         # uint32 halves the one array every candidate reads at random (12-13% faster on pypi-summaries).
         "doc_offsets": docs.offsets.astype(np.uint32 if docs.nnz <= np.iinfo(np.uint32).max else np.int64),

@@ -74,18 +74,34 @@ def find(sorted_values, lo, hi, value):
 
 
 @njit(cache=True, inline="always")
-def add_entries(entry_blocks, entry_codes, lo, hi, weight, base, coded):
-    """Add one query term's weight x summary entries lo:hi to their blocks' partial bounds."""
-    for e in range(lo, hi):
-        base[entry_blocks[e]] += weight
-        coded[entry_blocks[e]] += weight * np.float32(entry_codes[e])
+def entry_block(entry_block_bits, word, width, r):
+    """Block within its list of a list's r-th summary entry: `width`-bit fields from uint32 `word` on."""
+    bit = r * width
+    at = word + (bit >> 5)
+    # A field may straddle two words; read both (<= 31 + 32 bits fit in 64).
+    pair = np.uint64(entry_block_bits[at]) | (np.uint64(entry_block_bits[at + 1]) << np.uint64(32))
+    return np.int64((pair >> np.uint64(bit & 31)) & ((np.uint64(1) << np.uint64(width)) - np.uint64(1)))
 
 
 @njit(cache=True, inline="always")
-def add_term(term_entries, i, multi_hi, base_entry, end_entry, entry_blocks, entry_codes, weight, base, coded):
+def add_entries(packing, entry_codes, lo, hi, weight, base, coded):
+    """Add one query term's weight x summary entries lo:hi to their blocks' partial bounds.
+
+    packing = (entry_block_bits, the list's first word, its field width, its first entry).
+    """
+    entry_block_bits, word, width, base_entry = packing
+    for e in range(lo, hi):
+        block = entry_block(entry_block_bits, word, width, e - base_entry)
+        base[block] += weight
+        coded[block] += weight * np.float32(entry_codes[e])
+
+
+@njit(cache=True, inline="always")
+def add_term(term_entries, i, multi_hi, end_entry, packing, entry_codes, weight, base, coded):
     """add_entries for the entries of the list's i-th multi-block term."""
+    base_entry = packing[3]
     end = base_entry + term_entries[i + 1] if i + 1 < multi_hi else end_entry
-    add_entries(entry_blocks, entry_codes, base_entry + term_entries[i], end, weight, base, coded)
+    add_entries(packing, entry_codes, base_entry + term_entries[i], end, weight, base, coded)
 
 
 @njit(cache=True)
@@ -97,9 +113,10 @@ def list_bounds(summaries, term, first, q_terms, q_weights, dense_query, base, c
     products, and the bound is min * base + scale * coded. Bounds are >= 0, so their
     float32 bit patterns order like the values.
     """
-    (list_entries, list_single_offsets, single_terms, list_term_offsets, list_terms, term_entries, entry_blocks,
-     entry_codes, summary_scale, summary_min) = summaries
+    (list_entries, list_single_offsets, single_terms, list_term_offsets, list_terms, term_entries, list_block_words,
+     list_block_width, entry_block_bits, entry_codes, summary_scale, summary_min) = summaries
     base_entry, end_entry = list_entries[term], list_entries[term + 1]
+    packing = (entry_block_bits, list_block_words[term], np.int64(list_block_width[term]), base_entry)
     single_lo, single_hi = list_single_offsets[term], list_single_offsets[term + 1]
     multi_lo, multi_hi = list_term_offsets[term], list_term_offsets[term + 1]
     if (single_hi - single_lo) + (multi_hi - multi_lo) < SCAN_TERMS_PER_QUERY_TERM * q_terms.shape[0]:
@@ -109,22 +126,20 @@ def list_bounds(summaries, term, first, q_terms, q_weights, dense_query, base, c
             weight = dense_query[single_terms[i]]
             if weight != 0.0:
                 e = base_entry + i - single_lo
-                add_entries(entry_blocks, entry_codes, e, e + 1, weight, base, coded)
+                add_entries(packing, entry_codes, e, e + 1, weight, base, coded)
         for i in range(multi_lo, multi_hi):
             weight = dense_query[list_terms[i]]
             if weight != 0.0:
-                add_term(term_entries, i, multi_hi, base_entry, end_entry, entry_blocks, entry_codes, weight, base,
-                         coded)
+                add_term(term_entries, i, multi_hi, end_entry, packing, entry_codes, weight, base, coded)
     else:
         for j in range(q_terms.shape[0]):
             i = find(single_terms, single_lo, single_hi, q_terms[j])
             if i >= 0:
                 e = base_entry + i - single_lo
-                add_entries(entry_blocks, entry_codes, e, e + 1, q_weights[j], base, coded)
+                add_entries(packing, entry_codes, e, e + 1, q_weights[j], base, coded)
             i = find(list_terms, multi_lo, multi_hi, q_terms[j])
             if i >= 0:
-                add_term(term_entries, i, multi_hi, base_entry, end_entry, entry_blocks, entry_codes, q_weights[j],
-                         base, coded)
+                add_term(term_entries, i, multi_hi, end_entry, packing, entry_codes, q_weights[j], base, coded)
     for b in range(base.shape[0]):
         bound = summary_min[first + b] * base[b] + summary_scale[first + b] * coded[b]
         block_keys[b] = (np.int64(bits_of_float32(bound)) << 32) | np.int64(b)
@@ -197,7 +212,8 @@ def score_candidates(candidates, lo, hi, doc_offsets, doc_terms, doc_weights, pr
 # The arrays travel as three tuples (numba passes them as one argument each), in these orders:
 BLOCK_ARRAYS = ("term_blocks", "block_offsets", "block_docs")
 SUMMARY_ARRAYS = ("list_entries", "list_single_offsets", "single_terms", "list_term_offsets", "list_terms",
-                  "term_entries", "entry_blocks", "entry_codes", "summary_scale", "summary_min")
+                  "term_entries", "list_block_words", "list_block_width", "entry_block_bits", "entry_codes",
+                  "summary_scale", "summary_min")
 FORWARD_ARRAYS = ("doc_offsets", "doc_terms", "doc_weights")  # + whether to prefetch documents
 
 
