@@ -49,21 +49,20 @@ class SearchParams:
         require(isinstance(self.n_knn, int) and self.n_knn >= 0, f"n_knn must be an integer >= 0, got {self.n_knn!r}")
 
 
-@njit(cache=True, inline="always")
+# Reassociation lets LLVM vectorize the dot product into gathers (AVX2 / AVX-512): 28-37%
+# faster queries than four scalar partial sums on debian-pkgs, scifact and cisi. score_doc
+# stays a function of its own, since numba's inlining would give it its caller's strict
+# flags. No flag assumes finite values.
+VECTORIZE = {"reassoc", "nsz", "contract"}
+
+
+@njit(cache=True, fastmath=VECTORIZE)
 def score_doc(doc_offsets, doc_terms, doc_weights, doc, dense_query):
     """Exact dot product of a document (forward index) with the dense query."""
-    # Four partial sums: one running sum would chain every add on the previous one's latency.
-    lo, hi = np.int64(doc_offsets[doc]), np.int64(doc_offsets[doc + 1])
-    s0 = s1 = s2 = s3 = np.float32(0.0)
-    end = lo + (hi - lo) // 4 * 4
-    for p in range(lo, end, 4):
-        s0 += dense_query[doc_terms[p]] * weight_at(doc_weights, p)
-        s1 += dense_query[doc_terms[p + 1]] * weight_at(doc_weights, p + 1)
-        s2 += dense_query[doc_terms[p + 2]] * weight_at(doc_weights, p + 2)
-        s3 += dense_query[doc_terms[p + 3]] * weight_at(doc_weights, p + 3)
-    for p in range(end, hi):
-        s0 += dense_query[doc_terms[p]] * weight_at(doc_weights, p)
-    return (s0 + s1) + (s2 + s3)
+    score = np.float32(0.0)
+    for p in range(np.int64(doc_offsets[doc]), np.int64(doc_offsets[doc + 1])):
+        score += dense_query[doc_terms[p]] * weight_at(doc_weights, p)
+    return score
 
 
 @njit(cache=True)
