@@ -560,8 +560,9 @@ def build(docs: SparseVectors, params: BuildParams) -> dict[str, np.ndarray]:
     del summary_offsets, summary_terms, summary_codes
     list_block_width = block_field_widths(np.diff(term_blocks))
     list_block_words = offsets_of(-(-np.diff(list_entries) * list_block_width // 32))
-    # One spare word: a field is read as two words, and a list of one block (width 0) reads some.
-    entry_block_bits = np.zeros(list_block_words[-1] + 1, dtype=np.uint32)
+    # Two spare words: a field is read as a pair of words, and a list of one block (width 0),
+    # which has none, still reads the pair at its start.
+    entry_block_bits = np.zeros(list_block_words[-1] + 2, dtype=np.uint32)
     pack_entry_blocks(list_entries, list_block_words, list_block_width, entry_blocks, entry_block_bits)
     del entry_blocks
 
