@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 import sparseir
 from sparseir import ParameterError, SparseVectors, Vocabulary
 from sparseir.query import seismic as seismic_query
-from sparseir.indexer.seismic import block_field_widths, pack_entry_blocks
+from sparseir.indexer.seismic import block_field_widths, packed_entry_blocks
 from sparseir.query.seismic import entry_block
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -161,16 +161,13 @@ def test_block_field_widths_are_the_fewest_bits():
 @settings(max_examples=25, deadline=None, derandomize=True)
 @given(list_blocks=st.lists(st.integers(1, 1 << 32), min_size=1, max_size=6), seed=st.integers(0, 10**6))
 def test_packed_entry_blocks_read_back(list_blocks, seed):
-    # Every width from 0 to 32 bits, fields straddling words included, lists packed side by side.
+    # Widths from 0 to 32 bits, fields straddling words included, lists packed side by side.
     rng = np.random.default_rng(seed)
     list_blocks = np.array(list_blocks, dtype=np.int64)
     sizes = rng.integers(0, 40, len(list_blocks))
     list_entries = np.concatenate([[0], np.cumsum(sizes)])
     blocks = np.concatenate([rng.integers(0, n, size) for n, size in zip(list_blocks, sizes)]).astype(np.int64)
-    widths = block_field_widths(list_blocks)
-    words = np.concatenate([[0], np.cumsum(-(-sizes * widths.astype(np.int64) // 32))])
-    packed = np.zeros(words[-1] + 2, dtype=np.uint32)
-    pack_entry_blocks(list_entries, words, widths, blocks, packed)
+    widths, words, packed = packed_entry_blocks(list_blocks, list_entries, blocks)
     for t in range(len(list_blocks)):
         for e in range(list_entries[t], list_entries[t + 1]):
             assert entry_block(packed, words[t], int(widths[t]), e - list_entries[t]) == blocks[e]

@@ -481,6 +481,17 @@ def pack_entry_blocks(list_entries, list_block_words, list_block_width, entry_bl
                 entry_block_bits[word + 1] |= np.uint32(field >> np.uint64(32))
 
 
+def packed_entry_blocks(list_blocks: np.ndarray, list_entries: np.ndarray, entry_blocks: np.ndarray):
+    """(list_block_width, list_block_words, entry_block_bits): every entry's block number, bit-packed per list."""
+    widths = block_field_widths(list_blocks)
+    words = offsets_of(-(-np.diff(list_entries) * widths // 32))
+    # Two spare words: a field is read as a pair of words, and a list of one block (width 0),
+    # which has none, still reads the pair at its start.
+    bits = np.zeros(words[-1] + 2, dtype=np.uint32)
+    pack_entry_blocks(list_entries, words, widths, entry_blocks, bits)
+    return widths, words, bits
+
+
 def term_dtype(n_terms: int):
     return np.uint16 if n_terms <= 1 << 16 else np.int32
 
@@ -558,12 +569,8 @@ def build(docs: SparseVectors, params: BuildParams) -> dict[str, np.ndarray]:
     transpose_summaries(term_blocks, summary_offsets, summary_terms, summary_codes, n_terms, False, list_single_offsets,
                         list_term_offsets, chunks, single_terms, list_terms, term_entries, entry_blocks, entry_codes)
     del summary_offsets, summary_terms, summary_codes
-    list_block_width = block_field_widths(np.diff(term_blocks))
-    list_block_words = offsets_of(-(-np.diff(list_entries) * list_block_width // 32))
-    # Two spare words: a field is read as a pair of words, and a list of one block (width 0),
-    # which has none, still reads the pair at its start.
-    entry_block_bits = np.zeros(list_block_words[-1] + 2, dtype=np.uint32)
-    pack_entry_blocks(list_entries, list_block_words, list_block_width, entry_blocks, entry_block_bits)
+    list_block_width, list_block_words, entry_block_bits = packed_entry_blocks(np.diff(term_blocks), list_entries,
+                                                                               entry_blocks)
     del entry_blocks
 
     arrays = {
