@@ -1,10 +1,13 @@
 """Sweeps over index kinds, peer engines and query settings on one dataset.
 
-Every setting is measured the same way, on the same vectors, in the same process:
-quality against the qrels (when there are any), recall@k against exact search,
-single-thread latency per query, batch throughput on all cores, build time, on-disk
-index size and peak memory. Kernels are compiled (warm-up) before any timing and the
-compile time is reported on its own. A config is TOML::
+Every setting is measured the same way, on the same vectors, in the same process, under
+one timing protocol for sparseir and the peers alike (``sparseir.timing``: the engine's
+own call only, inputs converted before the timer and outputs after, adapter cost shown
+apart): quality against the qrels (when there are any), recall@k against exact search,
+single-query latency (mean / p50 / p99) and one-core batch time with every thread of the
+process pinned to one core, wall and CPU time, batch throughput on all cores, build time,
+on-disk index size and peak memory. Kernels are compiled (warm-up) before any timing and
+the compile time is reported on its own. A config is TOML::
 
     k = 10
     measures = ["RR@10", "nDCG@10"]
@@ -28,7 +31,6 @@ import json
 import os
 import platform
 import tempfile
-import time
 from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
@@ -37,10 +39,11 @@ from typing import Any, Callable, Mapping, Sequence
 from . import __version__
 from .datasets import Dataset, load_vectors
 from .errors import InputError, ParameterError, require
-from .evaluate import evaluate, latency_stats, parse_measures, queries_per_second, recall_vs_exact, results_to_run
+from .evaluate import evaluate, latency_stats, parse_measures, recall_vs_exact, results_to_run
 from .fileio import atomic_file
 from .formats import Qrel, ScoredDoc, read_qrels
 from .index import KINDS, build_index, get_kind, make_params
+from .timing import pinned, time_batch, time_single
 from .vectors import SparseVectors
 
 RESULTS_FILE = "results.json"
@@ -88,6 +91,7 @@ class BenchConfig:
     measures: tuple[str, ...] = ("RR@10", "nDCG@10")
     max_queries: int | None = None
     batch_repeats: int = 1
+    pin_core: int = field(default_factory=lambda: min(os.sched_getaffinity(0)))  # for the one-core figures
 
     def __post_init__(self):
         require(len(self.methods) > 0, "methods: the config lists no [[methods]]")
@@ -99,6 +103,9 @@ class BenchConfig:
                 f"max_queries must be a positive integer, got {self.max_queries!r}")
         require(isinstance(self.batch_repeats, int) and self.batch_repeats >= 1,
                 f"batch_repeats must be a positive integer, got {self.batch_repeats!r}")
+        require(isinstance(self.pin_core, int) and self.pin_core in os.sched_getaffinity(0),
+                f"pin_core must be one of this process's cores {sorted(os.sched_getaffinity(0))}, "
+                f"got {self.pin_core!r}")
         parse_measures(self.measures)  # a misspelt measure fails here, not after the first build
         object.__setattr__(self, "methods", tuple(self.methods))
         object.__setattr__(self, "measures", tuple(self.measures))
@@ -151,7 +158,9 @@ class SettingResult:
     search: dict[str, Any]
     quality: dict[str, float | None]  # ir-measures means over the searched queries; None without qrels
     recall_vs_exact: float  # recall@k against the exact top-k (see evaluate.recall_vs_exact)
-    latency_ms: dict[str, float]  # mean / p50 / p99, one query at a time on one thread
+    latency_ms: dict[str, float]  # mean / p50 / p99, one query per call, one pinned core
+    single: dict[str, float]  # that pass in full (sparseir.timing.SingleTiming.summary): CPU time, adapter cost
+    batch_one_core: dict[str, float]  # one call for the whole batch, one pinned core (CallTiming.summary)
     qps: float  # whole query batch at once on `qps_threads` threads
     qps_threads: int
     build_seconds: float
@@ -201,21 +210,21 @@ def directory_bytes(path: Path) -> int:
 
 
 class KindMethod:
-    """A sparseir index kind behind the measuring loop."""
+    """A sparseir index kind behind the measuring loop; its engine is the public Index.search."""
 
     def __init__(self, kind: str, build_params: Mapping[str, Any]):
         self.kind, self.build_params = kind, dict(build_params)
 
     def build(self, docs: SparseVectors, workdir: Path) -> None:
+        from .timing import IndexEngine
+
         self.index = build_index(docs, kind=self.kind, **self.build_params)
         self.build_seconds = float(self.index.info["build_seconds"])
         with tempfile.TemporaryDirectory(dir=workdir, prefix=".bench-index-") as scratch:
             self.index.save(Path(scratch) / "index")
             self.index_bytes = directory_bytes(Path(scratch) / "index")
         self.compile_seconds = self.index.warmup()
-
-    def search(self, queries: SparseVectors, k: int, threads: int | None, **knobs):
-        return self.index.search(queries, k=k, threads=threads, **knobs)
+        self.engine = IndexEngine(self.index)
 
 
 class PeerMethod:
@@ -224,15 +233,12 @@ class PeerMethod:
     compile_seconds = None
 
     def __init__(self, peer_class, params: Mapping[str, Any]):
-        self.peer = peer_class(**params)
+        self.engine = peer_class(**params)
 
     def build(self, docs: SparseVectors, workdir: Path) -> None:
-        self.peer.build(docs)
-        self.build_seconds = float(self.peer.build_seconds)
-        self.index_bytes = None if self.peer.index_bytes is None else int(self.peer.index_bytes)
-
-    def search(self, queries: SparseVectors, k: int, threads: int | None, **knobs):
-        return self.peer.search(queries, k, threads=threads, **knobs)
+        self.engine.build(docs)
+        self.build_seconds = float(self.engine.build_seconds)
+        self.index_bytes = None if self.engine.index_bytes is None else int(self.engine.index_bytes)
 
 
 def unavailable_reason(method: MethodConfig) -> str | None:
@@ -262,30 +268,6 @@ def make_method(method: MethodConfig):
     return PeerMethod(PEERS[method.peer], method.build)
 
 
-def time_each_query(method, single_queries: Sequence[SparseVectors], k: int, knobs: Mapping) -> list[float]:
-    """Wall time of each query searched alone on one thread."""
-    seconds = []
-    gc.disable()  # a collection landing inside one query would show up as a fake p99
-    try:
-        for query in single_queries:
-            started = time.perf_counter()
-            method.search(query, k, 1, **knobs)
-            seconds.append(time.perf_counter() - started)
-    finally:
-        gc.enable()
-    return seconds
-
-
-def time_batch(method, queries: SparseVectors, k: int, knobs: Mapping, repeats: int):
-    """(best wall time over `repeats`, (scores, rows)) for the whole batch on all threads."""
-    best, result = float("inf"), None
-    for _ in range(repeats):
-        started = time.perf_counter()
-        result = method.search(queries, k, all_threads(), **knobs)
-        best = min(best, time.perf_counter() - started)
-    return best, result
-
-
 def all_threads() -> int:
     import numba
 
@@ -299,7 +281,6 @@ class Workload:
     docs: SparseVectors
     queries: SparseVectors
     query_ids: list[str]
-    single_queries: tuple[SparseVectors, ...]
     exact_run: list[ScoredDoc]
     qrels: list[Qrel] | None
 
@@ -311,8 +292,7 @@ def make_workload(docs: SparseVectors, queries: SparseVectors, qrels: Sequence[Q
         # Judgements of queries left out (max_queries) would count as zeros in every mean.
         searched = set(query_ids)
         qrels = [qrel for qrel in qrels if qrel.query_id in searched]
-    return Workload(docs, queries, query_ids, tuple(queries[i:i + 1] for i in range(len(queries))),
-                    results_to_run(*exact, query_ids, docs.ids), qrels)
+    return Workload(docs, queries, query_ids, results_to_run(*exact, query_ids, docs.ids), qrels)
 
 
 def check_parameters(method: MethodConfig) -> None:
@@ -332,18 +312,22 @@ def measure_method(method_config: MethodConfig, workload: Workload, config: Benc
         log(f"{method_config.name}: building")
         method.build(workload.docs, workdir)
         figures = []
+        engine = method.engine
         for knobs in method_config.settings():
             log(f"{method_config.name}: searching with {format_knobs(knobs)}")
-            method.search(workload.queries, k, all_threads(), **knobs)  # untimed pass: pages and caches warm for both timings
-            latencies = time_each_query(method, workload.single_queries, k, knobs)
-            batch_seconds, (scores, rows) = time_batch(method, workload.queries, k, knobs, config.batch_repeats)
+            time_batch(engine, workload.queries, k, all_threads(), knobs, 1)  # untimed: pages and caches warm
+            with pinned([config.pin_core]):
+                single, _, _ = time_single(engine, workload.queries, k, knobs, passes=1)
+                one_core, _, _ = time_batch(engine, workload.queries, k, 1, knobs, config.batch_repeats)
+            all_cores, scores, rows = time_batch(engine, workload.queries, k, all_threads(), knobs,
+                                                 config.batch_repeats)
             run = results_to_run(scores, rows, workload.query_ids, workload.docs.ids)
             quality = ({name: None for name in measures} if workload.qrels is None
                        else evaluate(run, workload.qrels, measures).aggregate)
             figures.append(dict(search=dict(knobs), quality=quality,
                                 recall_vs_exact=recall_vs_exact(run, workload.exact_run, k),
-                                latency_ms=latency_stats(latencies),
-                                qps=queries_per_second(len(workload.queries), batch_seconds)))
+                                latency_ms=latency_stats(single.latencies_s), single=single.summary(),
+                                batch_one_core=one_core.summary(), qps=all_cores.summary()["qps"]))
     return [SettingResult(method=method_config.name, kind=method_config.kind, peer=method_config.peer,
                           build=dict(method_config.build), qps_threads=all_threads(),
                           build_seconds=method.build_seconds, compile_seconds=method.compile_seconds,

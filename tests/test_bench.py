@@ -16,6 +16,7 @@ from sparseir.cli.bench import bench
 from sparseir.datasets import demo_config, demo_dataset, open_dataset
 from sparseir.evaluate import evaluate, results_to_run
 from sparseir.index import build_index
+from sparseir.peers import Peer
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -41,23 +42,27 @@ def dataset_dir(tmp_path):
     return tmp_path
 
 
-class TruncatingPeer:
+class TruncatingPeer(Peer):
     """A stand-in peer: exact search that keeps only the first `keep` results, so recall drops."""
 
-    def __init__(self, **params):
-        self.params = params
-
-    @classmethod
-    def available(cls):
-        return True
+    name = "truncating"
+    module = "numpy"
+    knobs = {"keep": 10}
 
     def build(self, docs):
         self.index = build_index(docs, kind="exact")
         self.build_seconds, self.index_bytes = 0.5, 1234
 
-    def search(self, queries, k, threads=1, keep=10):
-        scores, rows = self.index.search(queries, k=k, threads=threads)
-        scores[:, keep:], rows[:, keep:] = -np.inf, -1
+    def prepare_one(self, queries):
+        return [queries[q:q + 1] for q in range(len(queries))]
+
+    def search_one(self, one, k, knobs):
+        scores, rows = self.index.search(one, k=k, threads=1)
+        return scores[0], rows[0], knobs["keep"]
+
+    def collect_one(self, raw, k):
+        scores, rows, keep = raw
+        scores[keep:], rows[keep:] = -np.inf, -1
         return scores, rows
 
 
@@ -118,6 +123,11 @@ def test_bench_reports_every_field_for_every_setting(dataset_dir, tmp_path, stub
         assert set(setting["latency_ms"]) == {"mean", "p50", "p99"}
         assert 0 < setting["latency_ms"]["p50"] <= setting["latency_ms"]["p99"]
         assert setting["qps"] > 0 and setting["qps_threads"] >= 1 and setting["build_seconds"] >= 0
+        # The one-core figures: wall and CPU time, and the adapter's cost apart from the engine's.
+        for timing in (setting["single"], setting["batch_one_core"]):
+            assert timing["wall_us_per_query"] > 0 and timing["cpu_us_per_query"] >= 0
+            assert timing["adapter_us_per_query"] >= 0 and timing["qps"] > 0
+        assert setting["single"]["p50_us"] == pytest.approx(1000 * setting["latency_ms"]["p50"])
         if sys.platform == "linux":
             assert setting["memory_bytes"] >= 0
     exact, *truncated = settings

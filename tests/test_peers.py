@@ -8,7 +8,8 @@ from sparseir.peers import PEERS
 
 from test_seismic import random_vectors, recall
 
-EXACT_KNOBS = {"pyseismic": dict(query_cut=1000, heap_factor=0.01), "bmp": dict(alpha=1.0, beta=1.0)}
+EXACT_KNOBS = {"pyseismic": dict(query_cut=1000, heap_factor=0.01), "bmp": dict(alpha=1.0, beta=1.0),
+               "pyvsag": dict(query_prune_ratio=0.0, n_candidate=600)}
 
 
 @pytest.mark.parametrize("name", sorted(PEERS))

@@ -1,0 +1,74 @@
+"""The timing protocol: every engine through the same steps, pinning that reaches every thread."""
+
+import os
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import sparseir
+from sparseir.peers import PEERS
+from sparseir.timing import IndexEngine, pinned, thread_ids, time_batch, time_single
+
+from conftest import random_vectors
+
+linux_only = pytest.mark.skipif(sys.platform != "linux", reason="thread affinity is read from /proc")
+
+
+@linux_only
+def test_pinned_confines_every_thread_and_restores():
+    before = os.sched_getaffinity(0)
+    core = max(before)
+    started = threading.Event()
+    release = threading.Event()
+    seen = {}
+
+    def worker(name):
+        seen[name] = os.sched_getaffinity(0)
+        started.set()
+        release.wait(5)
+
+    early = threading.Thread(target=worker, args=("early",))
+    early.start()
+    started.wait(5)
+    with pinned([core]):
+        # A thread already running is pinned too, not just the calling one.
+        assert all(os.sched_getaffinity(tid) == {core} for tid in thread_ids())
+        late = threading.Thread(target=worker, args=("late",))
+        late.start()
+        late.join(5)
+    release.set()
+    early.join(5)
+    assert seen["late"] == {core}  # started inside the block: inherits the mask
+    assert all(os.sched_getaffinity(tid) == before for tid in thread_ids())
+
+
+def engines(docs):
+    yield "sparseir", IndexEngine(sparseir.build_index(docs, kind="sindi", doc_prune_ratio=0.0)), {"n_candidate": 500}
+    exact_knobs = {"pyseismic": dict(query_cut=1000, heap_factor=0.01), "pyvsag": dict(n_candidate=500), "bmp": {}}
+    for name, peer_class in sorted(PEERS.items()):
+        if peer_class.available():
+            peer = peer_class(**({"n_postings": 10**6, "summary_energy": 1.0} if name == "pyseismic" else {}))
+            peer.build(docs)
+            yield name, peer, exact_knobs[name]
+
+
+def test_batch_and_single_calls_agree_for_every_engine():
+    rng = np.random.default_rng(3)
+    docs = random_vectors(rng, 400, 60, 10)
+    queries = random_vectors(rng, 12, 60, 5, prefix="q")
+    queries.vocab = docs.vocab
+    for name, engine, knobs in engines(docs):
+        batch, batch_scores, batch_rows = time_batch(engine, queries, 5, 1, knobs, repeats=2)
+        single, single_scores, single_rows = time_single(engine, queries, 5, knobs, passes=2)
+        np.testing.assert_array_equal(batch_rows, single_rows, err_msg=name)
+        np.testing.assert_allclose(batch_scores, single_scores, rtol=1e-6, err_msg=name)
+        assert batch.n_queries == single.calls.n_queries == len(queries)
+        assert batch.wall_s > 0 and batch.prepare_s >= 0 and batch.collect_s >= 0, name
+        assert single.latencies_s.shape == (len(queries),) and (single.latencies_s > 0).all(), name
+        assert single.calls.wall_s == pytest.approx(single.latencies_s.sum())
+        summary = single.summary()
+        assert summary["p50_us"] <= summary["p99_us"] and summary["mean_us"] > 0
+        with pytest.raises(sparseir.ParameterError, match="unknown"):
+            time_batch(engine, queries, 5, 1, {"no_such_knob": 1})
