@@ -21,7 +21,7 @@ from . import storage
 from .errors import IndexFormatError, ParameterError, require
 from .vectors import SparseVectors
 
-KINDS = ("exact", "seismic", "saat")
+KINDS = ("exact", "seismic", "saat", "sindi")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,129 @@
+"""SINDI-style windowed inverted index (Li et al., "SINDI: an efficient index for approximate
+maximum inner product search on sparse vectors", arXiv 2509.08395).
+
+Documents are cut into windows of ``window_size`` consecutive rows. Within a window, each
+term's postings carry the document's row in the window (uint16) and the posting's value,
+so a query adds a term's contributions into a window-sized accumulator that stays in
+cache, without touching a forward index. Each document's lightest entries, up to
+``doc_prune_ratio`` of its weight mass, are left out of the postings (they still count when
+candidates are rescored from the forward index). Arrays (all flat):
+
+- ``posting_offsets`` int64 (n_windows * n_terms + 1): window w's postings of term t are
+  ``posting_offsets[w * n_terms + t] : posting_offsets[w * n_terms + t + 1]``, window-major so
+  that one window's postings lie together
+- ``posting_docs`` uint16: each posting's row within its window, ascending per list
+- ``posting_values`` uint8 (value ~ code * ``term_scales[t]``, rounded to nearest, at least 1)
+  or float32 (``value_dtype="float32"``: the document's weight as is)
+- ``term_scales`` float32 (n_terms): the uint8 step of each term (1 with float32 values)
+- ``window_size`` int64 (1)
+- ``doc_offsets`` uint32|int64, ``doc_terms`` uint16|int32, ``doc_weights`` float16 bits|float32:
+  the forward index (the same layout as Seismic's), which rescores the candidates
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from numba import njit, prange
+
+from ..errors import require
+from ..query.scratch import thread_chunks
+from ..vectors import SparseVectors
+from .seismic import FORWARD_DTYPES, forward_index, offsets_of
+
+LAYOUT_VERSION = 1
+VALUE_DTYPES = ("uint8", "float32")
+MAX_WINDOW = 1 << 16  # rows within a window are uint16
+CODE_LEVELS = 255
+
+
+@dataclass(frozen=True)
+class BuildParams:
+    """Build knobs (names as in the SINDI paper)."""
+
+    doc_prune_ratio: float = field(default=0.25, metadata={
+        "help": "share of each document's weight mass, lightest entries first, left out of the postings"})
+    window_size: int = field(default=MAX_WINDOW, metadata={
+        "help": f"documents per window (at most {MAX_WINDOW}): the accumulator a query fills and scans"})
+    value_dtype: str = field(default="uint8", metadata={
+        "help": "posting values: 'uint8' (per-term scale) or 'float32' (exact first-pass scores)"})
+    forward_dtype: str = field(default="float16", metadata={
+        "help": "forward index weights for rescoring: 'float16' or 'float32' (bit-exact scores)"})
+
+    def __post_init__(self):
+        require(isinstance(self.doc_prune_ratio, (int, float)) and not isinstance(self.doc_prune_ratio, bool)
+                and 0.0 <= self.doc_prune_ratio < 1.0, f"doc_prune_ratio must lie in [0, 1), got {self.doc_prune_ratio!r}")
+        require(isinstance(self.window_size, (int, np.integer)) and not isinstance(self.window_size, bool)
+                and 1 <= self.window_size <= MAX_WINDOW,
+                f"window_size must be an integer in [1, {MAX_WINDOW}], got {self.window_size!r}")
+        require(self.value_dtype in VALUE_DTYPES,
+                f"value_dtype must be one of {', '.join(VALUE_DTYPES)}, got {self.value_dtype!r}")
+        require(self.forward_dtype in FORWARD_DTYPES,
+                f"forward_dtype must be one of {', '.join(FORWARD_DTYPES)}, got {self.forward_dtype!r}")
+
+
+@njit(parallel=True, cache=True)
+def kept_entries(doc_offsets, doc_weights, prune_ratio, n_chunks, kept):
+    """Mark each document's entries but its lightest, whose weights add up to at most prune_ratio of its sum."""
+    n_docs = doc_offsets.shape[0] - 1
+    for chunk in prange(n_chunks):
+        for row in range(chunk, n_docs, n_chunks):
+            lo, hi = doc_offsets[row], doc_offsets[row + 1]
+            weights = doc_weights[lo:hi]
+            order = np.argsort(weights, kind="mergesort")  # lightest first; ties: lower position dropped first
+            budget = prune_ratio * weights.sum()
+            dropped = 0.0
+            for i in order:
+                dropped += weights[i]
+                if dropped > budget:
+                    break
+                kept[lo + i] = False
+
+
+@njit(cache=True)
+def scatter_postings(doc_offsets, doc_terms, doc_weights, kept, window_size, n_terms, posting_offsets,
+                     posting_docs, posting_weights):
+    """Counting-sort placement of the kept entries into window-major lists; rows ascend within each."""
+    cursor = posting_offsets[:-1].copy()
+    for row in range(doc_offsets.shape[0] - 1):
+        window_base = (row // window_size) * n_terms
+        for p in range(doc_offsets[row], doc_offsets[row + 1]):
+            if kept[p]:
+                slot = cursor[window_base + doc_terms[p]]
+                posting_docs[slot] = row % window_size
+                posting_weights[slot] = doc_weights[p]
+                cursor[window_base + doc_terms[p]] = slot + 1
+
+
+def term_steps(terms: np.ndarray, weights: np.ndarray, n_terms: int) -> np.ndarray:
+    """Per-term uint8 step: the term's largest kept weight / 255 (1 for terms without postings)."""
+    term_max = np.zeros(n_terms, dtype=np.float32)
+    np.maximum.at(term_max, terms, weights)
+    return np.where(term_max > 0, term_max / np.float32(CODE_LEVELS), np.float32(1)).astype(np.float32)
+
+
+def build(docs: SparseVectors, params: BuildParams) -> dict[str, np.ndarray]:
+    n_terms = len(docs.vocab)
+    window_size = int(params.window_size)
+    kept = np.ones(docs.nnz, dtype=np.bool_)
+    kept_entries(docs.offsets, docs.weights, params.doc_prune_ratio, thread_chunks(len(docs)), kept)
+    rows = np.repeat(np.arange(len(docs), dtype=np.int64), np.diff(docs.offsets))[kept]
+    keys = (rows // window_size) * n_terms + docs.terms[kept]
+    n_windows = -(-len(docs) // window_size)
+    posting_offsets = offsets_of(np.bincount(keys, minlength=n_windows * n_terms))
+    del rows, keys
+    posting_docs = np.empty(posting_offsets[-1], dtype=np.uint16)
+    posting_weights = np.empty(posting_offsets[-1], dtype=np.float32)
+    scatter_postings(docs.offsets, docs.terms, docs.weights, kept, window_size, n_terms, posting_offsets,
+                     posting_docs, posting_weights)
+    if params.value_dtype == "uint8":
+        scales = term_steps(docs.terms[kept], docs.weights[kept], n_terms)
+        list_terms = np.repeat(np.tile(np.arange(n_terms), n_windows), np.diff(posting_offsets))
+        values = np.clip(np.rint(posting_weights / scales[list_terms]), 1, CODE_LEVELS).astype(np.uint8)
+        del list_terms
+    else:
+        scales, values = np.ones(n_terms, dtype=np.float32), posting_weights
+    return {"posting_offsets": posting_offsets, "posting_docs": posting_docs, "posting_values": values,
+            "term_scales": scales, "window_size": np.array([window_size], dtype=np.int64),
+            **forward_index(docs, params.forward_dtype)}

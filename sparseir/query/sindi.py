@@ -1,0 +1,246 @@
+"""SINDI-style search: windowed accumulation of value-carrying postings, then exact rescoring.
+
+Per query: keep the heaviest query terms that reach ``1 - query_prune_ratio`` of its weight
+mass; window by window, add each kept term's postings (row in the window, value) into a
+window-sized accumulator, then scan it, zeroing as it goes, for the ``n_candidate`` best
+first-pass scores (groups of 16 accumulators whose maximum cannot enter are skipped with
+one test). Last, the candidates are rescored exactly from the forward index into the
+top-k. The first pass never reads the forward index, and the rescoring reads it only
+``n_candidate`` times.
+
+With ``doc_prune_ratio=0`` at build, ``query_prune_ratio=0`` and ``n_candidate`` at least
+the number of documents sharing a term with the query, every such document is rescored
+and the results are those of exact search.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+from numba import njit, prange
+
+from ..errors import require
+from .bits import bits_of_float32
+from .scratch import thread_chunks
+from .seismic import FORWARD_ARRAYS, PREFETCH_ABOVE_BYTES, score_candidates
+from .topk import empty_results, heap_drain
+
+SCAN_GROUP = 16  # accumulators tested at once against the candidate threshold
+
+
+@dataclass(frozen=True)
+class SearchParams:
+    """Query knobs (names as in the SINDI paper)."""
+
+    query_prune_ratio: float = field(default=0.2, metadata={
+        "help": "share of the query's weight mass, lightest terms first, left out of the first pass"})
+    n_candidate: int = field(default=100, metadata={
+        "help": "first-pass best documents rescored exactly (at least k are)"})
+
+    def __post_init__(self):
+        require(isinstance(self.query_prune_ratio, (int, float)) and not isinstance(self.query_prune_ratio, bool)
+                and 0.0 <= self.query_prune_ratio < 1.0,
+                f"query_prune_ratio must lie in [0, 1), got {self.query_prune_ratio!r}")
+        require(isinstance(self.n_candidate, (int, np.integer)) and not isinstance(self.n_candidate, bool)
+                and self.n_candidate >= 1, f"n_candidate must be an integer >= 1, got {self.n_candidate!r}")
+
+
+@njit(cache=True)
+def heaviest_terms(q_weights, prune_ratio, order):
+    """Write the query's positions into order, heaviest first; returns how many are kept: all but the
+    lightest, whose weights add up to at most prune_ratio of the query's sum."""
+    n = q_weights.shape[0]
+    for j in range(n):  # insertion sort: queries are short and nothing is allocated
+        w = q_weights[j]
+        i = j
+        while i > 0 and q_weights[order[i - 1]] < w:
+            order[i] = order[i - 1]
+            i -= 1
+        order[i] = j
+    budget = prune_ratio * q_weights.sum()
+    dropped = 0.0
+    while n > 0:
+        dropped += q_weights[order[n - 1]]
+        if dropped > budget:
+            break
+        n -= 1
+    return n
+
+
+@njit(cache=True)
+def accumulate_window(posting_offsets, posting_docs, posting_values, list_base, q_terms, q_factors, order, n_kept,
+                      accumulator):
+    """Add each kept term's postings in one window, value x (query weight x term step), into the accumulator."""
+    for c in range(n_kept):
+        j = order[c]
+        factor = q_factors[j]
+        lo, hi = posting_offsets[list_base + q_terms[j]], posting_offsets[list_base + q_terms[j] + 1]
+        for p in range(lo, hi):
+            accumulator[posting_docs[p]] += factor * np.float32(posting_values[p])
+
+
+@njit(cache=True)
+def group_max(accumulator_bits, start):
+    """The largest of SCAN_GROUP accumulators from start, as int32 bits."""
+    group_max = np.int32(0)
+    for i in range(start, start + SCAN_GROUP):
+        group_max = max(group_max, accumulator_bits[i])
+    return group_max
+
+
+@njit(cache=True, inline="always")
+def candidate_key(score, row):
+    """Candidates as int64 keys that order as (score, -row): score bits high, the row's complement low."""
+    return (np.int64(bits_of_float32(score)) << 32) | (np.int64(0xFFFFFFFF) - row)
+
+
+@njit(cache=True)
+def keep_best(keys, count, n_keep):
+    """Move the n_keep largest of keys[:count] to its front; returns n_keep (or count, when smaller)."""
+    if count <= n_keep:
+        return count
+    best = np.partition(keys[:count], count - n_keep)[count - n_keep:]
+    keys[:n_keep] = best
+    return n_keep
+
+
+@njit(cache=True)
+def collect_window(accumulator, accumulator_bits, n_rows, first_row, n_cand, keys, count):
+    """Offer every positive accumulator of a window as a candidate, zeroing them; returns the candidate count.
+
+    Candidates append to a buffer of 2 x n_cand keys; a full buffer keeps its n_cand best,
+    whose worst score becomes the floor to beat (amortized O(1) per candidate, where a heap
+    costs a sift of log n_cand). Scores are non-negative, so their bit patterns order as
+    int32: a group's maximum is found with integer compares, which vectorize whatever the
+    float flags. The accumulator is padded to whole groups, with zeros past the window's rows.
+    """
+    floor = np.int32(0)
+    if count >= n_cand:
+        floor = np.int32(keys[:count].min() >> 32)
+    for start in range(0, n_rows, SCAN_GROUP):
+        if group_max(accumulator_bits, start) > floor:
+            for i in range(start, start + SCAN_GROUP):
+                # Rows ascend during the scan, so a score tying the floor loses to it: strictly greater enters.
+                if accumulator_bits[i] > floor:
+                    keys[count] = candidate_key(accumulator[i], first_row + i)
+                    count += 1
+                    if count == keys.shape[0]:
+                        count = keep_best(keys, count, n_cand)
+                        floor = np.int32(keys[:count].min() >> 32)
+        for i in range(start, start + SCAN_GROUP):
+            accumulator_bits[i] = 0
+    return count
+
+
+@njit(cache=True)
+def search_one(postings, forward, n_terms, window_size, q_terms, q_weights, prune_ratio, n_cand, accumulator,
+               dense_query, visited, touched, order, q_factors, keys, cand_rows, heap_scores, heap_rows):
+    """One query into (heap_scores, heap_rows); returns the heap size. Scratch is left clean."""
+    posting_offsets, posting_docs, posting_values, term_scales = postings
+    doc_offsets, doc_terms, doc_weights, prefetch_docs = forward
+    n_docs = doc_offsets.shape[0] - 1
+    n_kept = heaviest_terms(q_weights, prune_ratio, order)
+    for j in range(q_terms.shape[0]):
+        q_factors[j] = q_weights[j] * term_scales[q_terms[j]]
+    accumulator_bits = accumulator.view(np.int32)
+    count = 0
+    for first_row in range(0, n_docs, window_size):
+        list_base = (first_row // window_size) * n_terms
+        accumulate_window(posting_offsets, posting_docs, posting_values, list_base, q_terms, q_factors, order, n_kept,
+                          accumulator)
+        count = collect_window(accumulator, accumulator_bits, min(window_size, n_docs - first_row), first_row, n_cand,
+                               keys, count)
+    count = keep_best(keys, count, n_cand)
+    for i in range(count):
+        cand_rows[i] = np.int64(0xFFFFFFFF) - (keys[i] & 0xFFFFFFFF)
+    for j in range(q_terms.shape[0]):
+        dense_query[q_terms[j]] = q_weights[j]
+    n_touched, n_results = score_candidates(cand_rows, 0, count, doc_offsets, doc_terms, doc_weights, prefetch_docs,
+                                            dense_query, visited, touched, 0, heap_scores, heap_rows, 0)
+    for i in range(n_touched):
+        visited[touched[i] >> 6] = 0
+    for j in range(q_terms.shape[0]):
+        dense_query[q_terms[j]] = 0.0
+    return n_results
+
+
+@njit(cache=True)
+def new_scratch(n_docs, n_terms, window_size, n_candidate, k):
+    """(accumulator, dense_query, visited, touched, order, q_factors, keys, cand_rows, heap_scores, heap_rows).
+
+    Queries leave the accumulator, dense query and visited bits clean, so one set serves
+    any number of queries (a query has at most n_terms distinct terms).
+    """
+    return (np.zeros(-(-window_size // SCAN_GROUP) * SCAN_GROUP, dtype=np.float32), np.zeros(n_terms, dtype=np.float32),
+            np.zeros((n_docs + 63) >> 6, dtype=np.uint64), np.empty(n_candidate, dtype=np.int32),
+            np.empty(n_terms, dtype=np.int64), np.empty(n_terms, dtype=np.float32),
+            np.empty(2 * n_candidate, dtype=np.int64), np.empty(n_candidate, dtype=np.int64),
+            np.empty(k, dtype=np.float32), np.empty(k, dtype=np.int64))
+
+
+@njit(cache=True)
+def search_chunk(postings, forward, n_terms, window_size, q_offsets, q_terms, q_weights, prune_ratio, n_candidate,
+                 scratch, chunk, n_chunks, out_scores, out_rows):
+    """Queries chunk, chunk + n_chunks, ... with one set of scratch arrays."""
+    accumulator, dense_query, visited, touched, order, q_factors, keys, cand_rows, heap_scores, heap_rows = scratch
+    for q in range(chunk, q_offsets.shape[0] - 1, n_chunks):
+        lo, hi = q_offsets[q], q_offsets[q + 1]
+        size = search_one(postings, forward, n_terms, window_size, q_terms[lo:hi], q_weights[lo:hi], prune_ratio,
+                          n_candidate, accumulator, dense_query, visited, touched, order, q_factors, keys, cand_rows,
+                          heap_scores, heap_rows)
+        heap_drain(heap_scores, heap_rows, size, out_scores[q], out_rows[q])
+
+
+@njit(parallel=True, cache=True)
+def search_batch(postings, forward, n_terms, window_size, q_offsets, q_terms, q_weights, prune_ratio, n_candidate,
+                 n_chunks, out_scores, out_rows):
+    n_docs = forward[0].shape[0] - 1
+    for chunk in prange(n_chunks):
+        scratch = new_scratch(n_docs, n_terms, window_size, n_candidate, out_scores.shape[1])
+        search_chunk(postings, forward, n_terms, window_size, q_offsets, q_terms, q_weights, prune_ratio, n_candidate,
+                     scratch, chunk, n_chunks, out_scores, out_rows)
+
+
+POSTING_ARRAYS = ("posting_offsets", "posting_docs", "posting_values", "term_scales")
+# Serial calls reuse one scratch set per thread and shape: allocating and zeroing it (the
+# accumulator alone is 256 KiB) costs several microseconds per call.
+_scratch = threading.local()
+MAX_SCRATCH_SETS = 8
+
+
+def serial_scratch(n_docs: int, n_terms: int, window_size: int, n_candidate: int, k: int):
+    """This thread's scratch for these shapes (any index of the same shapes may share it)."""
+    sets = getattr(_scratch, "sets", None)
+    if sets is None:
+        sets = _scratch.sets = {}
+    shape = (n_docs, n_terms, window_size, n_candidate, k)
+    if shape not in sets:
+        if len(sets) >= MAX_SCRATCH_SETS:
+            sets.clear()
+        sets[shape] = new_scratch(*shape)
+    return sets[shape]
+
+
+def search(arrays, n_docs: int, queries, k: int, params: SearchParams):
+    out_scores, out_rows = empty_results(len(queries), k)
+    forward = tuple(arrays[name] for name in FORWARD_ARRAYS)
+    prefetch_docs = forward[1].nbytes + forward[2].nbytes > PREFETCH_ABOVE_BYTES
+    n_candidate = max(int(params.n_candidate), k)
+    n_terms, window_size = len(arrays["term_scales"]), int(arrays["window_size"][0])
+    args = (tuple(arrays[name] for name in POSTING_ARRAYS), (*forward, prefetch_docs), n_terms, window_size,
+            queries.offsets, queries.terms, queries.weights, np.float32(params.query_prune_ratio), n_candidate)
+    n_chunks = thread_chunks(len(queries))
+    if n_chunks == 1:  # one query, or one thread: no parallel region to launch
+        scratch = serial_scratch(n_docs, n_terms, window_size, n_candidate, k)
+        search_chunk(*args, scratch, 0, 1, out_scores, out_rows)
+    else:
+        search_batch(*args, n_chunks, out_scores, out_rows)
+    return out_scores, out_rows
+
+
+def tuning_grid(arrays, n_docs: int) -> dict[str, list]:
+    """Each knob from cheap to accurate (see sparseir.tune)."""
+    return {"query_prune_ratio": [0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0],
+            "n_candidate": [20, 50, 100, 200, 500, 1000, 2000]}
