@@ -22,6 +22,15 @@ from .errors import IndexFormatError, ParameterError, require
 from .vectors import SparseVectors
 
 KINDS = ("exact", "seismic", "saat", "sindi")
+PARAMS_CACHE_SIZE = 64
+
+
+def is_hashable(value) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -78,7 +87,7 @@ class Index:
         self.doc_ids = doc_ids
         self.vocab = vocab
         self.build_params = build_params
-        self.search_defaults = dict(search_defaults or {})
+        self.search_defaults = search_defaults or {}
         self.info = dict(info or {})
         self.path = path
 
@@ -124,6 +133,15 @@ class Index:
     # --- search -------------------------------------------------------------------
 
     @property
+    def search_defaults(self) -> dict[str, Any]:
+        return self._search_defaults
+
+    @search_defaults.setter
+    def search_defaults(self, defaults: Mapping[str, Any]) -> None:
+        self._search_defaults = dict(defaults)
+        self._params_cache: dict = {}  # settings resolved under the old defaults
+
+    @property
     def n_docs(self) -> int:
         return len(self.doc_ids)
 
@@ -135,7 +153,17 @@ class Index:
 
     def search_params(self, **knobs):
         """The effective query settings: kind defaults < stored defaults < knobs."""
-        return make_params(self._kind.SearchParams, {**self.search_defaults, **knobs}, f"{self.kind} search")
+        try:
+            # The type is part of the key: True == 1 and 2.0 == 2 hash alike but validate differently.
+            key = tuple(sorted((name, type(value), value) for name, value in knobs.items()))
+            return self._params_cache[key]
+        except (KeyError, TypeError):  # not seen yet, or an unhashable value (validated, never cached)
+            pass
+        params = make_params(self._kind.SearchParams, {**self.search_defaults, **knobs}, f"{self.kind} search")
+        if len(self._params_cache) < PARAMS_CACHE_SIZE and all(is_hashable(value) for value in knobs.values()):
+            # Validating a dataclass costs microseconds: a single-query call should not pay it each time.
+            self._params_cache[key] = params
+        return params
 
     def search(self, queries, k: int = 10, threads: int | None = None, **knobs) -> tuple[np.ndarray, np.ndarray]:
         """Top-k for a batch of queries: (scores float32, rows int64), each (n_queries, k).

@@ -14,7 +14,8 @@ candidates are rescored from the forward index). Arrays (all flat):
 - ``posting_docs`` uint16: each posting's row within its window, ascending per list
 - ``posting_values`` uint8 (value ~ code * ``term_scales[t]``, rounded to nearest, at least 1)
   or float32 (``value_dtype="float32"``: the document's weight as is)
-- ``term_scales`` float32 (n_terms): the uint8 step of each term (1 with float32 values)
+- ``term_scales`` float32 (n_terms): the uint8 step of each term (1 with float32 values), 0 for
+  a term without postings: the query side reads it as "absent"
 - ``window_size`` int64 (1)
 - ``doc_offsets`` uint32|int64, ``doc_terms`` uint16|int32, ``doc_weights`` float16 bits|float32:
   the forward index (the same layout as Seismic's), which rescores the candidates
@@ -97,10 +98,10 @@ def scatter_postings(doc_offsets, doc_terms, doc_weights, kept, window_size, n_t
 
 
 def term_steps(terms: np.ndarray, weights: np.ndarray, n_terms: int) -> np.ndarray:
-    """Per-term uint8 step: the term's largest kept weight / 255 (1 for terms without postings)."""
+    """Per-term uint8 step: the term's largest kept weight / 255 (0 for terms without postings)."""
     term_max = np.zeros(n_terms, dtype=np.float32)
     np.maximum.at(term_max, terms, weights)
-    return np.where(term_max > 0, term_max / np.float32(CODE_LEVELS), np.float32(1)).astype(np.float32)
+    return term_max / np.float32(CODE_LEVELS)
 
 
 def build(docs: SparseVectors, params: BuildParams) -> dict[str, np.ndarray]:
@@ -123,7 +124,8 @@ def build(docs: SparseVectors, params: BuildParams) -> dict[str, np.ndarray]:
         values = np.clip(np.rint(posting_weights / scales[list_terms]), 1, CODE_LEVELS).astype(np.uint8)
         del list_terms
     else:
-        scales, values = np.ones(n_terms, dtype=np.float32), posting_weights
+        present = np.bincount(docs.terms[kept], minlength=n_terms) > 0
+        scales, values = present.astype(np.float32), posting_weights
     return {"posting_offsets": posting_offsets, "posting_docs": posting_docs, "posting_values": values,
             "term_scales": scales, "window_size": np.array([window_size], dtype=np.int64),
             **forward_index(docs, params.forward_dtype)}

@@ -20,6 +20,8 @@ def accumulate_postings(term_offsets, posting_docs, posting_weights, term, query
 
 def thread_chunks(n_queries: int) -> int:
     """How many interleaved chunks of queries to run in parallel (one scratch each)."""
+    if n_queries <= 1:  # asking numba for its thread count takes locks: a single query need not
+        return 1
     import numba
 
     return max(1, min(n_queries, numba.get_num_threads()))

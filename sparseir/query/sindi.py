@@ -48,21 +48,25 @@ class SearchParams:
 
 
 @njit(cache=True)
-def heaviest_terms(q_weights, prune_ratio, order):
+def heaviest_terms(q_weights, q_factors, prune_ratio, order):
     """Write the query's positions into order, heaviest first; returns how many are kept: all but the
-    lightest, whose weights add up to at most prune_ratio of the query's sum."""
+    lightest, whose weights add up to at most prune_ratio of the query's sum. A term without
+    postings (factor 0) weighs nothing here: it can neither be kept nor spend the budget."""
     n = q_weights.shape[0]
+    total = 0.0
     for j in range(n):  # insertion sort: queries are short and nothing is allocated
-        w = q_weights[j]
+        w = q_weights[j] if q_factors[j] > 0 else 0.0
+        total += w
         i = j
-        while i > 0 and q_weights[order[i - 1]] < w:
+        while i > 0 and (q_weights[order[i - 1]] if q_factors[order[i - 1]] > 0 else 0.0) < w:
             order[i] = order[i - 1]
             i -= 1
         order[i] = j
-    budget = prune_ratio * q_weights.sum()
+    budget = prune_ratio * total
     dropped = 0.0
     while n > 0:
-        dropped += q_weights[order[n - 1]]
+        last = order[n - 1]
+        dropped += q_weights[last] if q_factors[last] > 0 else 0.0
         if dropped > budget:
             break
         n -= 1
@@ -141,9 +145,9 @@ def search_one(postings, forward, n_terms, window_size, q_terms, q_weights, prun
     posting_offsets, posting_docs, posting_values, term_scales = postings
     doc_offsets, doc_terms, doc_weights, prefetch_docs = forward
     n_docs = doc_offsets.shape[0] - 1
-    n_kept = heaviest_terms(q_weights, prune_ratio, order)
     for j in range(q_terms.shape[0]):
         q_factors[j] = q_weights[j] * term_scales[q_terms[j]]
+    n_kept = heaviest_terms(q_weights, q_factors, prune_ratio, order)
     accumulator_bits = accumulator.view(np.int32)
     count = 0
     for first_row in range(0, n_docs, window_size):
