@@ -175,7 +175,8 @@ class Index:
             raise ParameterError(f"k must be a positive integer, got {k!r}")
         params = self.search_params(**knobs)
         queries = self._check_queries(as_queries(queries, self.vocab))
-        with threads_limit(threads):
+        # One query runs serially in every kind: the thread count matters only to a batch.
+        with threads_limit(threads, apply=len(queries) > 1):
             return self._kind.search(self.arrays, self.n_docs, queries, int(k), params)
 
     def _check_queries(self, queries: SparseVectors) -> SparseVectors:
@@ -225,13 +226,17 @@ class Index:
 
 
 class threads_limit:
-    """Run a block with numba's thread count set to `threads` (None: all)."""
+    """Run a block with numba's thread count set to `threads` (None: all).
 
-    def __init__(self, threads: int | None):
+    With apply=False the argument is only checked: numba's thread calls take locks and
+    cost microseconds, too much for a single query that runs no parallel region.
+    """
+
+    def __init__(self, threads: int | None, apply: bool = True):
         self.threads = threads
+        self.apply = apply
 
     def __enter__(self):
-        # Numba's thread calls cost about a microsecond each: make none that changes nothing.
         self.previous = None
         if self.threads is not None:
             import numba
@@ -239,10 +244,11 @@ class threads_limit:
             available = numba.config.NUMBA_NUM_THREADS
             if isinstance(self.threads, bool) or not isinstance(self.threads, int) or not 1 <= self.threads <= available:
                 raise ParameterError(f"threads must be an integer in [1, {available}], got {self.threads!r}")
-            current = numba.get_num_threads()
-            if current != self.threads:
-                self.previous = current
-                numba.set_num_threads(self.threads)
+            if self.apply:
+                current = numba.get_num_threads()
+                if current != self.threads:  # make no thread call that changes nothing
+                    self.previous = current
+                    numba.set_num_threads(self.threads)
         return self
 
     def __exit__(self, *exc):
