@@ -246,7 +246,7 @@ def test_embedded_demo_data_is_consistent():
     assert {q.query_id for q in qrels} == queries and {q.doc_id for q in qrels} <= passages
     assert all(int(query_id) % 10 == 0 for query_id in queries)
     assert (dataset.collection.parent / "SOURCE.md").is_file()
-    assert {m.name for m in load_config(demo_config()).methods} == {"exact", "seismic"}
+    assert {m.name for m in load_config(demo_config()).methods} == {"exact", "seismic", "sindi"}
 
 
 class BagOfWordsEncoder:

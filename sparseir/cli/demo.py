@@ -16,7 +16,7 @@ from .common import echo
 @click.option("-o", "--output", "outdir", default="sparseir-demo", show_default=True, type=click.Path(file_okay=False),
               help="directory for results.json, recall_latency.png and the encoded vectors (replaced on each run)")
 def demo(outdir):
-    """Encode the embedded collection, index it with Seismic, search, evaluate, plot."""
+    """Encode the embedded collection, index it (exact, Seismic, sindi), search, evaluate, plot."""
     dataset = demo_dataset()
     config = load_config(demo_config())
     echo("encoding the demo passages and queries with the embedded model")
