@@ -76,6 +76,18 @@ def test_exact_first_pass_selects_the_top_candidates_with_ties_to_the_lower_row(
     assert_exact(docs, queries, scores, rows, k, integer_weights=True)
 
 
+@settings(max_examples=15, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 2**32 - 1), n_docs=st.integers(4_000, 30_000), window_size=st.sampled_from([4_096, MAX_WINDOW]),
+       k=st.integers(1, 10), n_candidate=st.integers(1, 12))
+def test_floor_seeded_from_group_maxima_keeps_the_top_candidates(seed, n_docs, window_size, k, n_candidate):
+    # Windows of >= 256 x n_candidate rows seed the candidate floor from maxima of groups of
+    # accumulators; with few terms and small integer weights most scores tie with the floor.
+    docs, queries = random_pair(seed, n_docs, 12, 3.0, integer_weights=True)
+    index = sparseir.build_index(docs, kind="sindi", window_size=window_size, **UNPRUNED)
+    scores, rows = index.search(queries, k=k, query_prune_ratio=0.0, n_candidate=n_candidate)
+    assert_exact(docs, queries, scores, rows, k, integer_weights=True)
+
+
 @settings(max_examples=30, deadline=None, derandomize=True)
 @given(seed=st.integers(0, 2**32 - 1), n_docs=st.integers(1, 250), n_terms=st.integers(1, 50),
        mean_nnz=st.floats(0.5, 15.0), window_size=WINDOWS, k=st.integers(1, 15), integer_weights=st.booleans())

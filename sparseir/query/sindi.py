@@ -1,12 +1,12 @@
 """SINDI-style search: windowed accumulation of value-carrying postings, then exact rescoring.
 
-Per query: keep the heaviest query terms that reach ``1 - query_prune_ratio`` of its weight
+Per query: leave out the query's lightest terms, up to ``query_prune_ratio`` of its weight
 mass; window by window, add each kept term's postings (row in the window, value) into a
-window-sized accumulator, then scan it, zeroing as it goes, for the ``n_candidate`` best
-first-pass scores (groups of 16 accumulators whose maximum cannot enter are skipped with
-one test). Last, the candidates are rescored exactly from the forward index into the
-top-k. The first pass never reads the forward index, and the rescoring reads it only
-``n_candidate`` times.
+window-sized accumulator, then collect the ``n_candidate`` best first-pass scores: the
+maxima of groups of accumulators are taken first (vectorized), a floor is seeded from them,
+and only groups whose maximum reaches the floor are read. Last, the candidates are
+rescored exactly from the forward index into the top-k. The first pass never reads the
+forward index, and the rescoring reads it only ``n_candidate`` times.
 
 With ``doc_prune_ratio=0`` at build, ``query_prune_ratio=0`` and ``n_candidate`` at least
 the number of documents sharing a term with the query, every such document is rescored
@@ -86,12 +86,20 @@ def accumulate_window(posting_offsets, posting_docs, posting_values, list_base, 
 
 
 @njit(cache=True)
-def group_max(accumulator_bits, start):
-    """The largest of SCAN_GROUP accumulators from start, as int32 bits."""
-    group_max = np.int32(0)
-    for i in range(start, start + SCAN_GROUP):
-        group_max = max(group_max, accumulator_bits[i])
-    return group_max
+def group_maxima(accumulator_bits, n_groups, group_max):
+    """The largest accumulator (as int32 bits) of each group.
+
+    Group g holds accumulators g, g + n_groups, g + 2 n_groups, ...: the maxima are taken
+    down the columns of a (SCAN_GROUP, n_groups) view, long contiguous loops that LLVM
+    vectorizes. A maximum over 16 neighbours was one chain of dependent compares, the
+    scan's bottleneck.
+    """
+    rows = accumulator_bits[:SCAN_GROUP * n_groups].reshape((SCAN_GROUP, n_groups))
+    group_max[:n_groups] = rows[0]
+    for r in range(1, SCAN_GROUP):
+        row = rows[r]
+        for g in range(n_groups):
+            group_max[g] = max(group_max[g], row[g])
 
 
 @njit(cache=True, inline="always")
@@ -111,36 +119,47 @@ def keep_best(keys, count, n_keep):
 
 
 @njit(cache=True)
-def collect_window(accumulator, accumulator_bits, n_rows, first_row, n_cand, keys, count):
-    """Offer every positive accumulator of a window as a candidate, zeroing them; returns the candidate count.
+def collect_window(accumulator, accumulator_bits, n_rows, first_row, n_cand, keys, count, group_max, super_max):
+    """Offer every positive accumulator of a window as a candidate, then zero them; returns the candidate count.
 
     Candidates append to a buffer of 2 x n_cand keys; a full buffer keeps its n_cand best,
-    whose worst score becomes the floor to beat (amortized O(1) per candidate, where a heap
+    whose worst key becomes the floor to beat (amortized O(1) per candidate, where a heap
     costs a sift of log n_cand). Scores are non-negative, so their bit patterns order as
-    int32: a group's maximum is found with integer compares, which vectorize whatever the
-    float flags. The accumulator is padded to whole groups, with zeros past the window's rows.
+    int32, and a group whose maximum is below the floor's score is passed with one test.
+    The accumulator is padded to whole groups, with zeros past the window's rows.
     """
-    floor = np.int32(0)
+    n_groups = -(-n_rows // SCAN_GROUP)
+    group_maxima(accumulator_bits, n_groups, group_max)
+    floor = np.int64(0)  # keys of positive scores are above it
     if count >= n_cand:
-        floor = np.int32(keys[:count].min() >> 32)
-    for start in range(0, n_rows, SCAN_GROUP):
-        if group_max(accumulator_bits, start) > floor:
-            for i in range(start, start + SCAN_GROUP):
-                # Rows ascend during the scan, so a score tying the floor loses to it: strictly greater enters.
-                if accumulator_bits[i] > floor:
-                    keys[count] = candidate_key(accumulator[i], first_row + i)
-                    count += 1
-                    if count == keys.shape[0]:
-                        count = keep_best(keys, count, n_cand)
-                        floor = np.int32(keys[:count].min() >> 32)
-        for i in range(start, start + SCAN_GROUP):
-            accumulator_bits[i] = 0
+        floor = keys[:count].min()
+    n_super = n_groups // SCAN_GROUP
+    if n_super >= n_cand:
+        # Group maxima are scores of distinct documents, and so are the maxima of groups of
+        # groups: n_cand of those at or above a value v make any score below v a loser.
+        # Seeding the floor so spares the scan most appends (and their strided reads).
+        group_maxima(group_max, n_super, super_max)
+        seed = np.partition(super_max[:n_super], n_super - n_cand)[n_super - n_cand]
+        floor = max(floor, (np.int64(seed) << 32) - 1)
+    for g in range(n_groups):
+        # A key's ties break by row, so a score equal to the floor's may still enter.
+        if group_max[g] >= np.int32(floor >> 32) and group_max[g] > 0:
+            for i in range(g, SCAN_GROUP * n_groups, n_groups):
+                if accumulator_bits[i] > 0:
+                    key = candidate_key(accumulator[i], first_row + i)
+                    if key > floor:
+                        keys[count] = key
+                        count += 1
+                        if count == keys.shape[0]:
+                            count = keep_best(keys, count, n_cand)
+                            floor = keys[:count].min()
+    accumulator_bits[:SCAN_GROUP * n_groups] = 0
     return count
 
 
 @njit(cache=True)
 def search_one(postings, forward, n_terms, window_size, q_terms, q_weights, prune_ratio, n_cand, accumulator,
-               dense_query, visited, touched, order, q_factors, keys, cand_rows, heap_scores, heap_rows):
+               group_max, super_max, dense_query, visited, touched, order, q_factors, keys, cand_rows, heap_scores, heap_rows):
     """One query into (heap_scores, heap_rows); returns the heap size. Scratch is left clean."""
     posting_offsets, posting_docs, posting_values, term_scales = postings
     doc_offsets, doc_terms, doc_weights, prefetch_docs = forward
@@ -155,7 +174,7 @@ def search_one(postings, forward, n_terms, window_size, q_terms, q_weights, prun
         accumulate_window(posting_offsets, posting_docs, posting_values, list_base, q_terms, q_factors, order, n_kept,
                           accumulator)
         count = collect_window(accumulator, accumulator_bits, min(window_size, n_docs - first_row), first_row, n_cand,
-                               keys, count)
+                               keys, count, group_max, super_max)
     count = keep_best(keys, count, n_cand)
     for i in range(count):
         cand_rows[i] = np.int64(0xFFFFFFFF) - (keys[i] & 0xFFFFFFFF)
@@ -172,12 +191,16 @@ def search_one(postings, forward, n_terms, window_size, q_terms, q_weights, prun
 
 @njit(cache=True)
 def new_scratch(n_docs, n_terms, window_size, n_candidate, k):
-    """(accumulator, dense_query, visited, touched, order, q_factors, keys, cand_rows, heap_scores, heap_rows).
+    """(accumulator, group_max, super_max, dense_query, visited, touched, order, q_factors, keys, cand_rows, heap_scores,
+    heap_rows).
 
     Queries leave the accumulator, dense query and visited bits clean, so one set serves
     any number of queries (a query has at most n_terms distinct terms).
     """
-    return (np.zeros(-(-window_size // SCAN_GROUP) * SCAN_GROUP, dtype=np.float32), np.zeros(n_terms, dtype=np.float32),
+    n_groups = -(-window_size // SCAN_GROUP)
+    return (np.zeros(n_groups * SCAN_GROUP, dtype=np.float32), np.empty(n_groups, dtype=np.int32),
+            np.empty(n_groups // SCAN_GROUP + 1, dtype=np.int32),
+            np.zeros(n_terms, dtype=np.float32),
             np.zeros((n_docs + 63) >> 6, dtype=np.uint64), np.empty(n_candidate, dtype=np.int32),
             np.empty(n_terms, dtype=np.int64), np.empty(n_terms, dtype=np.float32),
             np.empty(2 * n_candidate, dtype=np.int64), np.empty(n_candidate, dtype=np.int64),
@@ -188,12 +211,13 @@ def new_scratch(n_docs, n_terms, window_size, n_candidate, k):
 def search_chunk(postings, forward, n_terms, window_size, q_offsets, q_terms, q_weights, prune_ratio, n_candidate,
                  scratch, chunk, n_chunks, out_scores, out_rows):
     """Queries chunk, chunk + n_chunks, ... with one set of scratch arrays."""
-    accumulator, dense_query, visited, touched, order, q_factors, keys, cand_rows, heap_scores, heap_rows = scratch
+    (accumulator, group_max, super_max, dense_query, visited, touched, order, q_factors, keys, cand_rows, heap_scores,
+     heap_rows) = scratch
     for q in range(chunk, q_offsets.shape[0] - 1, n_chunks):
         lo, hi = q_offsets[q], q_offsets[q + 1]
         size = search_one(postings, forward, n_terms, window_size, q_terms[lo:hi], q_weights[lo:hi], prune_ratio,
-                          n_candidate, accumulator, dense_query, visited, touched, order, q_factors, keys, cand_rows,
-                          heap_scores, heap_rows)
+                          n_candidate, accumulator, group_max, super_max, dense_query, visited, touched, order, q_factors, keys,
+                          cand_rows, heap_scores, heap_rows)
         heap_drain(heap_scores, heap_rows, size, out_scores[q], out_rows[q])
 
 
