@@ -83,25 +83,46 @@ def kept_entries(doc_offsets, doc_weights, prune_ratio, n_chunks, kept):
 
 
 @njit(cache=True)
-def scatter_postings(doc_offsets, doc_terms, doc_weights, kept, window_size, n_terms, posting_offsets,
-                     posting_docs, posting_weights):
-    """Counting-sort placement of the kept entries into window-major lists; rows ascend within each."""
+def kept_term_max(doc_terms, doc_weights, kept, n_terms):
+    """Each term's largest kept weight (0 for terms without a kept entry)."""
+    term_max = np.zeros(n_terms, dtype=np.float32)
+    for p in range(doc_terms.shape[0]):
+        if kept[p] and doc_weights[p] > term_max[doc_terms[p]]:
+            term_max[doc_terms[p]] = doc_weights[p]
+    return term_max
+
+
+@njit(cache=True)
+def count_postings(doc_offsets, doc_terms, kept, window_size, n_terms, counts):
+    """counts[w * n_terms + t] += 1 for each kept entry of term t in window w."""
+    for row in range(doc_offsets.shape[0] - 1):
+        window_base = (row // window_size) * n_terms
+        for p in range(doc_offsets[row], doc_offsets[row + 1]):
+            if kept[p]:
+                counts[window_base + doc_terms[p]] += 1
+
+
+@njit(cache=True)
+def scatter_postings(doc_offsets, doc_terms, doc_weights, kept, window_size, n_terms, posting_offsets, steps,
+                     codes, posting_docs, posting_values):
+    """Counting-sort placement of the kept entries into window-major lists; rows ascend within each.
+
+    With codes, a weight is stored as its uint8 code on the term's step: rounded to
+    nearest, at least 1 (a kept entry never vanishes), at most 255.
+    """
     cursor = posting_offsets[:-1].copy()
     for row in range(doc_offsets.shape[0] - 1):
         window_base = (row // window_size) * n_terms
         for p in range(doc_offsets[row], doc_offsets[row + 1]):
             if kept[p]:
-                slot = cursor[window_base + doc_terms[p]]
+                term = doc_terms[p]
+                slot = cursor[window_base + term]
                 posting_docs[slot] = row % window_size
-                posting_weights[slot] = doc_weights[p]
-                cursor[window_base + doc_terms[p]] = slot + 1
-
-
-def term_steps(terms: np.ndarray, weights: np.ndarray, n_terms: int) -> np.ndarray:
-    """Per-term uint8 step: the term's largest kept weight / 255 (0 for terms without postings)."""
-    term_max = np.zeros(n_terms, dtype=np.float32)
-    np.maximum.at(term_max, terms, weights)
-    return term_max / np.float32(CODE_LEVELS)
+                if codes:
+                    posting_values[slot] = min(max(np.rint(doc_weights[p] / steps[term]), 1), CODE_LEVELS)
+                else:
+                    posting_values[slot] = doc_weights[p]
+                cursor[window_base + term] = slot + 1
 
 
 def build(docs: SparseVectors, params: BuildParams) -> dict[str, np.ndarray]:
@@ -109,23 +130,20 @@ def build(docs: SparseVectors, params: BuildParams) -> dict[str, np.ndarray]:
     window_size = int(params.window_size)
     kept = np.ones(docs.nnz, dtype=np.bool_)
     kept_entries(docs.offsets, docs.weights, params.doc_prune_ratio, thread_chunks(len(docs)), kept)
-    rows = np.repeat(np.arange(len(docs), dtype=np.int64), np.diff(docs.offsets))[kept]
-    keys = (rows // window_size) * n_terms + docs.terms[kept]
     n_windows = -(-len(docs) // window_size)
-    posting_offsets = offsets_of(np.bincount(keys, minlength=n_windows * n_terms))
-    del rows, keys
-    posting_docs = np.empty(posting_offsets[-1], dtype=np.uint16)
-    posting_weights = np.empty(posting_offsets[-1], dtype=np.float32)
-    scatter_postings(docs.offsets, docs.terms, docs.weights, kept, window_size, n_terms, posting_offsets,
-                     posting_docs, posting_weights)
+    counts = np.zeros(n_windows * n_terms, dtype=np.int64)
+    count_postings(docs.offsets, docs.terms, kept, window_size, n_terms, counts)
+    posting_offsets = offsets_of(counts)
+    del counts
+    term_max = kept_term_max(docs.terms, docs.weights, kept, n_terms)
     if params.value_dtype == "uint8":
-        scales = term_steps(docs.terms[kept], docs.weights[kept], n_terms)
-        list_terms = np.repeat(np.tile(np.arange(n_terms), n_windows), np.diff(posting_offsets))
-        values = np.clip(np.rint(posting_weights / scales[list_terms]), 1, CODE_LEVELS).astype(np.uint8)
-        del list_terms
+        scales = term_max / np.float32(CODE_LEVELS)
     else:
-        present = np.bincount(docs.terms[kept], minlength=n_terms) > 0
-        scales, values = present.astype(np.float32), posting_weights
+        scales = (term_max > 0).astype(np.float32)
+    posting_docs = np.empty(posting_offsets[-1], dtype=np.uint16)
+    values = np.empty(posting_offsets[-1], dtype=np.uint8 if params.value_dtype == "uint8" else np.float32)
+    scatter_postings(docs.offsets, docs.terms, docs.weights, kept, window_size, n_terms, posting_offsets, scales,
+                     params.value_dtype == "uint8", posting_docs, values)
     return {"posting_offsets": posting_offsets, "posting_docs": posting_docs, "posting_values": values,
             "term_scales": scales, "window_size": np.array([window_size], dtype=np.int64),
             **forward_index(docs, params.forward_dtype)}
