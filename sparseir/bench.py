@@ -40,6 +40,7 @@ from . import __version__
 from .datasets import Dataset, load_vectors
 from .errors import InputError, ParameterError, require
 from .evaluate import evaluate, latency_stats, parse_measures, recall_vs_exact, results_to_run
+from .extras import require_extra
 from .fileio import atomic_file
 from .formats import Qrel, ScoredDoc, read_qrels
 from .index import KINDS, build_index, get_kind, make_params
@@ -399,6 +400,7 @@ def check_outdir(outdir: str | os.PathLike, overwrite: bool) -> None:
 def plot_recall_latency(results: Mapping[str, Any], path: str | os.PathLike, title: str | None = None,
                         overwrite: bool = False) -> None:
     """Recall@k vs exact against mean single-thread latency (log axis), one curve per method."""
+    require_extra("bench", "plotting")
     import matplotlib
 
     matplotlib.use("Agg")

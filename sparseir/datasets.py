@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from .errors import InputError, SparseirError
+from .errors import InputError
 from .formats import Qrel, is_text_file, read_texts, read_vectors
 from .vectors import SparseVectors, Vocabulary
 
@@ -117,11 +117,9 @@ def read_texts_and_ids(path: Path) -> tuple[list[str], list[str]]:
 
 
 def default_encoder():
-    """The embedded SPLADE model; a one-line error when the encoding extras are missing."""
-    try:
-        from .encoder import load_encoder
-    except ImportError as e:
-        raise SparseirError(f"encoding texts needs the encoder (pip install 'sparseir[encode]'): {e}") from None
+    """The embedded SPLADE model (a one-line error when the encoding extra is missing)."""
+    from .encoder import load_encoder
+
     return load_encoder("default")
 
 

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError, ParameterError, SparseirError, require
+from .extras import require_extra
 from .fileio import atomic_file, check_readable, is_gzip
 from .formats import write_vectors
 from .formats.text import parse_text_line
@@ -106,10 +107,9 @@ class ShardWorker:
 
 
 def import_ray():
-    try:
-        import ray
-    except ImportError:
-        raise ParameterError("Ray is not installed: pip install 'sparseir[ray]'") from None
+    require_extra("ray", "serving on Ray")
+    import ray
+
     return ray
 
 

@@ -18,6 +18,7 @@ from typing import Iterable, Sequence, Union
 import numpy as np
 
 from .errors import InputError, ParameterError
+from .extras import require_extra
 from .formats import Qrel, ScoredDoc, read_qrels, read_run
 
 DEFAULT_MEASURES = ("RR@10", "nDCG@10", "R@1000")
@@ -36,6 +37,7 @@ class Evaluation:
 
 def parse_measures(names: Sequence[str]) -> list:
     """ir-measures measure objects for names such as ``RR@10`` or ``nDCG@10``."""
+    require_extra("eval", "evaluation with ir-measures")
     import ir_measures
 
     if isinstance(names, str):
@@ -73,9 +75,9 @@ def load_qrels(qrels: QrelsLike) -> list[Qrel]:
 
 def evaluate(run: RunLike, qrels: QrelsLike, measures: Sequence[str] = DEFAULT_MEASURES) -> Evaluation:
     """ir-measures figures for `run`; queries judged in `qrels` but absent from the run count 0."""
+    parsed = parse_measures(measures)  # first: it says so when ir-measures is not installed
     import ir_measures
 
-    parsed = parse_measures(measures)
     names = {measure: str(measure) for measure in parsed}
     run, qrels = load_run(run), load_qrels(qrels)
     evaluator = ir_measures.evaluator(parsed, qrels)

@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 import sparseir
+import sparseir.extras
 from sparseir.cli import cli
 from sparseir.formats import read_qrels, read_run, read_texts
 
@@ -160,3 +161,36 @@ def test_cli_catalogue(tmp_path, command, reader, name, content, message):
     lines = result.output.strip().splitlines()
     assert lines[-1].startswith("Error: ") and re.search(message, lines[-1]), result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written, not even a temp file
+
+
+@pytest.mark.parametrize("args, extra", [
+    (["encode", "COLLECTION", "-o", "OUT.jsonl"], "encode"),
+    (["index", "COLLECTION", "-o", "OUT-index"], "encode"),  # raw text given to index needs the encoder
+    (["eval", "RUN", "QRELS"], "eval"),
+])
+def test_a_missing_extra_is_one_line_naming_the_install_command(tmp_path, monkeypatch, args, extra):
+    import sparseir.extras
+
+    absent = {"encode": "transformers", "eval": "ir_measures"}[extra]
+    real_find_spec = sparseir.extras.find_spec
+    monkeypatch.setattr(sparseir.extras, "find_spec", lambda name: None if name == absent else real_find_spec(name))
+    (tmp_path / "collection.tsv").write_text("d1\tsome text\n")
+    (tmp_path / "run.trec").write_text("q1 Q0 d1 1 1.0 x\n")
+    (tmp_path / "qrels.txt").write_text("q1 0 d1 1\n")
+    paths = {"COLLECTION": "collection.tsv", "OUT.jsonl": "out.jsonl", "OUT-index": "out-index", "RUN": "run.trec",
+             "QRELS": "qrels.txt"}
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, [paths.get(arg, arg) for arg in args])
+    assert result.exit_code == 1
+    assert result.output.count("\n") == 1 and "Traceback" not in result.output
+    assert f"{absent}" in result.output and f"pip install 'sparseir[{extra}]'" in result.output
+    assert not (tmp_path / "out.jsonl").exists() and not (tmp_path / "out-index").exists()
+
+
+@pytest.mark.skipif(not sparseir.extras.missing("encode"), reason="the encode extra is installed here; the core-only "
+                                                                  "install of CI runs this test")
+def test_encoding_without_the_encode_extra_installed(tmp_path):
+    (tmp_path / "collection.tsv").write_text("d1\tsome text\n")
+    result = CliRunner().invoke(cli, ["encode", str(tmp_path / "collection.tsv"), "-o", str(tmp_path / "out.jsonl")])
+    assert result.exit_code == 1 and result.output.count("\n") == 1
+    assert "pip install 'sparseir[encode]'" in result.output and not (tmp_path / "out.jsonl").exists()

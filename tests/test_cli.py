@@ -190,3 +190,17 @@ def test_info_on_a_sharded_index(workdir):
     result = run("info", workdir / "ix")
     assert result.exit_code == 0 and "2 shards (contiguous partition)" in result.output
     assert json.loads(run("info", workdir / "ix", "--json").output)["format"] == "sparseir-sharded-index"
+
+
+def test_version_and_info_name_the_optional_parts_present():
+    from importlib import metadata
+
+    for args in (["--version"], ["info"]):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0, result.output
+        assert result.output.startswith(f"sparseir {sparseir.__version__}\n")
+        assert f"numba {metadata.version('numba')}" in result.output
+        for extra in ("encode", "eval", "bench", "ray"):
+            assert f"  {extra} " in result.output
+    versions = json.loads(CliRunner().invoke(cli, ["info", "--json"]).output)
+    assert versions["sparseir"] == sparseir.__version__ and versions["core"]["numpy"] == metadata.version("numpy")

@@ -47,8 +47,17 @@ class LazyGroup(click.Group):
             raise click.ClickException(f"{e.filename or ''}: {e.strerror or e}") from None
 
 
+def print_version(ctx, param, value):
+    if value and not ctx.resilient_parsing:
+        from ..extras import describe_installation
+
+        click.echo(describe_installation(__version__))
+        ctx.exit()
+
+
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="sparseir")
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=print_version,
+              help="Show the version, with the optional parts installed, and exit.")
 def cli():
     """Learned sparse retrieval: encode, index, search, evaluate."""
 

@@ -69,12 +69,14 @@ def given(params: dict, **more) -> dict:
 
 
 def load_text_encoder(path: str, model: str | None, kind: str = "splade", **options):
-    """The encoder for raw-text input, with a clear message when torch is not installed."""
-    try:
-        from ..encoder import load_encoder
-    except ImportError:
-        raise ParameterError(f"{path}: raw text needs an encoder; install sparseir[encode] "
-                             "or pass vectors (.jsonl, .bin, .parquet)") from None
+    """The encoder for raw-text input; without the encode extra, a one-line error that says so."""
+    from ..encoder import load_encoder
+    from ..extras import missing
+
+    absent = missing("encode")
+    if absent:
+        raise ParameterError(f"{path}: raw text needs the encoder ({', '.join(absent)} not installed: "
+                             "pip install 'sparseir[encode]'), or pass vectors (.jsonl, .bin, .parquet)")
     return load_encoder(model or "default", kind=kind, **options)
 
 

@@ -11,10 +11,20 @@ from ..storage import read_manifest
 
 
 @click.command()
-@click.argument("index_dir", type=click.Path(file_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="Print the whole manifest as JSON.")
+@click.argument("index_dir", type=click.Path(file_okay=False), required=False)
+@click.option("--json", "as_json", is_flag=True, help="Print the whole manifest (or the versions) as JSON.")
 def info(index_dir, as_json):
-    """Describe the index in INDEX_DIR: kind, counts, parameters, files."""
+    """Describe the index in INDEX_DIR: kind, counts, parameters, files.
+
+    Without INDEX_DIR: this installation, with the versions of the optional parts present.
+    """
+    if index_dir is None:
+        from .. import __version__
+        from ..extras import describe_installation, installed_versions
+
+        click.echo(json.dumps({"sparseir": __version__, **installed_versions()}, indent=2) if as_json
+                   else describe_installation(__version__))
+        return
     sharded = is_sharded(index_dir)
     manifest = load_sharded(index_dir).manifest if sharded else read_manifest(index_dir)
     if as_json:

@@ -417,6 +417,9 @@ def load_encoder(model: str | os.PathLike = DEFAULT_MODEL, kind: str = "splade",
     query_model: a different model directory for queries (splade, unicoil).
     options: the fields of `EncoderOptions`.
     """
+    from ..extras import require_extra
+
+    require_extra("encode", "encoding text")
     unknown = sorted(set(options) - {f.name for f in dataclasses.fields(EncoderOptions)})
     if unknown:
         raise ParameterError(f"unknown encoder option(s) {', '.join(unknown)}")
