@@ -20,8 +20,8 @@ The queries are split in two halves at random (seeded): each system's settings a
 on the tuning half, the fastest one-core batch setting reaching each recall target
 (recall@k against exact search) is chosen there, and every reported figure comes from the
 held-out half. Each system gets its build variants and a grid of query settings (below).
-Writes ``<out>/vs_peers_<name>.json`` and prints one table per recall target with ratios
-to the faster of pyseismic-lsr and SINDI.
+Writes ``<out>/vs_peers_<name>.json`` and prints one markdown table per recall target with
+ratios to the faster of pyseismic-lsr and SINDI (``--report JSON`` prints them again).
 
 Synthetic vectors (``--synthetic N``): vocabulary of 30,522 ids; a term's document
 frequency follows a Zipf law (exponent 1.1) over a fixed random order of the ids;
@@ -203,34 +203,38 @@ def measure(engine, queries, exact_rows, knobs, args) -> dict:
             "qps_all_cores": all_cores.summary()["qps"], "cores": len(cores)}
 
 
-def report(record, targets, log):
-    for target in targets:
+def report(record) -> str:
+    """The record as markdown: one table per recall target, ratios to the faster peer."""
+    cores = max((pick["held_out"]["cores"] for result in record["systems"].values()
+                 for pick in result["chosen"].values() if pick), default=1)
+    lines = [f"{record['collection']}: {record['n_docs']:,} documents, {record['nnz']:,} non-zeros; settings chosen on "
+             f"{record['n_tune']} tuning queries, figures from {record['n_held_out']} held-out queries; one pinned core "
+             f"(QPS: {cores} cores). Exact search: {record['exact']['wall_us_per_query']:.1f} us/query (one core, "
+             "batch)."]
+    for target in record["targets"]:
         rows = [(name, result["chosen"][str(target)]) for name, result in record["systems"].items()]
-        peers = [pick["held_out"]["batch_one_core"]["wall_us_per_query"] for name, pick in rows
-                 if name in PEER_NAMES and pick]
-        fastest_peer = min(peers, default=None)
-        single_peers = [pick["held_out"]["single"]["mean_us"] for name, pick in rows if name in PEER_NAMES and pick]
-        log(f"\n{record['collection']}: recall@{record['k']} >= {target} (chosen on the tuning half, "
-            f"figures on the held-out half); ratios to the faster of {', '.join(PEER_NAMES)}")
-        log(f"{'system':17} {'setting':58} {'recall':>6} {'batch us':>8} {'cpu us':>7} {'cores':>5} "
-            f"{'mean us':>7} {'p50':>6} {'p99':>6} {'adapt':>6} {'QPS':>7} {'build s':>7} {'MB':>6} "
-            f"{'x batch':>7} {'x single':>8}")
+        peer_batch = min((pick["held_out"]["batch_one_core"]["wall_us_per_query"] for name, pick in rows
+                          if name in PEER_NAMES and pick), default=float("nan"))
+        peer_single = min((pick["held_out"]["single"]["mean_us"] for name, pick in rows if name in PEER_NAMES and pick),
+                          default=float("nan"))
+        lines += ["", f"recall@{record['k']} >= {target} (ratios to the faster of {', '.join(PEER_NAMES)}):", "",
+                  "| system | setting | recall | batch us | CPU us | single mean / p50 / p99 us | adapter us "
+                  "| QPS all cores | build s | MB | x peer (batch) | x peer (single) |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for name, pick in rows:
             if not pick:
-                log(f"{name:17} no swept setting reached the target")
+                lines.append(f"| {name} | no swept setting reached the target |" + " |" * 10)
                 continue
             held = pick["held_out"]
             batch, single = held["batch_one_core"], held["single"]
             setting = ", ".join(f"{k}={v}" for k, v in {**pick["build"], **pick["knobs"]}.items())
-            ratio = batch["wall_us_per_query"] / fastest_peer if fastest_peer else float("nan")
-            single_ratio = single["mean_us"] / min(single_peers) if single_peers else float("nan")
-            log(f"{name:17} {setting[:58]:58} {held['recall']:6.4f} {batch['wall_us_per_query']:8.1f} "
-                f"{batch['cpu_us_per_query']:7.1f} {batch['cores_used']:5.2f} {single['mean_us']:7.1f} "
-                f"{single['p50_us']:6.1f} {single['p99_us']:6.1f} {batch['adapter_us_per_query']:6.1f} "
-                f"{held['qps_all_cores']:7.0f} {pick['build_s']:7.1f} {pick['index_bytes'] / 1e6:6.1f} "
-                f"{ratio:7.2f} {single_ratio:8.2f}")
-    exact = record["exact"]
-    log(f"\nexact search (sparseir, one core, batch): {exact['wall_us_per_query']:.1f} us/query")
+            lines.append(
+                f"| {name} | {setting} | {held['recall']:.4f} | {batch['wall_us_per_query']:.1f} | "
+                f"{batch['cpu_us_per_query']:.1f} | {single['mean_us']:.1f} / {single['p50_us']:.1f} / "
+                f"{single['p99_us']:.1f} | {batch['adapter_us_per_query']:.1f} | {held['qps_all_cores']:,.0f} | "
+                f"{pick['build_s']:.1f} | {pick['index_bytes'] / 1e6:.1f} | "
+                f"{batch['wall_us_per_query'] / peer_batch:.2f} | {single['mean_us'] / peer_single:.2f} |")
+    return "\n".join(lines)
 
 
 def main(argv=None):
@@ -249,7 +253,11 @@ def main(argv=None):
     parser.add_argument("--sweep-repeats", type=int, default=1, help="batch calls per swept setting (fastest kept)")
     parser.add_argument("--seed", type=int, default=0, help="of the tuning / held-out split")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    parser.add_argument("--report", metavar="JSON", help="only print the tables of an earlier run's JSON")
     args = parser.parse_args(argv)
+    if args.report:
+        print(report(json.loads(Path(args.report).read_text())))
+        return
     args.targets = [float(t) for t in args.targets.split(",")]
     log = lambda message: print(message, flush=True)  # noqa: E731
 
@@ -273,11 +281,11 @@ def main(argv=None):
             log(f"skipping {system}: not installed")
             continue
         record["systems"][system] = run_system(system, docs, tune, held_out, exact_tune, exact_held, args, log)
-    report(record, args.targets, log)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"vs_peers_{name}.json"
     path.write_text(json.dumps(record, indent=2) + "\n")
+    log("\n" + report(record))
     log(f"wrote {path} ({time.perf_counter() - started:.0f} s)")
 
 
