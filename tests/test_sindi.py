@@ -460,3 +460,11 @@ def test_changed_search_defaults_apply_to_the_next_search():
     assert index.search_params().n_candidate == 100
     index.search_defaults = {"n_candidate": 7}  # as `tune --store` does
     assert index.search_params().n_candidate == 7
+
+
+def test_a_window_too_small_for_the_vocabulary_is_refused_before_allocating():
+    vocab = sparseir.Vocabulary([f"t{i}" for i in range(1 << 20)] + ["a"])
+    docs = sparseir.SparseVectors.from_dicts([{"a": 1.0}] * 40, vocab=vocab)
+    with pytest.raises(ParameterError, match="window_size=1 cuts 40 documents into 40 windows.*at least 3"):
+        sparseir.build_index(docs, kind="sindi", window_size=1)
+    assert sparseir.build_index(docs, kind="sindi", window_size=3).n_docs == 40

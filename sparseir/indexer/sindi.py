@@ -37,6 +37,7 @@ LAYOUT_VERSION = 1
 VALUE_DTYPES = ("uint8", "float32")
 MAX_WINDOW = 1 << 16  # rows within a window are uint16
 CODE_LEVELS = 255
+MIN_OFFSETS_BUDGET = 1 << 24  # list offsets allowed whatever the collection (128 MiB)
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,12 @@ def build(docs: SparseVectors, params: BuildParams) -> dict[str, np.ndarray]:
     kept = np.ones(docs.nnz, dtype=np.bool_)
     kept_entries(docs.offsets, docs.weights, params.doc_prune_ratio, thread_chunks(len(docs)), kept)
     n_windows = -(-len(docs) // window_size)
+    # One list offset per (window, term): tiny windows over a real vocabulary would need far
+    # more offsets than postings (window_size=1 on 59k documents: 14 GB).
+    require(n_windows * n_terms <= max(docs.nnz, MIN_OFFSETS_BUDGET),
+            f"window_size={window_size} cuts {len(docs):,} documents into {n_windows:,} windows: "
+            f"{n_windows * n_terms:,} list offsets for {docs.nnz:,} non-zeros; use a window_size of at least "
+            f"{-(-len(docs) * n_terms // max(docs.nnz, MIN_OFFSETS_BUDGET))}")
     counts = np.zeros(n_windows * n_terms, dtype=np.int64)
     count_postings(docs.offsets, docs.terms, kept, window_size, n_terms, counts)
     posting_offsets = offsets_of(counts)
