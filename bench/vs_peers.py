@@ -237,6 +237,39 @@ def report(record) -> str:
     return "\n".join(lines)
 
 
+def summary(records) -> str:
+    """One markdown row per (collection, recall target): sparseir's sindi against each peer."""
+    lines = ["| collection | recall target | sindi: batch / single us (recall) | pyseismic-lsr | SINDI (pyvsag) "
+             "| x faster peer, batch / single | QPS all cores: sindi / pyseismic / SINDI | MB: sindi / pyseismic / SINDI "
+             "| build s: sindi / pyseismic / SINDI |", "|---|---|---|---|---|---|---|---|---|"]
+    for record in records:
+        for target in record["targets"]:
+            picks = {name: result["chosen"][str(target)] for name, result in record["systems"].items()}
+            cells = {}
+            for name in ("sparseir-sindi", *PEER_NAMES):
+                pick = picks.get(name)
+                cells[name] = ("-" if not pick else
+                               f"{pick['held_out']['batch_one_core']['wall_us_per_query']:.0f} / "
+                               f"{pick['held_out']['single']['mean_us']:.0f} ({pick['held_out']['recall']:.3f})")
+            ours = picks.get("sparseir-sindi")
+            peers = [picks[name] for name in PEER_NAMES if picks.get(name)]
+            if not ours or not peers:
+                continue
+            held = ours["held_out"]
+            batch = held["batch_one_core"]["wall_us_per_query"] / min(
+                p["held_out"]["batch_one_core"]["wall_us_per_query"] for p in peers)
+            single = held["single"]["mean_us"] / min(p["held_out"]["single"]["mean_us"] for p in peers)
+            sizes = " / ".join(f"{picks[n]['index_bytes'] / 1e6:.0f}" if picks.get(n) else "-"
+                               for n in ("sparseir-sindi", *PEER_NAMES))
+            builds = " / ".join(f"{picks[n]['build_s']:.1f}" if picks.get(n) else "-"
+                                for n in ("sparseir-sindi", *PEER_NAMES))
+            qps = " / ".join(f"{picks[n]['held_out']['qps_all_cores']:,.0f}" if picks.get(n) else "-"
+                             for n in ("sparseir-sindi", *PEER_NAMES))
+            lines.append(f"| {record['collection']} | {target} | {cells['sparseir-sindi']} | {cells['pyseismic']} | "
+                         f"{cells['pyvsag']} | {batch:.2f} / {single:.2f} | {qps} | {sizes} | {builds} |")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--collection", default="debian-pkgs", help="a shared collection with vectors/")
@@ -254,9 +287,13 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0, help="of the tuning / held-out split")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
     parser.add_argument("--report", metavar="JSON", help="only print the tables of an earlier run's JSON")
+    parser.add_argument("--summary", metavar="JSON", nargs="+", help="only print one row per collection and target")
     args = parser.parse_args(argv)
     if args.report:
         print(report(json.loads(Path(args.report).read_text())))
+        return
+    if args.summary:
+        print(summary([json.loads(Path(path).read_text()) for path in args.summary]))
         return
     args.targets = [float(t) for t in args.targets.split(",")]
     log = lambda message: print(message, flush=True)  # noqa: E731
