@@ -32,24 +32,35 @@ def score_query(term_offsets, posting_docs, posting_weights, q_terms, q_weights,
     heap_drain(heap_scores, heap_rows, size, out_scores, out_rows)
 
 
+@njit(cache=True)
+def search_chunk(term_offsets, posting_docs, posting_weights, n_docs, q_offsets, q_terms, q_weights, chunk, n_chunks,
+                 out_scores, out_rows):
+    """Queries chunk, chunk + n_chunks, ... with one set of scratch arrays."""
+    scores, touched, seen = new_accumulator(n_docs)
+    heap_scores = np.empty(out_scores.shape[1], dtype=np.float32)
+    heap_rows = np.empty(out_scores.shape[1], dtype=np.int64)
+    # Interleaved queries balance chunks when query costs drift along the batch.
+    for q in range(chunk, q_offsets.shape[0] - 1, n_chunks):
+        lo, hi = q_offsets[q], q_offsets[q + 1]
+        score_query(term_offsets, posting_docs, posting_weights, q_terms[lo:hi], q_weights[lo:hi],
+                    scores, touched, seen, heap_scores, heap_rows, out_scores[q], out_rows[q])
+
+
 @njit(parallel=True, cache=True)
 def search_batch(term_offsets, posting_docs, posting_weights, n_docs, q_offsets, q_terms, q_weights,
                  n_chunks, out_scores, out_rows):
-    n_queries = q_offsets.shape[0] - 1
-    k = out_scores.shape[1]
     for chunk in prange(n_chunks):
-        scores, touched, seen = new_accumulator(n_docs)
-        heap_scores = np.empty(k, dtype=np.float32)
-        heap_rows = np.empty(k, dtype=np.int64)
-        # Interleaved queries balance chunks when query costs drift along the batch.
-        for q in range(chunk, n_queries, n_chunks):
-            lo, hi = q_offsets[q], q_offsets[q + 1]
-            score_query(term_offsets, posting_docs, posting_weights, q_terms[lo:hi], q_weights[lo:hi],
-                        scores, touched, seen, heap_scores, heap_rows, out_scores[q], out_rows[q])
+        search_chunk(term_offsets, posting_docs, posting_weights, n_docs, q_offsets, q_terms, q_weights, chunk,
+                     n_chunks, out_scores, out_rows)
 
 
 def search(arrays, n_docs: int, queries, k: int, params: SearchParams):
     out_scores, out_rows = empty_results(len(queries), k)
-    search_batch(arrays["term_offsets"], arrays["posting_docs"], arrays["posting_weights"], n_docs,
-                 queries.offsets, queries.terms, queries.weights, thread_chunks(len(queries)), out_scores, out_rows)
+    args = (arrays["term_offsets"], arrays["posting_docs"], arrays["posting_weights"], n_docs, queries.offsets,
+            queries.terms, queries.weights)
+    n_chunks = thread_chunks(len(queries))
+    if n_chunks == 1:  # one query, or one thread: no parallel region to launch (its threads may share a core)
+        search_chunk(*args, 0, 1, out_scores, out_rows)
+    else:
+        search_batch(*args, n_chunks, out_scores, out_rows)
     return out_scores, out_rows

@@ -178,27 +178,36 @@ def score_query(term_segments, segment_impacts, segment_offsets, posting_docs, q
     return processed
 
 
+@njit(cache=True)
+def search_chunk(term_segments, segment_impacts, segment_offsets, posting_docs, q_offsets, q_terms, q_impacts,
+                 top, priority_bits, rho, accumulators, n_keys, chunk, n_chunks, out_scores, out_rows, out_processed):
+    """Queries chunk, chunk + n_chunks, ... with one set of scratch arrays (accumulators: this chunk's row)."""
+    n_docs = accumulators.shape[0]
+    k = out_scores.shape[1]
+    keys = np.empty(n_keys, dtype=np.int64)
+    buffer = np.empty(n_keys, dtype=np.int64)
+    counts = np.empty(1 << RADIX_BITS, dtype=np.int64)
+    segments = np.empty(n_keys, dtype=np.int64)
+    positions = np.empty(n_docs, dtype=np.int32)
+    heap_scores = np.empty(k, dtype=np.int64)
+    heap_rows = np.empty(k, dtype=np.int64)
+    # Interleaved queries balance chunks when query costs drift along the batch.
+    for q in range(chunk, q_offsets.shape[0] - 1, n_chunks):
+        lo, hi = q_offsets[q], q_offsets[q + 1]
+        out_processed[q] = score_query(term_segments, segment_impacts, segment_offsets, posting_docs,
+                                       q_terms[lo:hi], q_impacts[lo:hi], top, priority_bits, rho, keys, buffer,
+                                       counts, segments, accumulators, heap_scores, heap_rows,
+                                       positions, out_scores[q], out_rows[q])
+
+
 @njit(parallel=True, cache=True)
 def search_batch(term_segments, segment_impacts, segment_offsets, posting_docs, q_offsets, q_terms, q_impacts,
                  top, priority_bits, rho, accumulators, n_keys, out_scores, out_rows, out_processed):
-    n_queries = q_offsets.shape[0] - 1
-    n_chunks, n_docs = accumulators.shape
-    k = out_scores.shape[1]
+    n_chunks = accumulators.shape[0]
     for chunk in prange(n_chunks):
-        keys = np.empty(n_keys, dtype=np.int64)
-        buffer = np.empty(n_keys, dtype=np.int64)
-        counts = np.empty(1 << RADIX_BITS, dtype=np.int64)
-        segments = np.empty(n_keys, dtype=np.int64)
-        positions = np.empty(n_docs, dtype=np.int32)
-        heap_scores = np.empty(k, dtype=np.int64)
-        heap_rows = np.empty(k, dtype=np.int64)
-        # Interleaved queries balance chunks when query costs drift along the batch.
-        for q in range(chunk, n_queries, n_chunks):
-            lo, hi = q_offsets[q], q_offsets[q + 1]
-            out_processed[q] = score_query(term_segments, segment_impacts, segment_offsets, posting_docs,
-                                           q_terms[lo:hi], q_impacts[lo:hi], top, priority_bits, rho, keys, buffer,
-                                           counts, segments, accumulators[chunk], heap_scores, heap_rows,
-                                           positions, out_scores[q], out_rows[q])
+        search_chunk(term_segments, segment_impacts, segment_offsets, posting_docs, q_offsets, q_terms, q_impacts,
+                     top, priority_bits, rho, accumulators[chunk], n_keys, chunk, n_chunks, out_scores, out_rows,
+                     out_processed)
 
 
 def search_impacts(arrays, n_docs: int, queries, k: int, rho: int | None = None):
@@ -221,9 +230,12 @@ def search_impacts(arrays, n_docs: int, queries, k: int, rho: int | None = None)
     impact_scores = np.zeros((n_queries, k), dtype=np.int64)
     _, rows = empty_results(n_queries, k)
     processed = np.zeros(n_queries, dtype=np.int64)
-    search_batch(term_segments, arrays["segment_impacts"], arrays["segment_offsets"], arrays["posting_docs"],
-                 queries.offsets, queries.terms, q_impacts, top, top.bit_length(),
-                 UNLIMITED if rho is None else int(rho), accumulators, n_keys, impact_scores, rows, processed)
+    args = (term_segments, arrays["segment_impacts"], arrays["segment_offsets"], arrays["posting_docs"],
+            queries.offsets, queries.terms, q_impacts, top, top.bit_length(), UNLIMITED if rho is None else int(rho))
+    if n_chunks == 1:  # one query, or one thread: no parallel region to launch (its threads may share a core)
+        search_chunk(*args, accumulators[0], n_keys, 0, 1, impact_scores, rows, processed)
+    else:
+        search_batch(*args, accumulators, n_keys, impact_scores, rows, processed)
     return impact_scores, rows, query_scales, processed
 
 
