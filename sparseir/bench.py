@@ -14,7 +14,7 @@ the compile time is reported on its own. A config is TOML::
 
     [[methods]]
     name = "seismic"
-    kind = "seismic"                         # an index kind, or peer = "pyseismic" / "bmp"
+    kind = "seismic"                         # an index kind, or peer = "pyseismic" / "pyvsag" / "bmp"
     build = { n_postings = 4000 }
     sweep = { heap_factor = [0.8, 0.9, 1.0] }  # every combination is one setting
 
