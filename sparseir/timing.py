@@ -27,6 +27,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from .evaluate import queries_per_second
 from .vectors import SparseVectors
 
 
@@ -74,8 +75,7 @@ class CallTiming:
 
     def summary(self) -> dict[str, float]:
         return {"wall_us_per_query": self.per_query_us(self.wall_s), "cpu_us_per_query": self.per_query_us(self.cpu_s),
-                "cores_used": self.cpu_s / self.wall_s if self.wall_s > 0 else float("nan"),
-                "qps": self.n_queries / self.wall_s if self.wall_s > 0 else float("nan"),
+                "cores_used": self.cpu_s / self.wall_s, "qps": queries_per_second(self.n_queries, self.wall_s),
                 "adapter_us_per_query": self.per_query_us(self.prepare_s + self.collect_s)}
 
 
