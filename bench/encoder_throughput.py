@@ -18,6 +18,7 @@ Quality (nDCG@10, exact search, ir_measures), on the same documents and queries:
 
     python bench/encoder_throughput.py                      # debian-pkgs texts; scifact + debian-pkgs quality
     python bench/encoder_throughput.py --threads 2 --docs 256 --queries 256
+    python bench/encoder_throughput.py --model DIR --device cuda --dtype float16 --docs 4096 --quality
 """
 
 from __future__ import annotations
@@ -49,7 +50,8 @@ def plain_loop(model, tokenizer, texts: list[str], max_length: int) -> list[dict
     vectors = []
     with torch.inference_mode():
         for text in texts:
-            logits = model(**tokenizer(text, truncation=True, max_length=max_length, return_tensors="pt")).logits[0]
+            encoded = tokenizer(text, truncation=True, max_length=max_length, return_tensors="pt").to(model.device)
+            logits = model(**encoded).logits[0]
             weights = torch.log1p(torch.relu(logits)).amax(dim=0)
             weights[special] = 0
             terms = torch.nonzero(weights).squeeze(1)
@@ -90,10 +92,11 @@ def throughput(args) -> dict:
     import torch
     from transformers import AutoModelForMaskedLM
 
-    encoder = load_encoder(args.model, threads=args.threads)
-    bf16 = load_encoder(args.model, threads=args.threads, dtype="bfloat16")
+    encoder = load_encoder(args.model, threads=args.threads, device=args.device, dtype=args.dtype)
+    bf16 = load_encoder(args.model, threads=args.threads, device=args.device, dtype="bfloat16")
     weighter = encoder.documents
-    model = AutoModelForMaskedLM.from_pretrained(weighter.directory, local_files_only=True).eval()
+    model = AutoModelForMaskedLM.from_pretrained(weighter.directory, local_files_only=True,
+                                                 dtype=getattr(torch, args.dtype)).to(weighter.device).eval()
     collection = DATA / args.throughput_collection
     sides = {
         "documents": ([r.text for r in itertools.islice(sparseir.read_texts(collection / "collection.tsv"), args.docs)],
@@ -101,7 +104,8 @@ def throughput(args) -> dict:
         "queries": ([r.text for r in itertools.islice(sparseir.read_texts(collection / "queries.tsv"), args.queries)],
                     encoder.encode_queries, bf16.encode_queries, encoder.options.query_max_length),
     }
-    results = {"threads": torch.get_num_threads(), "batch_size": args.batch_size}
+    results = {"threads": torch.get_num_threads(), "batch_size": args.batch_size, "device": str(weighter.device),
+               "dtype": args.dtype}
     encoder.encode_queries(["warm up"])
     bf16.encode_queries(["warm up"])
     for side, (texts, encode, encode_bf16, max_length) in sides.items():
@@ -121,6 +125,7 @@ def throughput(args) -> dict:
         medians = {name: statistics.median(values) for name, values in rates.items()}
         results[side] = {"texts": len(texts), "mean_tokens": round(tokens, 1),
                          **{name: round(rate, 2) for name, rate in medians.items()},
+                         "pipeline_tokens_per_s": round(medians["pipeline"] * tokens),
                          "pipeline_over_forward": round(over_forward, 3), "pipeline_over_loop": round(over_loop, 3),
                          "rounds": {name: [round(rate, 2) for rate in values] for name, values in rates.items()}}
         print(f"{side:9s} ({len(texts)} texts, {tokens:.0f} tokens avg, median of {args.repeats} rounds): " +
@@ -191,6 +196,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="default")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    parser.add_argument("--dtype", default="float32", help="precision of the pipeline and the bare forward "
+                                                          "(float16 or bfloat16 on a GPU)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--throughput-collection", default="debian-pkgs")
     parser.add_argument("--docs", type=int, default=160, help="documents timed per method")

@@ -317,17 +317,29 @@ def read_text_range(texts: Path, start: int, stop: int, first_line: int
 
 def encode_with_ray(texts: str | os.PathLike, out_dir: str | os.PathLike, model: str = "default",
                     rows_per_part: int = 100_000, workers: int = 1, batch_size: int = 32,
-                    cpus_per_worker: float = 1.0, address: str | None = None, load_encoder=None) -> list[Path]:
+                    cpus_per_worker: float = 1.0, gpus_per_worker: float = 0.0, address: str | None = None,
+                    load_encoder=None, **encoder_options) -> list[Path]:
     """Encode `id<TAB>text` lines into Parquet parts (``part-00000.parquet``, ...) in collection order.
 
     Ray Data runs `workers` encoder actors (one model each), one part per task. Each part
     is written atomically, so a rerun skips the parts already written and encodes only the
-    rest. `load_encoder` (a picklable zero-argument callable) overrides loading `model`.
-    Returns every part's path, in order.
+    rest. `gpus_per_worker=1` places one actor per GPU (its encoder's device "auto" then
+    finds the GPU Ray gave it). `encoder_options` are `EncoderOptions` fields (device,
+    dtype, batch_tokens, ...); `load_encoder` (a picklable zero-argument callable)
+    overrides loading `model`. Returns every part's path, in order.
     """
     texts, out_dir = Path(texts), Path(out_dir)
     require(isinstance(rows_per_part, int) and rows_per_part >= 1, f"rows_per_part must be >= 1, got {rows_per_part!r}")
     require(isinstance(workers, int) and workers >= 1, f"workers must be >= 1, got {workers!r}")
+    require(isinstance(gpus_per_worker, (int, float)) and gpus_per_worker >= 0,
+            f"gpus_per_worker must be >= 0, got {gpus_per_worker!r}")
+    if load_encoder is None:
+        from .encoder import EncoderOptions
+        from .extras import require_extra
+
+        # A missing package or a bad option fails here, not inside every actor.
+        require_extra("encode", "encoding text")
+        EncoderOptions(**encoder_options)
     if is_gzip(check_readable(texts)):
         raise ParameterError(f"{texts}: encoding on Ray reads byte ranges; decompress the collection first")
     plan = {"source": texts.name, "bytes": texts.stat().st_size, "rows_per_part": rows_per_part}
@@ -353,9 +365,9 @@ def encode_with_ray(texts: str | os.PathLike, out_dir: str | os.PathLike, model:
         if load_encoder is None:
             from .encoder import load_encoder as load
 
-            load_encoder = functools.partial(load, model)
+            load_encoder = functools.partial(load, model, **encoder_options)
         dataset = ray.data.from_items(pending).map_batches(
-            EncodePart, batch_size=1, concurrency=workers, num_cpus=cpus_per_worker,
+            EncodePart, batch_size=1, concurrency=workers, num_cpus=cpus_per_worker, num_gpus=gpus_per_worker,
             fn_constructor_kwargs={"texts": str(texts.resolve()), "out_dir": str(out_dir.resolve()),
                                    "load_encoder": load_encoder, "batch_size": batch_size})
         try:

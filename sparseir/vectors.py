@@ -227,6 +227,10 @@ class SparseVectors:
                 and self.vocab == other.vocab)
 
 
+class UnknownTermError(ParameterError):
+    """A term string the (fixed) vocabulary lacks."""
+
+
 class VectorBuilder:
     """Accumulates rows one at a time (streaming readers), then freezes them into CSR.
 
@@ -234,8 +238,12 @@ class VectorBuilder:
     however many rows are read (no per-row Python objects kept).
     """
 
-    def __init__(self, vocab: Vocabulary):
+    def __init__(self, vocab: Vocabulary, open_on_unknown_term: bool = False, unknown_term_hint: str = ""):
+        """open_on_unknown_term: the first term `vocab` lacks switches to an open vocabulary
+        (vocab="auto"); else unknown terms are errors, `unknown_term_hint` ending their message."""
         self.vocab = vocab
+        self.open_on_unknown_term = open_on_unknown_term
+        self.unknown_term_hint = unknown_term_hint
         self._ids: list[str] = []
         self._sizes = array.array("q")
         self._terms = array.array("i")
@@ -246,9 +254,37 @@ class VectorBuilder:
 
     def add(self, vector_id: str, vector: Mapping) -> None:
         """Add one {term: weight} row; raises ParameterError (for the caller to locate)."""
-        term_ids = np.fromiter((self.term_id(term) for term in vector), dtype=np.int64, count=len(vector))
+        try:
+            term_ids = self._term_ids(vector)
+        except UnknownTermError:
+            if not self.open_on_unknown_term:
+                raise
+            self._switch_to_open_vocabulary()
+            term_ids = self._term_ids(vector)  # ids of this row's earlier terms changed too
         weights = np.fromiter(vector.values(), dtype=np.float64, count=len(vector))
         self.add_arrays(vector_id, term_ids, weights)
+
+    def _term_ids(self, vector: Mapping) -> np.ndarray:
+        return np.fromiter((self.term_id(term) for term in vector), dtype=np.int64, count=len(vector))
+
+    def _switch_to_open_vocabulary(self) -> None:
+        """Carry on with an open vocabulary holding the terms the rows so far use.
+
+        Renumbering those rows in place beats reading the file again: it costs one pass
+        over the prefix already read (often a single line), works on streams, and needs
+        O(vocabulary) memory plus one temporary copy of the prefix's term ids. The used
+        terms keep their relative order, so the renumbering is monotone and every row stays
+        sorted. (Seeding the open vocabulary with all of BERT would need no renumbering but
+        would carry ~30k terms the collection never uses into the index.)
+        """
+        terms = np.frombuffer(self._terms, dtype=np.int32)  # a writable view of the buffer
+        used = np.zeros(len(self.vocab), dtype=bool)
+        used[terms] = True
+        new_ids = (np.cumsum(used) - 1).astype(np.int32)
+        terms[:] = new_ids[terms]
+        del terms  # a live view would stop the buffer from growing
+        self.vocab = Vocabulary([self.vocab.term(t) for t in np.flatnonzero(used).tolist()], open=True)
+        self.open_on_unknown_term = False
 
     def term_id(self, term) -> int:
         if isinstance(term, (int, np.integer)) and not isinstance(term, bool):
@@ -260,7 +296,7 @@ class VectorBuilder:
         term_id = self.vocab.get(term)
         if term_id is None:
             label = self.vocab.name or "the index"
-            raise ParameterError(f"unknown term {term!r} (not in the {label} vocabulary)")
+            raise UnknownTermError(f"unknown term {term!r} (not in the {label} vocabulary{self.unknown_term_hint})")
         return term_id
 
     def add_arrays(self, vector_id: str, term_ids: np.ndarray, weights: np.ndarray) -> None:

@@ -47,6 +47,10 @@ def vectors(path):
     return sparseir.read_vectors(path)
 
 
+def bert_vectors(path):
+    return sparseir.read_vectors(path, vocab="bert")  # the default, "auto", takes any terms
+
+
 def drain(reader):
     return lambda path: list(reader(path))
 
@@ -66,7 +70,8 @@ CATALOGUE = [
     ("vectors", "inf.jsonl", b'{"id": "a", "vector": {"cat": -Infinity}}\n', r"inf.jsonl:1: weight of 'cat' is not finite"),
     ("vectors", "neg.jsonl", b'{"id": "a", "vector": {"cat": -0.5}}\n', r"neg.jsonl:1: weight of 'cat' is negative"),
     ("vectors", "dup.jsonl", (GOOD_JSON * 2).encode(), r"dup.jsonl:2: duplicate id 'd1'"),
-    ("vectors", "unk.jsonl", b'{"id": "a", "vector": {"CamelCase": 1}}\n', r"unk.jsonl:1: unknown term 'CamelCase'"),
+    ("bert vectors", "unk.jsonl", b'{"id": "a", "vector": {"CamelCase": 1}}\n',
+     r"unk.jsonl:1: unknown term 'CamelCase' \(not in the bert-base-uncased vocabulary"),
     ("vectors", "gz.jsonl.gz", truncated_gzip(), r"gz.jsonl.gz: cannot read: "),
     ("vectors", "nogz.jsonl.gz", GOOD_JSON.encode(), None),  # plain text named .gz still reads
     # --- Seismic binary ------------------------------------------------------------
@@ -75,7 +80,7 @@ CATALOGUE = [
     ("vectors", "zero.bin", seismic_bin(0), r"zero.bin: no vectors found"),
     ("vectors", "short.bin", seismic_bin(2, 1, 5, 0x3F800000), r"short.bin: truncated: header says 2 vectors"),
     ("vectors", "long.bin", seismic_bin(1, 1, 5, 0x3F800000, 7), r"long.bin: size mismatch"),
-    ("vectors", "big.bin", seismic_bin(1, 1, 99999, 0x3F800000), r"big.bin: vector 0: term id 99999 outside"),
+    ("bert vectors", "big.bin", seismic_bin(1, 1, 99999, 0x3F800000), r"big.bin: vector 0: term id 99999 outside"),
     ("vectors", "nan.bin", seismic_bin(1, 1, 5, 0x7FC00000), r"nan.bin: vector 0: weight is NaN"),
     ("vectors", "neg.bin", seismic_bin(1, 1, 5, 0xBF800000), r"neg.bin: vector 0: weight is NaN, infinite or negative"),
     # --- Parquet -------------------------------------------------------------------
@@ -103,7 +108,8 @@ CATALOGUE = [
     ("run", "dup.run", b"q1 Q0 d1 1 2.0 t\nq1 Q0 d1 2 1.0 t\n", r"dup.run:2: duplicate id 'q1 d1'"),
 ]
 
-READERS = {"vectors": vectors, "texts": drain(read_texts), "qrels": drain(read_qrels), "run": drain(read_run)}
+READERS = {"vectors": vectors, "bert vectors": bert_vectors, "texts": drain(read_texts), "qrels": drain(read_qrels),
+           "run": drain(read_run)}
 
 
 @pytest.mark.parametrize("reader, name, content, message", CATALOGUE, ids=[c[1] for c in CATALOGUE])
@@ -139,7 +145,7 @@ def test_unreadable_file(tmp_path):
         sparseir.read_vectors(path)
 
 
-VECTOR_CASES = [c for c in CATALOGUE if c[0] == "vectors" and c[3] is not None]
+VECTOR_CASES = [c for c in CATALOGUE if c[0] in ("vectors", "bert vectors") and c[3] is not None]
 
 
 @pytest.mark.parametrize("reader, name, content, message", VECTOR_CASES, ids=[c[1] for c in VECTOR_CASES])
@@ -152,7 +158,8 @@ def test_cli_catalogue(tmp_path, command, reader, name, content, message):
         assert runner.invoke(cli, ["index", str(tmp_path / "docs.jsonl"), "-o", str(tmp_path / "ix")]).exit_code == 0
     (tmp_path / name).write_bytes(content)
     output = tmp_path / "out"
-    args = (["index", str(tmp_path / name), "-o", str(output)] if command == "index"
+    vocab_option = ["--vocab", "bert"] if reader == "bert vectors" else []
+    args = (["index", str(tmp_path / name), "-o", str(output), *vocab_option] if command == "index"
             else ["search", str(tmp_path / "ix"), str(tmp_path / name), "-k", "1", "-o", str(output)])
     before = sorted(p.name for p in tmp_path.iterdir())
     result = runner.invoke(cli, args)
@@ -166,6 +173,8 @@ def test_cli_catalogue(tmp_path, command, reader, name, content, message):
 @pytest.mark.parametrize("args, extra", [
     (["encode", "COLLECTION", "-o", "OUT.jsonl"], "encode"),
     (["index", "COLLECTION", "-o", "OUT-index"], "encode"),  # raw text given to index needs the encoder
+    (["encode-ray", "COLLECTION", "OUT-index"], "encode"),
+    (["search", "INDEX", "COLLECTION", "-k", "1", "-o", "OUT.jsonl", "--query-encoder", "unicoil"], "encode"),
     (["eval", "RUN", "QRELS"], "eval"),
 ])
 def test_a_missing_extra_is_one_line_naming_the_install_command(tmp_path, monkeypatch, args, extra):
@@ -177,8 +186,10 @@ def test_a_missing_extra_is_one_line_naming_the_install_command(tmp_path, monkey
     (tmp_path / "collection.tsv").write_text("d1\tsome text\n")
     (tmp_path / "run.trec").write_text("q1 Q0 d1 1 1.0 x\n")
     (tmp_path / "qrels.txt").write_text("q1 0 d1 1\n")
+    (tmp_path / "docs.jsonl").write_text('{"id": "d1", "vector": {"text": 1.0}}\n')
+    sparseir.build_index(sparseir.read_vectors(tmp_path / "docs.jsonl"), kind="exact").save(tmp_path / "index")
     paths = {"COLLECTION": "collection.tsv", "OUT.jsonl": "out.jsonl", "OUT-index": "out-index", "RUN": "run.trec",
-             "QRELS": "qrels.txt"}
+             "QRELS": "qrels.txt", "INDEX": "index"}
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(cli, [paths.get(arg, arg) for arg in args])
     assert result.exit_code == 1
@@ -194,3 +205,16 @@ def test_encoding_without_the_encode_extra_installed(tmp_path):
     result = CliRunner().invoke(cli, ["encode", str(tmp_path / "collection.tsv"), "-o", str(tmp_path / "out.jsonl")])
     assert result.exit_code == 1 and result.output.count("\n") == 1
     assert "pip install 'sparseir[encode]'" in result.output and not (tmp_path / "out.jsonl").exists()
+
+
+@pytest.mark.parametrize("device, message", [
+    ("tpu", r"device must be auto, cpu, cuda, cuda:N or mps, got 'tpu'"),
+    ("cuda:7", r"device 'cuda:7' is not available"),  # no machine here has eight GPUs
+])
+def test_an_unknown_or_absent_device_is_one_line(tmp_path, device, message):
+    pytest.importorskip("torch")
+    (tmp_path / "collection.tsv").write_text("d1\tsome text\n")
+    result = CliRunner().invoke(cli, ["encode", str(tmp_path / "collection.tsv"), "-o", str(tmp_path / "out.jsonl"),
+                                      "--device", device])
+    assert result.exit_code == 1 and result.output.count("\n") == 1 and "Traceback" not in result.output
+    assert re.search(message, result.output) and not (tmp_path / "out.jsonl").exists()

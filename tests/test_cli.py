@@ -62,7 +62,6 @@ BAD_VECTOR_FILES = {
     "non-numeric": ('{"id": "d1", "vector": {"cat": "x"}}\n', r"bad.jsonl:1: weight of 'cat' is not a number"),
     "duplicate id": ('{"id": "d1", "vector": {"cat": 1}}\n{"id": "d1", "vector": {"dog": 1}}\n',
                      r"bad.jsonl:2: duplicate id 'd1'"),
-    "unknown token": ('{"id": "d1", "vector": {"Kätzchen!!": 1}}\n', r"bad.jsonl:1: unknown term 'Kätzchen!!'"),
     "no vector": ('{"id": "d1"}\n', r'bad.jsonl:1: missing or non-object field "vector"'),
 }
 
@@ -78,6 +77,32 @@ def test_bad_vector_files_fail_cleanly(tmp_path, case):
     assert len(error_lines) == 1 and __import__("re").search(message, error_lines[0]), result.output
     assert not (tmp_path / "ix").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jsonl"]
+
+
+def test_index_takes_integer_dimensions_without_vocab_option(tmp_path):
+    """vocab "auto", the default: terms outside BERT WordPiece ("70000") give an open vocabulary."""
+    (tmp_path / "docs.jsonl").write_text('{"id": "d1", "vector": {"17": 0.5, "70000": 1.0}}\n'
+                                         '{"id": "d2", "vector": {"17": 2.0}}\n'
+                                         '{"id": "d3", "vector": {"12345": 1.0, "70000": 0.25}}\n')
+    (tmp_path / "queries.jsonl").write_text('{"id": "q1", "vector": {"70000": 2.0, "17": 1.0}}\n')
+    result = run("index", tmp_path / "docs.jsonl", "-o", tmp_path / "ix")
+    assert result.exit_code == 0, result.output
+    index = sparseir.load_index(tmp_path / "ix")
+    assert index.vocab.open and sorted(index.vocab.terms) == ["12345", "17", "70000"]
+    result = run("search", tmp_path / "ix", tmp_path / "queries.jsonl", "-k", 3, "-o", tmp_path / "run.trec")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "run.trec").read_text().splitlines() == [
+        "q1 Q0 d1 1 2.500000 sparseir", "q1 Q0 d2 2 2.000000 sparseir", "q1 Q0 d3 3 0.500000 sparseir"]
+
+
+def test_explicit_bert_vocab_rejects_unknown_terms_with_a_hint(tmp_path):
+    (tmp_path / "docs.jsonl").write_text('{"id": "d1", "vector": {"cat": 1}}\n'
+                                         '{"id": "d2", "vector": {"Kätzchen!!": 1}}\n')
+    result = run("index", tmp_path / "docs.jsonl", "-o", tmp_path / "ix", "--vocab", "bert")
+    assert result.exit_code == 1 and result.output.count("\n") == 1
+    assert ("docs.jsonl:2: unknown term 'Kätzchen!!' (not in the bert-base-uncased vocabulary; "
+            "pass vocab='open' / --vocab open for vectors over another vocabulary)") in result.output
+    assert not (tmp_path / "ix").exists()
 
 
 def test_skip_bad_lines_counts_them(tmp_path):

@@ -17,8 +17,8 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 import sparseir  # noqa: E402
-from sparseir.encoder import (EncoderOptions, IdfQueryEncoder, load_encoder, model_directory,  # noqa: E402
-                              sparsify)
+from sparseir.encoder import (EncoderOptions, IdfQueryEncoder, batch_rows, load_encoder,  # noqa: E402
+                              model_directory, sparsify)
 from sparseir.encoder import splade as splade_module  # noqa: E402
 from sparseir.encoder.unicoil import save_head  # noqa: E402
 from sparseir.errors import InputError, ParameterError  # noqa: E402
@@ -141,6 +141,26 @@ def test_unicoil_pooling_equals_hand_computation(tiny_unicoil):
     expected = hand_unicoil(tiny_unicoil, TEXTS)
     assert (expected > 0).sum() > 10  # the random head leaves something to compare
     np.testing.assert_allclose(dense(vectors), expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("batch_tokens", [1, 12, 40, 10_000])
+def test_token_budget_batches_give_the_vectors_of_count_batches(tiny_splade, batch_tokens):
+    by_count = load_encoder(tiny_splade, threads=1).encode_documents(TEXTS, batch_size=2)
+    by_tokens = load_encoder(tiny_splade, threads=1, batch_tokens=batch_tokens).encode_documents(TEXTS)
+    assert np.array_equal(by_count.offsets, by_tokens.offsets) and np.array_equal(by_count.terms, by_tokens.terms)
+    np.testing.assert_allclose(by_count.weights, by_tokens.weights, rtol=1e-5, atol=1e-6)
+
+
+def test_token_budget_batches_are_full_and_within_budget():
+    lengths = np.array([5, 9, 3, 9, 1, 4, 2, 7])
+    order = np.argsort(-lengths, kind="stable")
+    for budget in (1, 9, 10, 18, 27, 100):
+        batches = list(batch_rows(order, lengths, 32, budget))
+        assert np.array_equal(np.concatenate(batches), order)
+        for number, rows in enumerate(batches):
+            assert len(rows) == 1 or len(rows) * lengths[rows].max() <= budget
+            if number < len(batches) - 1:  # one more text would have broken the budget
+                assert (len(rows) + 1) * lengths[rows[0]] > budget
 
 
 def test_ids_and_order_preserved_under_length_sorting(tiny_splade, monkeypatch):
@@ -302,7 +322,7 @@ def test_missing_model_files(tmp_path, tiny_splade):
     shutil.copy(tiny_splade / "config.json", tmp_path / "config.json")
     with pytest.raises(InputError, match="missing model.safetensors"):
         load_encoder(tmp_path)
-    with pytest.raises(InputError, match="missing unicoil_head.safetensors"):
+    with pytest.raises(InputError, match="no uniCOIL head: missing unicoil_head.safetensors"):
         load_encoder(tiny_splade, kind="unicoil")
 
 
@@ -402,3 +422,22 @@ def test_load_encoder_idf_kind(tmp_path, embedded):
     assert rows[0, 0] == 3
     with pytest.raises(ParameterError, match="idf=PATH"):
         load_encoder("default", kind="idf")
+
+
+# --- devices --------------------------------------------------------------------------------
+
+def test_device_auto_falls_back_to_the_cpu_without_an_accelerator():
+    from sparseir.encoder import resolve_device
+
+    if torch.cuda.is_available() or torch.backends.mps.is_available():
+        pytest.skip("this machine has an accelerator, so auto does not fall back")
+    assert resolve_device("auto").type == "cpu"
+    assert load_encoder("default").documents.device.type == "cpu"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU on this machine")
+@pytest.mark.parametrize("dtype, tolerance", [("float32", 1e-4), ("float16", 2e-2), ("bfloat16", 6e-2)])
+def test_gpu_vectors_equal_cpu_vectors(tiny_splade, dtype, tolerance):
+    on_cpu = load_encoder(tiny_splade, device="cpu").encode_documents(TEXTS)
+    on_gpu = load_encoder(tiny_splade, device="cuda", dtype=dtype).encode_documents(TEXTS)
+    np.testing.assert_allclose(dense(on_gpu), dense(on_cpu), rtol=tolerance, atol=tolerance)

@@ -80,16 +80,21 @@ def load_text_encoder(path: str, model: str | None, kind: str = "splade", **opti
     return load_encoder(model or "default", kind=kind, **options)
 
 
-def idf_query_encoder(index, idf_path: str | None):
-    """Inference-free queries: IDF from a term<TAB>idf file, else from the index's document frequencies."""
+def idf_query_encoder(index, idf_path: str | None, model: str | None):
+    """Inference-free queries weighted by an IDF table: the file --idf, else the idf.json that an
+    OpenSearch-style --model directory ships, else the index's document frequencies."""
+    from ..encoder import MODEL_IDF_FILE, model_directory
     from ..encoder.idf import IdfQueryEncoder
 
+    tokenizer = model or "default"
+    if idf_path is None and model is not None and (model_directory(model) / MODEL_IDF_FILE).is_file():
+        idf_path = model_directory(model) / MODEL_IDF_FILE
     if idf_path is not None:
-        return IdfQueryEncoder.load(idf_path)
+        return IdfQueryEncoder.load(idf_path, tokenizer)
     document_frequency = getattr(index, "arrays", {}).get("doc_frequency")
     if document_frequency is None:
         raise ParameterError("--query-encoder idf: this index stores no document frequencies; pass --idf FILE")
-    return IdfQueryEncoder.from_document_frequency(np.asarray(document_frequency), index.n_docs)
+    return IdfQueryEncoder.from_document_frequency(np.asarray(document_frequency), index.n_docs, tokenizer)
 
 
 def read_input_vectors(path: str, vocab, bad_lines: BadLines, model: str | None, query: bool,

@@ -7,7 +7,7 @@ import time
 import click
 
 from ..fileio import refuse_existing
-from ..formats import VECTOR_FORMATS, BadLines
+from ..formats import VECTOR_FORMATS, VOCAB_CHOICES, BadLines
 from ..index import KINDS, build_index
 from ..sharded import build_sharded
 from .common import echo, given, kind_options, read_input_vectors
@@ -18,8 +18,9 @@ from .common import echo, given, kind_options, read_input_vectors
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Index directory to write.")
 @click.option("--kind", type=click.Choice(KINDS), default="exact", show_default=True)
 @click.option("--format", "input_format", type=click.Choice(VECTOR_FORMATS), help="Input format (default: by extension).")
-@click.option("--vocab", type=click.Choice(["bert", "open"]), default="bert", show_default=True,
-              help="bert: fixed BERT WordPiece vocabulary (unknown terms are errors); open: any terms.")
+@click.option("--vocab", type=click.Choice(VOCAB_CHOICES), default="auto", show_default=True,
+              help="auto: BERT WordPiece if every term is in it, else open; bert: unknown terms are errors; "
+                   "open: any terms.")
 @click.option("--model", help="Encoder for raw text input: 'default' (embedded) or a local model directory.")
 @click.option("--skip-bad-lines", is_flag=True, help="Skip malformed input lines (counted) instead of failing.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing index directory.")

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import click
 
+from ..encoder import EncoderOptions
 from ..errors import ParameterError
+from .encode import option_flags, with_options
 
 
 def ray_options(command):
@@ -50,9 +52,13 @@ def open_searchable(index_dir: str, use_ray: bool, ray_address: str | None, cpus
 @click.option("--rows-per-part", type=int, default=100_000, show_default=True, help="Passages per Parquet part.")
 @click.option("--workers", type=int, default=1, show_default=True, help="Encoder actors (one model each).")
 @click.option("--cpus-per-worker", type=float, default=1.0, show_default=True, help="CPUs each encoder reserves.")
+@click.option("--gpus-per-worker", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="GPUs each encoder reserves; 1 places one encoder per GPU.")
 @click.option("--batch-size", type=int, default=32, show_default=True, help="Passages per encoder forward pass.")
 @click.option("--ray-address", help="Ray cluster to join ('auto' or host:port); default: a local one.")
-def encode_ray(collection, out_dir, model, rows_per_part, workers, cpus_per_worker, batch_size, ray_address):
+@with_options(option_flags(EncoderOptions))
+def encode_ray(collection, out_dir, model, rows_per_part, workers, cpus_per_worker, gpus_per_worker, batch_size,
+               ray_address, **options):
     """Encode COLLECTION (id<TAB>text, uncompressed) on Ray into OUT_DIR/part-NNNNN.parquet.
 
     Parts follow the collection's order; rerunning skips the parts already written.
@@ -60,5 +66,6 @@ def encode_ray(collection, out_dir, model, rows_per_part, workers, cpus_per_work
     from ..distributed import encode_with_ray
 
     parts = encode_with_ray(collection, out_dir, model=model, rows_per_part=rows_per_part, workers=workers,
-                            batch_size=batch_size, cpus_per_worker=cpus_per_worker, address=ray_address)
+                            batch_size=batch_size, cpus_per_worker=cpus_per_worker,
+                            gpus_per_worker=gpus_per_worker, address=ray_address, **options)
     click.echo(f"{len(parts):,} parts in {out_dir}", err=True)

@@ -31,7 +31,8 @@ BATCH = 256  # queries per progress step; large enough that prange keeps every c
 @click.option("--query-encoder", type=click.Choice(["splade", "unicoil", "idf"]), default="splade", show_default=True,
               help="How raw-text queries become vectors; idf needs no model at query time.")
 @click.option("--idf", "idf_path", type=click.Path(dir_okay=False),
-              help="term<TAB>idf table for --query-encoder idf (default: from the index's document frequencies).")
+              help="term<TAB>idf or .json table for --query-encoder idf (default: the --model directory's "
+                   "idf.json, else the index's document frequencies).")
 @click.option("--verify", is_flag=True, help="Check every index file's sha256 before searching.")
 @click.option("--skip-bad-lines", is_flag=True, help="Skip malformed query lines (counted) instead of failing.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run file.")
@@ -48,7 +49,7 @@ def search(index_dir, queries, k, output, run_format, input_format, tag, threads
     with index if hasattr(index, "__enter__") else contextlib.nullcontext(index):
         encoder = None
         if query_encoder == "idf":
-            encoder = idf_query_encoder(index, idf_path)
+            encoder = idf_query_encoder(index, idf_path, model)
         elif query_encoder != "splade":
             encoder = load_text_encoder(queries, model, kind=query_encoder)
         _search(index, queries, k, output, run_format, input_format, tag, threads, model, encoder,

@@ -16,12 +16,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
 from abc import ABC, abstractmethod
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
@@ -32,7 +33,11 @@ KINDS = ("splade", "unicoil", "idf")
 DEFAULT_MODEL = "default"
 EMBEDDED_MODEL = "splade-tiny"
 DTYPES = ("float32", "float16", "bfloat16")
+DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt")  # either one is enough
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")  # either one is enough
+# OpenSearch's inference-free document models ship their query weights beside the model.
+MODEL_IDF_FILE = "idf.json"
 # Texts sorted by length together: large enough that batches are nearly uniform in
 # length, small enough to stream any collection in bounded memory.
 CHUNK_BATCHES = 64
@@ -55,6 +60,10 @@ class EncoderOptions:
         "help": "store integer impacts round(weight * QUANTIZE), e.g. 100; zeros are dropped"})
     dtype: str = field(default="float32", metadata={"help": "model precision: float32, float16 or bfloat16"})
     threads: int | None = field(default=None, metadata={"help": "torch CPU threads (default: torch's choice)"})
+    batch_tokens: int | None = field(default=None, metadata={
+        "help": "cut batches at this many padded tokens instead of batch_size texts (suits GPUs)"})
+    device: str = field(default="auto", metadata={
+        "help": "auto (a CUDA GPU, else Apple mps, else the CPU), cpu, cuda, cuda:N or mps"})
     idf: str | None = field(default=None, metadata={
         "help": "term<TAB>idf file weighting query tokens (kind idf)"})
 
@@ -71,6 +80,10 @@ class EncoderOptions:
         require(self.dtype in DTYPES, f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
         require(self.threads is None or (_is_int(self.threads) and self.threads >= 1),
                 f"threads must be a positive integer or None, got {self.threads!r}")
+        require(self.batch_tokens is None or (_is_int(self.batch_tokens) and self.batch_tokens >= 1),
+                f"batch_tokens must be a positive integer or None, got {self.batch_tokens!r}")
+        require(isinstance(self.device, str) and DEVICE_PATTERN.fullmatch(self.device) is not None,
+                f"device must be auto, cpu, cuda, cuda:N or mps, got {self.device!r}")
 
 
 def _is_int(value) -> bool:
@@ -167,7 +180,7 @@ class TransformerWeighter(TermWeighter):
     encoder never pays for its document model.
     """
 
-    required_files: tuple = ("config.json", ("model.safetensors", "pytorch_model.bin"), TOKENIZER_FILES)
+    required_files: tuple = ("config.json", WEIGHT_FILES, TOKENIZER_FILES)
 
     def __init__(self, model: str | os.PathLike, options: EncoderOptions):
         self.directory = check_model_directory(model_directory(model), self.required_files)
@@ -175,6 +188,7 @@ class TransformerWeighter(TermWeighter):
         self.tokenizer = load_tokenizer(self.directory)
         self.vocab = tokenizer_vocabulary(self.tokenizer, self.directory.name)
         self.special_ids = special_token_ids(self.tokenizer)
+        self.device = resolve_device(options.device)
         self._modules = None
 
     @property
@@ -208,10 +222,10 @@ class TransformerWeighter(TermWeighter):
         if getattr(model.config, "vocab_size", len(self.vocab)) < len(self.vocab):
             raise InputError(f"tokenizer/model mismatch: the tokenizer has {len(self.vocab)} terms but the model "
                              f"only {model.config.vocab_size}", self.directory)
-        return model.eval()
+        return model.to(self.device).eval()
 
     def padded(self, token_ids: list[np.ndarray]):
-        """(input_ids, attention_mask) tensors padded to the longest text of this batch."""
+        """(input_ids, attention_mask) tensors on the device, padded to the longest text of this batch."""
         import torch
 
         width = max(len(ids) for ids in token_ids)
@@ -220,12 +234,32 @@ class TransformerWeighter(TermWeighter):
         for row, ids in enumerate(token_ids):
             input_ids[row, :len(ids)] = ids
             mask[row, :len(ids)] = True
-        return torch.from_numpy(input_ids), torch.from_numpy(mask)
+        return torch.from_numpy(input_ids).to(self.device), torch.from_numpy(mask).to(self.device)
 
     def drop_special(self, weights):
         """Zero the special-token columns of a (batch, V) tensor and return it as float32 numpy."""
         weights[:, self.special_ids] = 0
-        return weights.float().numpy()
+        return weights.float().cpu().numpy()
+
+
+def resolve_device(name: str):
+    """The torch device `name` stands for ("auto": a CUDA GPU, else mps, else the CPU);
+    a one-line error when this machine has no such device."""
+    import torch
+
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (device.index or 0) >= count:
+            raise ParameterError(f"device {name!r} is not available: torch {torch.__version__} sees "
+                                 f"{count} CUDA GPU(s) here (use --device cpu or auto)")
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise ParameterError(f"device {name!r} is not available on this machine (use --device cpu or auto)")
+    return device
 
 
 # --- the pipeline ---------------------------------------------------------------------
@@ -306,34 +340,29 @@ class Encoder:
                        max_length: int, source=None) -> Iterator[tuple[SparseVectors, list[str]]]:
         require(_is_int(batch_size) and batch_size >= 1, f"batch_size must be a positive integer, got {batch_size!r}")
         total = truncated = 0
+
+        def tokenize(chunk: tuple[list[str], list[str]]) -> TokenizedChunk:
+            return tokenize_chunk(weighter, *chunk, max_length, source)
+
         with progress_bar(progress) as advance:
-            for ids, texts in _chunks(records, batch_size * CHUNK_BATCHES):
-                vectors, cut = self._encode_chunk(weighter, ids, texts, batch_size, max_length, source)
-                total += len(texts)
-                truncated += cut
-                advance(len(texts))
-                yield vectors, texts
+            # The next chunk is tokenized on a background thread while this one runs the model.
+            for chunk in computed_ahead(tokenize, _chunks(records, batch_size * CHUNK_BATCHES)):
+                vectors = self._weigh_chunk(weighter, chunk, batch_size)
+                total += len(chunk.texts)
+                truncated += chunk.truncated
+                advance(len(chunk.texts))
+                yield vectors, chunk.texts
         if truncated:
             logger.warning("truncated %d of %d texts to %d tokens", truncated, total, max_length)
 
-    def _encode_chunk(self, weighter, ids: list[str], texts: list[str], batch_size: int, max_length: int,
-                      source) -> tuple[SparseVectors, int]:
-        for vector_id, text in zip(ids, texts):
-            if not isinstance(text, str):
-                raise ParameterError(f"text {vector_id!r} is {type(text).__name__}, not a string")
-        token_ids, truncated = weighter.tokenize(texts, max_length)
-        lengths = np.fromiter(map(len, token_ids), dtype=np.int64, count=len(token_ids))
-        empty = np.flatnonzero(lengths <= weighter.n_special_tokens())
-        if len(empty):
-            message = f"empty text (id {ids[empty[0]]!r})"
-            raise InputError(message, source) if source is not None else ParameterError(message)
+    def _weigh_chunk(self, weighter, chunk: "TokenizedChunk", batch_size: int) -> SparseVectors:
+        lengths = np.fromiter(map(len, chunk.token_ids), dtype=np.int64, count=len(chunk.token_ids))
         # Longest first: similar lengths share a batch (little padding) and a batch that
         # does not fit in memory fails at once.
         order = np.argsort(-lengths, kind="stable")
         sizes, terms, weights = [], [], []
-        for start in range(0, len(order), batch_size):
-            rows = order[start:start + batch_size]
-            dense = weighter.term_weights([token_ids[row] for row in rows])
+        for rows in batch_rows(order, lengths, batch_size, self.options.batch_tokens):
+            dense = weighter.term_weights([chunk.token_ids[row] for row in rows])
             batch_sizes, batch_terms, batch_weights = sparsify(dense, self.options)
             sizes.append(batch_sizes)
             terms.append(batch_terms)
@@ -341,8 +370,62 @@ class Encoder:
         offsets = np.zeros(len(order) + 1, dtype=np.int64)
         np.cumsum(np.concatenate(sizes), out=offsets[1:])
         by_length = SparseVectors(offsets, np.concatenate(terms), np.concatenate(weights),
-                                  np.asarray(ids)[order], self.vocab, validate=False)
-        return by_length.take(np.argsort(order)), truncated
+                                  np.asarray(chunk.ids)[order], self.vocab, validate=False)
+        return by_length.take(np.argsort(order))
+
+
+class TokenizedChunk(NamedTuple):
+    ids: list[str]
+    texts: list[str]
+    token_ids: list[np.ndarray]
+    truncated: int  # how many texts were cut to max_length
+
+
+def tokenize_chunk(weighter: TermWeighter, ids: list[str], texts: list[str], max_length: int,
+                   source) -> TokenizedChunk:
+    """Check and tokenize one chunk; an empty text is an error naming its id (and file)."""
+    for vector_id, text in zip(ids, texts):
+        if not isinstance(text, str):
+            raise ParameterError(f"text {vector_id!r} is {type(text).__name__}, not a string")
+    token_ids, truncated = weighter.tokenize(texts, max_length)
+    n_special = weighter.n_special_tokens()
+    for vector_id, ids_of_text in zip(ids, token_ids):
+        if len(ids_of_text) <= n_special:
+            message = f"empty text (id {vector_id!r})"
+            raise InputError(message, source) if source is not None else ParameterError(message)
+    return TokenizedChunk(ids, texts, token_ids, truncated)
+
+
+def batch_rows(order: np.ndarray, lengths: np.ndarray, batch_size: int,
+               batch_tokens: int | None) -> Iterator[np.ndarray]:
+    """Consecutive runs of `order` (longest text first): batch_size texts each, or, with a
+    token budget, as many texts as fit in batch_tokens padded tokens (at least one)."""
+    if batch_tokens is None:
+        for start in range(0, len(order), batch_size):
+            yield order[start:start + batch_size]
+        return
+    start = 0
+    while start < len(order):
+        # Sorted longest first, so a batch is padded to its first text's length.
+        stop = start + max(1, batch_tokens // int(lengths[order[start]]))
+        yield order[start:stop]
+        start = stop
+
+
+def computed_ahead(function: Callable, items: Iterable) -> Iterator:
+    """function(item) for each item, in order; the next item's result is computed on a
+    background thread while the caller works on the current one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sparseir-tokenize") as worker:
+        pending = None
+        for item in items:
+            submitted = worker.submit(function, item)
+            if pending is not None:
+                yield pending.result()
+            pending = submitted
+        if pending is not None:
+            yield pending.result()
 
 
 def sparsify(dense: np.ndarray, options: EncoderOptions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -413,7 +496,8 @@ def load_encoder(model: str | os.PathLike = DEFAULT_MODEL, kind: str = "splade",
 
     model: "default" (the embedded splade-tiny) or a Hugging Face model directory.
     kind: "splade" (masked-LM), "unicoil" (encoder + linear head, see docs/encoders.md) or
-    "idf" (documents with the SPLADE `model`, queries weighted by the IDF table `idf=`).
+    "idf" (documents with the SPLADE `model`, queries weighted by the IDF table `idf=`, by
+    default the model directory's own idf.json as OpenSearch's inference-free models ship).
     query_model: a different model directory for queries (splade, unicoil).
     options: the fields of `EncoderOptions`.
     """
@@ -429,9 +513,13 @@ def load_encoder(model: str | os.PathLike = DEFAULT_MODEL, kind: str = "splade",
         from .splade import SpladeWeighter
 
         require(query_model is None, "query_model does not apply to kind 'idf' (queries are weighted by idf=)")
-        require(settings.idf is not None, "kind 'idf' needs idf=PATH, a term<TAB>idf file")
         documents = SpladeWeighter(model, settings)
-        return IdfQueryEncoder.load(settings.idf, documents.tokenizer, documents, settings)
+        idf = settings.idf
+        if idf is None and (documents.directory / MODEL_IDF_FILE).is_file():
+            idf = documents.directory / MODEL_IDF_FILE
+        require(idf is not None, f"kind 'idf' needs idf=PATH (a term<TAB>idf or .json file), or a model "
+                                 f"directory with {MODEL_IDF_FILE}; {documents.directory} has none")
+        return IdfQueryEncoder.load(idf, documents.tokenizer, documents, settings)
     if kind == "splade":
         from .splade import SpladeWeighter as weighter
     elif kind == "unicoil":

@@ -1,21 +1,23 @@
 """Inference-free queries: each query token weighs its IDF in the collection; no model runs.
 
 The IDF table is computed from the encoded collection (a term's document frequency is
-the number of document vectors containing it) or read from a file. File format: UTF-8
-text, optionally gzip-compressed, one ``term<TAB>idf`` per line, terms spelled as in the
+the number of document vectors containing it) or read from a file: UTF-8 text, optionally
+gzip-compressed, either a JSON object {term: idf} (``.json``, the ``idf.json`` that
+OpenSearch's inference-free models ship) or one ``term<TAB>idf`` per line, terms spelled as in the
 tokenizer's vocabulary, idf a finite non-negative number; terms not listed weigh 0 (a
 query made only of them matches nothing).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 
 import numpy as np
 
 from . import Encoder, EncoderOptions, TermWeighter, load_tokenizer, special_token_ids, tokenizer_vocabulary
-from ..errors import ParameterError
+from ..errors import InputError, ParameterError
 from ..vectors import SparseVectors
 
 
@@ -85,30 +87,30 @@ class IdfQueryEncoder(Encoder):
     @classmethod
     def load(cls, path: str | os.PathLike, tokenizer="default", documents: TermWeighter | None = None,
              options: EncoderOptions | None = None) -> "IdfQueryEncoder":
-        """Read a ``term<TAB>idf`` file (see the module docstring)."""
-        from ..formats.lines import parse_lines
-
+        """Read a ``term<TAB>idf`` file, or a ``.json`` object {term: idf} (see the module docstring)."""
         tokenizer, vocab = _tokenizer_and_vocab(tokenizer, documents)
         idf = np.zeros(len(vocab), dtype=np.float32)
 
-        def parse(line: str) -> str:
-            fields = line.split("\t")
-            if len(fields) != 2:
-                raise ParameterError(f"expected 2 tab-separated fields (term, idf), got {len(fields)}")
-            term_id = vocab.get(fields[0])
+        def set_idf(term: str, value) -> None:
+            term_id = vocab.get(term)
             if term_id is None:
-                raise ParameterError(f"term {fields[0]!r} is not in the tokenizer's vocabulary")
+                raise ParameterError(f"term {term!r} is not in the tokenizer's vocabulary")
             try:
-                value = float(fields[1])
-            except ValueError:
-                raise ParameterError(f"idf is not a number: {fields[1]!r}") from None
+                value = float(value)
+            except (TypeError, ValueError):
+                raise ParameterError(f"idf of {term!r} is not a number: {value!r}") from None
             if not math.isfinite(value) or value < 0:
-                raise ParameterError(f"idf must be finite and non-negative, got {fields[1]!r}")
+                raise ParameterError(f"idf of {term!r} must be finite and non-negative, got {value!r}")
             idf[term_id] = value
-            return fields[0]
 
-        for _ in parse_lines(path, parse, unique_key=lambda term: term, what="term<TAB>idf line"):
-            pass
+        if os.fspath(path).endswith((".json", ".json.gz")):
+            for term, value in _read_json_table(path).items():
+                try:
+                    set_idf(term, value)
+                except ParameterError as e:
+                    raise InputError(str(e), path) from None
+        else:
+            _read_tsv_table(path, set_idf)
         return cls(idf, tokenizer, documents, options)
 
     def save(self, path: str | os.PathLike, overwrite: bool = False) -> None:
@@ -119,6 +121,35 @@ class IdfQueryEncoder(Encoder):
                  for term_id in np.flatnonzero(self.idf > 0))
         with atomic_file(path, mode="wb", overwrite=overwrite) as f:
             f.write("".join(lines).encode("utf-8"))
+
+
+def _read_json_table(path: str | os.PathLike) -> dict:
+    from ..fileio import open_binary
+
+    try:
+        with open_binary(path) as f:
+            table = json.load(f)
+    except UnicodeDecodeError as e:
+        raise InputError(f"invalid UTF-8 at byte {e.start}", path) from None
+    except json.JSONDecodeError as e:
+        raise InputError(f"invalid JSON: {e.msg}", path, e.lineno) from None
+    if not isinstance(table, dict) or not table:
+        raise InputError("expected a non-empty JSON object {term: idf}", path)
+    return table
+
+
+def _read_tsv_table(path: str | os.PathLike, set_idf) -> None:
+    from ..formats.lines import parse_lines
+
+    def parse(line: str) -> str:
+        fields = line.split("\t")
+        if len(fields) != 2:
+            raise ParameterError(f"expected 2 tab-separated fields (term, idf), got {len(fields)}")
+        set_idf(fields[0], fields[1])
+        return fields[0]
+
+    for _ in parse_lines(path, parse, unique_key=lambda term: term, what="term<TAB>idf line"):
+        pass
 
 
 def _tokenizer_and_vocab(tokenizer, documents: TermWeighter | None):

@@ -19,13 +19,14 @@ from .records import Qrel, ScoredDoc, TextRecord
 from .seismic_bin import read_seismic_bin, write_seismic_bin
 from .text import read_texts, write_texts
 from .trec import RUN_FORMATS, read_qrels, read_run, write_run
+from .vocabs import VOCAB_CHOICES, check_vocab
 
 VECTOR_FORMATS = ("jsonl", "bin", "parquet")
 _EXTENSIONS = {".jsonl": "jsonl", ".json": "jsonl", ".bin": "bin", ".parquet": "parquet",
                ".tsv": "tsv", ".txt": "tsv", ".tsv.gz": "tsv"}
 
-__all__ = ["BadLines", "Qrel", "ScoredDoc", "TextRecord", "VECTOR_FORMATS", "RUN_FORMATS", "detect_format",
-           "is_text_file", "read_vectors", "write_vectors", "read_texts", "write_texts", "read_qrels",
+__all__ = ["BadLines", "Qrel", "ScoredDoc", "TextRecord", "VECTOR_FORMATS", "VOCAB_CHOICES", "RUN_FORMATS",
+           "detect_format", "is_text_file", "read_vectors", "write_vectors", "read_texts", "write_texts", "read_qrels",
            "read_run", "write_run"]
 
 
@@ -50,15 +51,18 @@ def _vector_format(path, format: str | None) -> str:
     return format
 
 
-def read_vectors(path: str | os.PathLike, format: str | None = None, vocab: Vocabulary | str | None = None,
+def read_vectors(path: str | os.PathLike, format: str | None = None, vocab: Vocabulary | str | None = "auto",
                  bad_lines: BadLines | None = None) -> SparseVectors:
     """Read sparse vectors from a file, format picked by extension unless given.
 
-    vocab: a Vocabulary, ``"bert"`` (default: the BERT uncased WordPiece vocabulary,
-    unknown terms are errors) or ``"open"`` (terms are added as they appear).
+    vocab: ``"auto"`` (default; None too): the BERT uncased WordPiece vocabulary when every
+    term of the file is in it, else an open one; ``"bert"`` (unknown terms are errors);
+    ``"open"`` (terms are added as they appear); or a Vocabulary, e.g. ``index.vocab`` for
+    queries. A vocabulary embedded in a Parquet file wins; .bin term ids beyond BERT's
+    become terms named by their ids ("70000").
     """
     format = _vector_format(path, format)
-    vocab = resolve_vocab(vocab)
+    check_vocab(vocab)  # before any reading, even where a Parquet file's own vocabulary wins
     if format == "jsonl":
         return read_jsonl(path, vocab, bad_lines)
     if format == "bin":
@@ -72,15 +76,4 @@ def write_vectors(vectors: SparseVectors, path: str | os.PathLike, format: str |
     format = _vector_format(path, format)
     writer = {"jsonl": write_jsonl, "bin": write_seismic_bin, "parquet": write_parquet}[format]
     writer(vectors, path, overwrite=overwrite)
-
-
-def resolve_vocab(vocab: Vocabulary | str | None) -> Vocabulary:
-    if isinstance(vocab, Vocabulary):
-        # Readers grow open vocabularies; never mutate the caller's (or an index's) copy.
-        return Vocabulary(vocab.terms, vocab.name, vocab.open)
-    if vocab in (None, "bert"):
-        return Vocabulary.default()
-    if vocab == "open":
-        return Vocabulary.growing()
-    raise ParameterError(f"vocab must be a Vocabulary, 'bert' or 'open', got {vocab!r}")
 

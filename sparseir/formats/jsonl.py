@@ -12,6 +12,7 @@ from ..errors import ParameterError
 from ..fileio import atomic_file
 from ..vectors import SparseVectors, VectorBuilder, Vocabulary
 from .lines import BadLines, parse_lines
+from .vocabs import is_auto, resolve_vocab, unknown_term_hint
 
 
 def _parse(line: str) -> tuple[str, dict, str]:
@@ -36,16 +37,23 @@ def _parse(line: str) -> tuple[str, dict, str]:
     return str(record["id"]), vector, record.get("contents", "")
 
 
-def read_jsonl(path: str | os.PathLike, vocab: Vocabulary, bad_lines: BadLines | None = None) -> SparseVectors:
-    builder = VectorBuilder(vocab)
+def read_jsonl(path: str | os.PathLike, vocab: Vocabulary | str | None = "auto",
+               bad_lines: BadLines | None = None) -> SparseVectors:
+    builder = VectorBuilder(resolve_vocab(vocab), open_on_unknown_term=is_auto(vocab),
+                            unknown_term_hint=unknown_term_hint(vocab))
+
+    seen: set[str] = set()
 
     def parse_and_add(line: str) -> str:
         vector_id, vector, _ = _parse(line)
+        # Checked before adding: a skipped duplicate (skip_bad_lines) must not be kept.
+        if vector_id in seen:
+            raise ParameterError(f"duplicate id {vector_id!r}")
         builder.add(vector_id, vector)
+        seen.add(vector_id)
         return vector_id
 
-    for _ in parse_lines(path, parse_and_add, bad_lines, unique_key=lambda vector_id: vector_id,
-                         what="JSON vector line"):
+    for _ in parse_lines(path, parse_and_add, bad_lines, what="JSON vector line"):
         pass
     return builder.build()
 

@@ -16,6 +16,7 @@ import numpy as np
 from ..errors import InputError
 from ..fileio import atomic_file, check_readable
 from ..vectors import DEFAULT_VOCAB_NAME, SparseVectors, Vocabulary
+from .vocabs import vocab_for_term_ids
 
 VOCAB_KEY = b"sparseir.vocab"
 BATCH_ROWS = 65536
@@ -27,9 +28,7 @@ def vocab_metadata(vocab: Vocabulary) -> bytes:
     return json.dumps({"name": vocab.name, "open": vocab.open, "terms": vocab.terms}).encode()
 
 
-def _vocab_from_metadata(raw: bytes | None, fallback: Vocabulary) -> Vocabulary:
-    if raw is None:
-        return fallback
+def _vocab_from_metadata(raw: bytes) -> Vocabulary:
     meta = json.loads(raw)
     if "terms" not in meta:
         return Vocabulary.default()
@@ -61,7 +60,8 @@ def write_parquet(vectors: SparseVectors, path: str | os.PathLike, overwrite: bo
         write(vectors)
 
 
-def read_parquet(path: str | os.PathLike, vocab: Vocabulary) -> SparseVectors:
+def read_parquet(path: str | os.PathLike, vocab: Vocabulary | str | None = "auto") -> SparseVectors:
+    """The vocabulary embedded in the file wins over `vocab`, which serves files from elsewhere."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -74,7 +74,7 @@ def read_parquet(path: str | os.PathLike, vocab: Vocabulary) -> SparseVectors:
     missing = {"id", "terms", "weights"} - names
     if missing:
         raise InputError(f"missing column(s) {sorted(missing)}; expected id, terms, weights", path)
-    file_vocab = _vocab_from_metadata((parquet.schema_arrow.metadata or {}).get(VOCAB_KEY), vocab)
+    embedded_vocab = (parquet.schema_arrow.metadata or {}).get(VOCAB_KEY)
     ids, sizes, terms, weights = [], [], [], []
     for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=["id", "terms", "weights"]):
         term_lists, weight_lists = batch.column("terms"), batch.column("weights")
@@ -91,7 +91,12 @@ def read_parquet(path: str | os.PathLike, vocab: Vocabulary) -> SparseVectors:
     np.cumsum(np.concatenate(sizes), out=offsets[1:])
     if len(set(ids)) != len(ids):
         raise InputError("duplicate ids", path)
+    terms = np.concatenate(terms)
     try:
-        return SparseVectors(offsets, np.concatenate(terms), np.concatenate(weights), ids, file_vocab)
+        if embedded_vocab is not None:
+            vocab = _vocab_from_metadata(embedded_vocab)
+        else:
+            vocab, terms = vocab_for_term_ids(terms, offsets, vocab)
+        return SparseVectors(offsets, terms, np.concatenate(weights), ids, vocab)
     except ValueError as e:
         raise InputError(str(e), path) from None

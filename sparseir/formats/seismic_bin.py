@@ -2,7 +2,8 @@
 
 Little-endian throughout: u32 number of vectors; then per vector u32 n, n u32 term
 ids (ascending), n f32 weights. The format carries neither ids nor a vocabulary:
-ids become row numbers and term ids are taken as ids of the given vocabulary.
+ids become row numbers and term ids are taken as ids of the given vocabulary (by default
+BERT's when they all fit, else terms named by their ids: see `vocab_for_term_ids`).
 """
 
 from __future__ import annotations
@@ -11,15 +12,16 @@ import os
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, ParameterError
 from ..fileio import atomic_file, open_binary
 from ..vectors import SparseVectors, Vocabulary
+from .vocabs import vocab_for_term_ids
 
 U32 = np.dtype("<u4")
 F32 = np.dtype("<f4")
 
 
-def read_seismic_bin(path: str | os.PathLike, vocab: Vocabulary) -> SparseVectors:
+def read_seismic_bin(path: str | os.PathLike, vocab: Vocabulary | str | None = "auto") -> SparseVectors:
     with open_binary(path) as f:
         data = f.read()
     if len(data) < 4 or len(data) % 4:
@@ -45,10 +47,10 @@ def read_seismic_bin(path: str | os.PathLike, vocab: Vocabulary) -> SparseVector
     gather = np.repeat(starts - offsets[:-1], lengths) + np.arange(offsets[-1])
     terms = words[gather]
     weights = words[gather + np.repeat(lengths, lengths)].view(F32)
-    if len(terms) and terms.max() >= len(vocab):
-        row = int(np.searchsorted(offsets, np.argmax(terms >= len(vocab)), side="right") - 1)
-        raise InputError(f"vector {row}: term id {int(terms.max())} outside the vocabulary "
-                         f"(size {len(vocab)})", path)
+    try:
+        vocab, terms = vocab_for_term_ids(terms, offsets, vocab)
+    except ParameterError as e:
+        raise InputError(str(e), path) from None
     bad = ~np.isfinite(weights) | (weights < 0)
     if bad.any():
         row = int(np.searchsorted(offsets, np.argmax(bad), side="right") - 1)
