@@ -1,7 +1,7 @@
 """The optional parts of sparseir: which packages each extra brings, whether they are here.
 
 ``pip install sparseir`` indexes and searches vectors; encoding text, evaluation with
-ir-measures, plots and peers, and Ray each come with an extra. A feature whose extra is
+ir-measures, plots and peers, Ray and PyTerrier each come with an extra. A feature whose extra is
 missing stops with one line naming the install command, never a traceback from deep
 inside an import. Nothing here imports the packages it checks.
 """
@@ -21,10 +21,11 @@ EXTRAS: dict[str, tuple[tuple[str, str], ...]] = {
     "eval": (("ir_measures", "ir-measures"), ("ir_datasets", "ir-datasets")),
     "bench": (("matplotlib", "matplotlib"), ("seismic", "pyseismic-lsr"), ("pyvsag", "pyvsag"), ("bmp", "bmp")),
     "ray": (("ray", "ray"),),
+    "pyterrier": (("pyterrier", "python-terrier"), ("pandas", "pandas")),
 }
 # Packages a feature cannot do without (the bench peers are optional one by one).
 NEEDED = {"encode": ("torch", "transformers", "tokenizers", "safetensors"), "eval": ("ir_measures",),
-          "bench": ("matplotlib",), "ray": ("ray",)}
+          "bench": ("matplotlib",), "ray": ("ray",), "pyterrier": ("pyterrier", "pandas")}
 
 
 def missing(extra: str) -> list[str]:
@@ -56,11 +57,12 @@ def installed_versions() -> dict[str, dict[str, str | None]]:
 def describe_installation(version: str) -> str:
     """Lines for `sparseir --version` / `sparseir info`: each extra with what is present."""
     lines = [f"sparseir {version}"]
+    width = max(map(len, EXTRAS))
     for extra, packages in installed_versions().items():
         present = [f"{name} {found}" for name, found in packages.items() if found]
         if extra != "core" and not present:
-            lines.append(f"  {extra:7} not installed (pip install 'sparseir[{extra}]')")
+            lines.append(f"  {extra:{width}} not installed (pip install 'sparseir[{extra}]')")
             continue
         absent = [name for name, found in packages.items() if not found]
-        lines.append(f"  {extra:7} " + ", ".join(present) + (f"; absent: {', '.join(absent)}" if absent else ""))
+        lines.append(f"  {extra:{width}} " + ", ".join(present) + (f"; absent: {', '.join(absent)}" if absent else ""))
     return "\n".join(lines)

@@ -218,3 +218,14 @@ def test_an_unknown_or_absent_device_is_one_line(tmp_path, device, message):
                                       "--device", device])
     assert result.exit_code == 1 and result.output.count("\n") == 1 and "Traceback" not in result.output
     assert re.search(message, result.output) and not (tmp_path / "out.jsonl").exists()
+
+
+def test_the_pyterrier_module_without_its_extra_names_the_install_command(monkeypatch):
+    import importlib
+    import sys
+
+    real_find_spec = sparseir.extras.find_spec
+    monkeypatch.setattr(sparseir.extras, "find_spec", lambda name: None if name == "pyterrier" else real_find_spec(name))
+    monkeypatch.delitem(sys.modules, "sparseir.pyterrier", raising=False)
+    with pytest.raises(sparseir.ParameterError, match=r"needs pyterrier.*pip install 'sparseir\[pyterrier\]'"):
+        importlib.import_module("sparseir.pyterrier")
