@@ -43,7 +43,9 @@ from .evaluate import evaluate, latency_stats, parse_measures, recall_vs_exact, 
 from .extras import require_extra
 from .fileio import atomic_file
 from .formats import Qrel, ScoredDoc, read_qrels
-from .index import KINDS, build_index, get_kind, make_params
+from .index import build_index
+from .kinds import KINDS, get_kind, make_params
+from .searchable import check_k
 from .timing import pinned, time_batch, time_single
 from .vectors import SparseVectors
 
@@ -98,8 +100,7 @@ class BenchConfig:
         require(len(self.methods) > 0, "methods: the config lists no [[methods]]")
         names = [method.name for method in self.methods]
         require(len(set(names)) == len(names), f"methods: names must be unique, got {names}")
-        require(isinstance(self.k, int) and not isinstance(self.k, bool) and self.k >= 1,
-                f"k must be a positive integer, got {self.k!r}")
+        check_k(self.k)
         require(self.max_queries is None or (isinstance(self.max_queries, int) and self.max_queries >= 1),
                 f"max_queries must be a positive integer, got {self.max_queries!r}")
         require(isinstance(self.batch_repeats, int) and self.batch_repeats >= 1,

@@ -1,8 +1,9 @@
-"""Datasets in MS MARCO layout, the embedded demo collection, and ir_datasets qrels.
+"""Datasets in MS MARCO layout, and the embedded demo collection.
 
 A dataset directory holds ``collection.tsv``, ``queries.tsv`` and ``qrels.txt`` (qrels
 optional), and, when the texts are already encoded, ``vectors/collection.jsonl.gz`` and
 ``vectors/queries.jsonl.gz``. Without vectors the texts are encoded with the default model.
+Documents, queries and qrels given one by one may also be ``irds:<dataset id>`` sources.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Iterable
 
 from .errors import InputError
-from .formats import Qrel, is_text_file, read_texts, read_vectors
+from .formats import TextRecord, is_irds_source, is_text_file, read_documents, read_queries, read_vectors
+from .formats.irds import check_irds_source
 from .vectors import SparseVectors, Vocabulary
 
 # Names tried in order inside a dataset directory.
@@ -24,14 +27,18 @@ DOC_VECTOR_FILES = ("vectors/collection.jsonl.gz", "vectors/collection.jsonl", "
 QUERY_VECTOR_FILES = ("vectors/queries.jsonl.gz", "vectors/queries.jsonl", "vectors/queries.parquet")
 
 
+# A file, or an ``irds:<dataset id>`` (kept as the string).
+Source = Path | str
+
+
 @dataclass(frozen=True)
 class Dataset:
     """Where one collection's files are; texts or vectors may be missing, not both."""
 
     name: str
-    collection: Path | None = None
-    queries: Path | None = None
-    qrels: Path | None = None
+    collection: Source | None = None
+    queries: Source | None = None
+    qrels: Source | None = None
     doc_vectors: Path | None = None
     query_vectors: Path | None = None
 
@@ -41,12 +48,20 @@ class Dataset:
         if self.queries is None and self.query_vectors is None:
             raise InputError("no queries: need queries.tsv or vectors/queries.jsonl.gz", self.name)
         for path in (self.collection, self.queries, self.qrels, self.doc_vectors, self.query_vectors):
-            if path is not None and not path.is_file():
+            if path is not None and not is_irds_source(path) and not Path(path).is_file():
                 raise InputError("no such file", path)
+        # Now, not after the documents are encoded: an unknown id or a file ir_datasets lacks.
+        for source, part in ((self.collection, "docs"), (self.queries, "queries"), (self.qrels, "qrels")):
+            if source is not None and is_irds_source(source):
+                check_irds_source(source, part)
 
     def describe(self) -> dict[str, str | None]:
         return {"name": self.name, **{key: None if value is None else os.fspath(value)
                                       for key, value in vars(self).items() if key != "name"}}
+
+
+def _source(value: str | os.PathLike) -> Source:
+    return os.fspath(value) if is_irds_source(value) else Path(value)
 
 
 def _first_existing(directory: Path, names: tuple[str, ...]) -> Path | None:
@@ -57,9 +72,10 @@ def open_dataset(directory: str | os.PathLike | None = None, docs: str | os.Path
                  queries: str | os.PathLike | None = None, qrels: str | os.PathLike | None = None) -> Dataset:
     """A dataset from a directory in MS MARCO layout, explicit paths, or both (paths win).
 
-    `docs` and `queries` may be text (.tsv) or vectors (.jsonl[.gz], .bin, .parquet).
+    `docs` and `queries` may be text (.tsv, or ``irds:<dataset id>``) or vectors (.jsonl[.gz],
+    .bin, .parquet); `qrels` a file or ``irds:<dataset id>``.
     """
-    found: dict[str, Path | None] = {}
+    found: dict[str, Source | None] = {}
     name = "dataset"
     if directory is not None:
         root = Path(directory)
@@ -73,11 +89,10 @@ def open_dataset(directory: str | os.PathLike | None = None, docs: str | os.Path
                  "query_vectors": _first_existing(root, QUERY_VECTOR_FILES)}
     for value, text_key, vector_key in ((docs, "collection", "doc_vectors"), (queries, "queries", "query_vectors")):
         if value is not None:
-            path = Path(value)
             found.update({text_key: None, vector_key: None})
-            found[text_key if is_text_file(path) else vector_key] = path
+            found[text_key if is_text_file(value) else vector_key] = _source(value)
     if qrels is not None:
-        found["qrels"] = Path(qrels)
+        found["qrels"] = _source(qrels)
     if directory is None and docs is not None:
         name = os.fspath(docs)
     return Dataset(name, **found)
@@ -101,18 +116,18 @@ def load_vectors(dataset: Dataset, vocab: Vocabulary | None = None, batch_size: 
     if dataset.doc_vectors is not None:
         docs = read_vectors(dataset.doc_vectors, vocab=vocab)
     else:
-        texts, ids = read_texts_and_ids(dataset.collection)
+        texts, ids = texts_and_ids(read_documents(dataset.collection))
         docs = encoder.encode_documents(texts, ids=ids, batch_size=batch_size, progress=progress)
     if dataset.query_vectors is not None:
         queries = read_vectors(dataset.query_vectors, vocab=docs.vocab)
     else:
-        texts, ids = read_texts_and_ids(dataset.queries)
+        texts, ids = texts_and_ids(read_queries(dataset.queries))
         queries = encoder.encode_queries(texts, ids=ids, progress=progress)
     return docs, queries
 
 
-def read_texts_and_ids(path: Path) -> tuple[list[str], list[str]]:
-    records = list(read_texts(path))
+def texts_and_ids(records: Iterable[TextRecord]) -> tuple[list[str], list[str]]:
+    records = list(records)
     return [record.text for record in records], [record.id for record in records]
 
 
@@ -121,39 +136,3 @@ def default_encoder():
     from .encoder import load_encoder
 
     return load_encoder("default")
-
-
-# --- ir_datasets ----------------------------------------------------------------------
-
-
-def is_ir_datasets_id(name: str) -> bool:
-    """True when `name` is a dataset id ir_datasets knows (e.g. msmarco-passage/dev/small)."""
-    if "/" not in name and "-" not in name:
-        return False
-    try:
-        import ir_datasets
-    except ImportError:
-        return False
-    return name in ir_datasets.registry
-
-
-def ir_datasets_qrels(dataset_id: str) -> list[Qrel]:
-    """Qrels of an ir_datasets id, read only when its files are already on this machine.
-
-    ir_datasets downloads missing files on first use; this never does, so evaluation
-    stays offline and fails at once with the path it looked for.
-    """
-    import ir_datasets
-
-    dataset = ir_datasets.load(dataset_id)
-    if not dataset.has_qrels():
-        raise InputError("this ir_datasets id has no qrels", dataset_id)
-    # The handler's private download/cache object is the only place its local path is known.
-    source = getattr(dataset.qrels_handler(), "_qrels_dlc", None)
-    local = getattr(source, "_path", None) or getattr(source, "_cache_path", None)
-    if local is None or not Path(local).is_file():
-        where = f" (looked for {local})" if local is not None else ""
-        raise InputError(f"qrels are not available offline{where}; fetch them once with ir_datasets "
-                         "or pass a qrels file", dataset_id)
-    return [Qrel(q.query_id, q.doc_id, int(q.relevance), str(getattr(q, "iteration", "0")))
-            for q in dataset.qrels_iter()]

@@ -25,7 +25,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +36,7 @@ from .extras import require_extra
 from .fileio import atomic_file, check_readable, is_gzip
 from .formats import write_vectors
 from .formats.text import parse_text_line
-from .index import as_queries
+from .searchable import SearchableBase, check_k, prepare_queries
 from .query.topk import empty_results
 from .sharded import ShardInfo, load_sharded, merge_topk, open_shard, to_global
 from .vectors import SparseVectors
@@ -113,7 +112,7 @@ def import_ray():
     return ray
 
 
-class DistributedIndex:
+class DistributedIndex(SearchableBase):
     """A sharded index served by one Ray actor per shard; searches like ``Index``."""
 
     def __init__(self, path: str | os.PathLike, config: RayConfig | None = None, **config_values):
@@ -141,14 +140,14 @@ class DistributedIndex:
     n_shards = property(lambda self: len(self.infos))
     doc_ids = property(lambda self: self.local.doc_ids)
 
-    def __len__(self) -> int:
-        return self.n_docs
-
     def __repr__(self) -> str:
         return f"DistributedIndex(kind={self.kind!r}, n_docs={self.n_docs}, shards={self.n_shards})"
 
     def search_params(self, **knobs):
         return self.local.search_params(**knobs)
+
+    def doc_frequency(self) -> np.ndarray:
+        return self.local.doc_frequency()
 
     # --- actors ---------------------------------------------------------------------
 
@@ -163,13 +162,6 @@ class DistributedIndex:
         self.actors[number] = self._start(number)
         self.restarts[number] += 1
 
-    def warmup(self) -> float:
-        """Wait until every actor has loaded its shard (raises like search if one cannot); returns seconds."""
-        started = time.perf_counter()
-        probe = SparseVectors([0, 1], [0], [1.0], ["warmup"], self.vocab, validate=False)
-        self.search(probe, k=1)
-        return time.perf_counter() - started
-
     def close(self) -> None:
         """Stop the actors (and the local cluster, if this index started it)."""
         ray = import_ray()
@@ -178,13 +170,6 @@ class DistributedIndex:
         self.actors = []
         if self._started_cluster:
             ray.shutdown()
-
-    def __enter__(self) -> "DistributedIndex":
-        return self
-
-    def __exit__(self, *exc) -> bool:
-        self.close()
-        return False
 
     # --- search ---------------------------------------------------------------------
 
@@ -196,14 +181,13 @@ class DistributedIndex:
         left out (with a PartialResultsWarning) and named in ``.missing_shards``.
         """
         ray = import_ray()
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ParameterError(f"k must be a positive integer, got {k!r}")
+        k = check_k(k)
         self.search_params(**knobs)
-        queries = self.local.shards[0]._check_queries(as_queries(queries, self.vocab))
+        queries = prepare_queries(queries, self.vocab)
         if len(queries) == 0:
-            return PartialResults(*empty_results(0, int(k)))
+            return PartialResults(*empty_results(0, k))
         batch = ray.put((queries.offsets, queries.terms, queries.weights))  # sent once, read by every actor
-        call = (batch, int(k), threads, knobs)
+        call = (batch, k, threads, knobs)
         pending = {self.actors[number].search.remote(*call): number for number in range(self.n_shards)}
         answers, failures, attempts = {}, {}, [0] * self.n_shards
         while pending:
@@ -226,9 +210,9 @@ class DistributedIndex:
             warnings.warn(f"partial results: shard(s) {sorted(failures)} of {self.n_shards} did not answer",
                           PartialResultsWarning, stacklevel=2)
         if not answers:
-            return PartialResults(*empty_results(len(queries), int(k)), missing_shards=sorted(failures))
+            return PartialResults(*empty_results(len(queries), k), missing_shards=sorted(failures))
         ordered = [answers[number] for number in sorted(answers)]
-        return PartialResults(*merge_topk([s for s, _ in ordered], [r for _, r in ordered], int(k)),
+        return PartialResults(*merge_topk([s for s, _ in ordered], [r for _, r in ordered], k),
                               missing_shards=sorted(failures))
 
 

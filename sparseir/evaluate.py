@@ -5,7 +5,8 @@
     evaluate.recall_vs_exact(run, exact_run, k=10)
 
 Runs are lists of ``ScoredDoc`` or paths to TREC / MS MARCO run files; qrels are lists
-of ``Qrel``, paths to TREC qrels, or ir_datasets ids whose files are already on disk.
+of ``Qrel``, paths to TREC qrels, or ir_datasets ids (``irds:msmarco-passage/dev/small``, or
+the bare id) whose files are already on disk.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ import numpy as np
 
 from .errors import InputError, ParameterError
 from .extras import require_extra
-from .formats import Qrel, ScoredDoc, read_qrels, read_run
+from .formats import IRDS_PREFIX, Qrel, ScoredDoc, is_irds_source, read_qrels, read_run
+from .formats.irds import is_registered_id
+from .searchable import check_k
 
 DEFAULT_MEASURES = ("RR@10", "nDCG@10", "R@1000")
 
@@ -61,15 +64,14 @@ def load_run(run: RunLike) -> list[ScoredDoc]:
 
 
 def load_qrels(qrels: QrelsLike) -> list[Qrel]:
-    """Qrels from a file, an ir_datasets id (files already downloaded), or a list of Qrel."""
+    """Qrels from a file, an ir_datasets id (``irds:<dataset id>``, or the bare id; files
+    already on this machine), or a list of Qrel."""
     if not isinstance(qrels, (str, os.PathLike)):
         return list(qrels)
-    if os.path.exists(qrels):
+    if is_irds_source(qrels) or os.path.exists(qrels):
         return list(read_qrels(qrels))
-    from .datasets import ir_datasets_qrels, is_ir_datasets_id
-
-    if is_ir_datasets_id(os.fspath(qrels)):
-        return ir_datasets_qrels(os.fspath(qrels))
+    if is_registered_id(os.fspath(qrels)):
+        return list(read_qrels(IRDS_PREFIX + os.fspath(qrels)))
     raise InputError("no such file, nor an ir_datasets id", qrels)
 
 
@@ -109,8 +111,7 @@ def recall_vs_exact(run: RunLike, exact_run: RunLike, k: int = 10) -> float:
     a query missing from the run scores 0. Documents tied with the exact k-th score
     count only when they are the one the exact search kept.
     """
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ParameterError(f"k must be a positive integer, got {k!r}")
+    k = check_k(k)
     exact = ranked_lists(load_run(exact_run), k)
     found = ranked_lists(load_run(run), k)
     shares = [len(set(found.get(query_id, ())) & set(docs)) / len(docs) for query_id, docs in exact.items() if docs]

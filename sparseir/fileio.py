@@ -6,7 +6,9 @@ import contextlib
 import gzip
 import io
 import os
+import re
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 from typing import IO, Iterator
@@ -14,6 +16,23 @@ from typing import IO, Iterator
 from .errors import InputError
 
 GZIP_MAGIC = b"\x1f\x8b"
+
+# Crash tests stop a writer at each step of an atomic write in turn rather than after a
+# guessed delay: a process with SPARSEIR_CRASH_AT=N in its environment SIGKILLs itself at
+# the N-th crash_point() it reaches (counting from 1, over all its writes). Read once here,
+# so that unset, a crash point costs one test of an int.
+CRASH_AT_ENV = "SPARSEIR_CRASH_AT"
+_crash_at = int(os.environ.get(CRASH_AT_ENV) or 0)
+_crash_points_passed = 0
+
+
+def crash_point() -> None:
+    """Mark the end of one step of an atomic write: where a crash test may kill this process."""
+    global _crash_points_passed
+    if _crash_at:
+        _crash_points_passed += 1
+        if _crash_points_passed == _crash_at:
+            os.kill(os.getpid(), signal.SIGKILL)
 
 
 def is_gzip(path: str | os.PathLike) -> bool:
@@ -76,10 +95,12 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", overwrite: bool = True
     """Write to a temporary sibling, fsync, then rename into place.
 
     A failure or a kill part-way leaves no file at `path` (only a hidden temp file,
-    removed on a normal exception). Paths ending in .gz are gzip-compressed.
+    removed on a normal exception, else by the next write of `path`). Paths ending in .gz
+    are gzip-compressed.
     """
     path = refuse_existing(path, overwrite)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=".tmp", dir=path.parent)
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would make shared outputs unreadable
         with os.fdopen(fd, "wb") as raw:
@@ -94,7 +115,9 @@ def atomic_file(path: str | os.PathLike, mode: str = "w", overwrite: bool = True
                 compressed.close()  # writes the gzip trailer; leaves `raw` open
             raw.flush()
             os.fsync(raw.fileno())
+        crash_point()  # complete and synced, not yet in place
         os.replace(tmp, path)
+        crash_point()
         fsync_dir(path.parent)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -116,11 +139,54 @@ def fsync_dir(path: str | os.PathLike) -> None:
         os.close(fd)
 
 
+def temp_prefix(path: Path) -> str:
+    """Name start of a temporary beside `path`: hidden, tied to its target, and naming its writer's PID."""
+    return f".{path.name}.{os.getpid()}."
+
+
+def remove_stale_temps(path: Path) -> None:
+    """Delete the temporaries that killed writers of `path` left beside it (as Lucene deletes
+    unreferenced files), so that crashes do not pile up copies of an index.
+
+    Only names given by temp_prefix (`.NAME.PID.XXXXXXXX.tmp` or `.old`) whose PID no longer
+    runs are removed: a running writer's temporaries and anything else are left alone (a
+    PID reused since only keeps a leftover longer). A PID means something on its own machine
+    only: writers of one output must share one machine.
+    """
+    prefix = f".{path.name}."
+    ours = re.compile(re.escape(prefix) + r"(\d+)\.[a-z0-9_]+\.(?:tmp|old)")
+    with os.scandir(path.parent) as entries:
+        stale = [entry for entry in entries if entry.name.startswith(prefix)
+                 and (match := ours.fullmatch(entry.name)) and not _running(int(match[1]))]
+    for entry in stale:
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):  # another user's process; a number no PID reaches
+        return True
+    return True
+
+
 @contextlib.contextmanager
 def atomic_directory(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary directory that replaces `path` only if the block completes."""
+    """Yield a temporary directory that replaces `path` only if the block completes.
+
+    A kill part-way leaves at `path` the old directory, nothing (between moving the old one
+    aside and renaming the new one in) or the complete new one; its temporaries are removed
+    by the next write of `path`.
+    """
     path = refuse_existing(path, overwrite)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    remove_stale_temps(path)
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(path), suffix=".tmp", dir=path.parent))
     try:
         os.chmod(tmp, 0o777 & ~_umask())
         yield tmp
@@ -131,15 +197,22 @@ def atomic_directory(path: str | os.PathLike, overwrite: bool = False) -> Iterat
             with open(child, "rb") as f:
                 os.fsync(f.fileno())
         fsync_dir(tmp)
-        if path.exists():
-            # Move the old one aside first so that `path` is never half old, half new.
-            trash = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
-            os.replace(path, trash / "old")
-            os.replace(tmp, path)
+        crash_point()  # complete and synced, not yet in place
+        # Move the old one aside first so that `path` is never half old, half new.
+        trash = _move_aside(path) if path.exists() else None
+        os.replace(tmp, path)
+        crash_point()
+        if trash is not None:
             shutil.rmtree(trash, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
         fsync_dir(path.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _move_aside(path: Path) -> Path:
+    """Move `path` into a fresh temporary directory (to delete once replaced); returns that directory."""
+    trash = Path(tempfile.mkdtemp(prefix=temp_prefix(path), suffix=".old", dir=path.parent))
+    os.replace(path, trash / "old")
+    crash_point()  # nothing at `path` until the new one is renamed in
+    return trash

@@ -1,17 +1,14 @@
 """One Index shape for every kind: build, search, save, load.
 
-A kind is a pair of modules, ``sparseir.indexer.<kind>`` (``BuildParams``, ``build``)
-and ``sparseir.query.<kind>`` (``SearchParams``, ``search``); adding one to ``KINDS``
-is all it takes for the API, the manifest and the CLI to know it.
+Kinds come from the one registry, ``sparseir.kinds``; every shape answers the
+``sparseir.searchable.Searchable`` interface.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -19,9 +16,12 @@ import numpy as np
 
 from . import storage
 from .errors import IndexFormatError, ParameterError, require
+from .kinds import KINDS, Kind, get_kind, make_params
+from .searchable import SearchableBase, as_queries, check_k, prepare_queries
 from .vectors import SparseVectors
 
-KINDS = ("exact", "seismic", "saat", "sindi")
+__all__ = ["KINDS", "Index", "Kind", "as_queries", "build_index", "get_kind", "make_params"]
+
 PARAMS_CACHE_SIZE = 64
 
 
@@ -33,50 +33,8 @@ def is_hashable(value) -> bool:
     return True
 
 
-@dataclass(frozen=True)
-class Kind:
-    name: str
-    BuildParams: type
-    build: Any
-    SearchParams: type
-    search: Any
-    layout_version: int  # of the kind's arrays; an index saved under another must be rebuilt
-
-
-def get_kind(name: str) -> Kind:
-    if name not in KINDS:
-        raise ParameterError(f"unknown index kind {name!r}; choose one of {', '.join(KINDS)}")
-    indexer = importlib.import_module(f"sparseir.indexer.{name}")
-    query = importlib.import_module(f"sparseir.query.{name}")
-    return Kind(name, indexer.BuildParams, indexer.build, query.SearchParams, query.search,
-                getattr(indexer, "LAYOUT_VERSION", 1))
-
-
-def make_params(cls: type, values: Mapping[str, Any], what: str):
-    """Instantiate a params dataclass, naming any unknown key in the error."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        known = ", ".join(sorted(names)) or "none"
-        raise ParameterError(f"unknown {what} parameter(s) {', '.join(unknown)} (known: {known})")
-    return cls(**values)
-
-
-def as_queries(queries, vocab) -> SparseVectors:
-    """Accept SparseVectors, one {term: weight} dict, or a list of them."""
-    if isinstance(queries, SparseVectors):
-        return queries
-    if isinstance(queries, Mapping):
-        queries = [queries]
-    if isinstance(queries, (list, tuple)):
-        return SparseVectors.from_dicts(queries, vocab=vocab)
-    if hasattr(queries, "tocsr"):
-        return SparseVectors.from_scipy(queries, vocab=vocab)
-    raise ParameterError(f"queries must be SparseVectors, dicts or a scipy sparse matrix, got {type(queries).__name__}")
-
-
-class Index:
-    """A built (or loaded) index of one kind; see ``build_index`` and ``load_index``."""
+class Index(SearchableBase):
+    """A built (or loaded) index of one kind; see ``build_index`` and ``sparseir.load_index``."""
 
     def __init__(self, kind: str, arrays: dict[str, np.ndarray], doc_ids: np.ndarray, vocab,
                  build_params, search_defaults: Mapping[str, Any] | None = None, info: Mapping | None = None,
@@ -145,11 +103,14 @@ class Index:
     def n_docs(self) -> int:
         return len(self.doc_ids)
 
-    def __len__(self) -> int:
-        return self.n_docs
-
     def __repr__(self) -> str:
         return f"Index(kind={self.kind!r}, n_docs={self.n_docs}, {self.vocab!r})"
+
+    def doc_frequency(self) -> np.ndarray:
+        """Documents per term (every kind stores them: IDF for inference-free queries)."""
+        if "doc_frequency" not in self.arrays:
+            raise ParameterError("this index stores no document frequencies (an older build); rebuild it")
+        return np.asarray(self.arrays["doc_frequency"])
 
     def search_params(self, **knobs):
         """The effective query settings: kind defaults < stored defaults < knobs."""
@@ -171,32 +132,12 @@ class Index:
         Rows index the collection (``doc_ids[row]`` is the external id); missing
         results are padded with score -inf and row -1. Ties go to the lower row.
         """
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ParameterError(f"k must be a positive integer, got {k!r}")
+        k = check_k(k)
         params = self.search_params(**knobs)
-        queries = self._check_queries(as_queries(queries, self.vocab))
+        queries = prepare_queries(queries, self.vocab)
         # One query runs serially in every kind: the thread count matters only to a batch.
         with threads_limit(threads, apply=len(queries) > 1):
-            return self._kind.search(self.arrays, self.n_docs, queries, int(k), params)
-
-    def _check_queries(self, queries: SparseVectors) -> SparseVectors:
-        n_terms = len(self.vocab)
-        # Digests are computed once per vocabulary: comparing 30k-term lists on every call
-        # would cost more than a small search.
-        same = queries.vocab is self.vocab or (len(queries.vocab) == n_terms
-                                               and queries.vocab.sha256() == self.vocab.sha256())
-        if not same and (len(queries.vocab) < n_terms or queries.vocab.terms[:n_terms] != self.vocab.terms):
-            raise ParameterError(f"queries use {queries.vocab!r} but the index {self.vocab!r}; "
-                                 "read queries with vocab=index.vocab")
-        if len(queries.terms) and queries.terms.max() >= n_terms:
-            # Terms an open vocabulary met only in queries match no document.
-            rows = np.repeat(np.arange(len(queries)), np.diff(queries.offsets))
-            keep = queries.terms < n_terms
-            offsets = np.zeros(len(queries) + 1, dtype=np.int64)
-            np.cumsum(np.bincount(rows[keep], minlength=len(queries)), out=offsets[1:])
-            return SparseVectors(offsets, queries.terms[keep], queries.weights[keep], queries.ids, self.vocab,
-                                 validate=False)
-        return queries
+            return self._kind.search(self.arrays, self.n_docs, queries, k, params)
 
     def tune(self, queries, target_recall: float = 0.95, k: int = 10, reference: "Index | None" = None,
              docs: SparseVectors | None = None, store: bool = False, **options):
@@ -211,18 +152,11 @@ class Index:
             require(docs is not None, "tuning needs the exact ground truth: pass reference= (an exact index) or docs=")
             reference = build_index(docs, kind="exact")
         require(reference.n_docs == self.n_docs, f"reference has {reference.n_docs} documents, the index {self.n_docs}")
-        result = tune(self, self._check_queries(as_queries(queries, self.vocab)), reference,
+        result = tune(self, prepare_queries(queries, self.vocab), reference,
                       TuneConfig(target_recall=target_recall, k=k, **options))
         if store:
             store_tuning(self, result)
         return result
-
-    def warmup(self) -> float:
-        """Compile (or load from the on-disk cache) the query kernels; returns the seconds taken."""
-        started = time.perf_counter()
-        probe = SparseVectors([0, 1], [0], [1.0], ["warmup"], self.vocab, validate=False)
-        self.search(probe, k=1)
-        return time.perf_counter() - started
 
 
 class threads_limit:
@@ -260,17 +194,5 @@ class threads_limit:
 
 
 def build_index(docs: SparseVectors, kind: str = "exact", **params) -> Index:
-    """Build an index of `kind` ("exact", "seismic", "saat") over `docs`."""
+    """Build an index of `kind` (one of ``KINDS``) over `docs`."""
     return Index.build(docs, kind, **params)
-
-
-def load_index(path: str | os.PathLike, verify: bool = False) -> Index:
-    """Open a saved index (arrays memory-mapped). verify=True also checks sha256 of every file.
-
-    A sharded index directory opens as a ``ShardedIndex`` with the same search interface.
-    """
-    from .sharded import is_sharded, load_sharded  # lazy: sharded builds on this module
-
-    if is_sharded(path):
-        return load_sharded(path, verify=verify)
-    return Index.load(path, verify=verify)

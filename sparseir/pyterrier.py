@@ -114,7 +114,7 @@ class SparseirIndex:
     @property
     def index(self):
         if self._index is None:
-            from .index import load_index
+            from .loading import load_index
 
             self._index = load_index(self.path)
         return self._index

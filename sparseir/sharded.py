@@ -27,7 +27,9 @@ import numpy as np
 from . import storage
 from .errors import IndexFormatError, ParameterError, require
 from .fileio import atomic_directory
-from .index import Index, as_queries, get_kind, make_params
+from .index import Index
+from .kinds import get_kind, make_params
+from .searchable import SearchableBase, check_k, prepare_queries
 from .vectors import SparseVectors
 
 FORMAT_NAME = "sparseir-sharded-index"
@@ -130,8 +132,8 @@ def open_shard(root: Path, info: ShardInfo, kind: str, verify: bool = False) -> 
 
 # --- the sharded index -----------------------------------------------------------------
 
-class ShardedIndex:
-    """Shards searched in turn on this machine; same search signature as ``Index``."""
+class ShardedIndex(SearchableBase):
+    """Shards searched in turn on this machine; ``Searchable`` like ``Index``."""
 
     def __init__(self, path: Path, manifest: dict, infos: list[ShardInfo], shards: list[Index],
                  global_rows: list[np.ndarray]):
@@ -150,9 +152,6 @@ class ShardedIndex:
     @property
     def n_shards(self) -> int:
         return len(self.shards)
-
-    def __len__(self) -> int:
-        return self.n_docs
 
     def __repr__(self) -> str:
         return f"ShardedIndex(kind={self.kind!r}, n_docs={self.n_docs}, shards={self.n_shards}, {self.vocab!r})"
@@ -175,8 +174,9 @@ class ShardedIndex:
 
     def search(self, queries, k: int = 10, threads: int | None = None, **knobs) -> tuple[np.ndarray, np.ndarray]:
         """Top-k over the whole collection: (scores float32, global rows int64), each (n_queries, k)."""
+        k = check_k(k)
         self.search_params(**knobs)  # one clear error before touching any shard
-        queries = as_queries(queries, self.vocab)
+        queries = prepare_queries(queries, self.vocab)
         scores, rows = [], []
         for shard, global_rows in zip(self.shards, self.global_rows):
             shard_scores, shard_rows = shard.search(queries, k=k, threads=threads, **knobs)
@@ -184,8 +184,8 @@ class ShardedIndex:
             rows.append(to_global(shard_rows, global_rows))
         return merge_topk(scores, rows, k)
 
-    def warmup(self) -> float:
-        return sum(shard.warmup() for shard in self.shards)
+    def doc_frequency(self) -> np.ndarray:
+        return np.sum([shard.doc_frequency() for shard in self.shards], axis=0)
 
     def save(self, path: str | os.PathLike, overwrite: bool = False) -> None:
         """Write a copy under `path` (each shard re-saved, the manifest rewritten)."""

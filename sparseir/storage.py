@@ -16,7 +16,7 @@ from typing import Mapping
 import numpy as np
 
 from .errors import IndexFormatError
-from .fileio import atomic_directory, atomic_file
+from .fileio import atomic_directory, atomic_file, crash_point
 from .vectors import Vocabulary
 
 FORMAT_NAME = "sparseir-index"
@@ -43,12 +43,15 @@ def write_index_dir(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], v
             np.save(file, np.ascontiguousarray(array), allow_pickle=False)
             entries[name] = {"file": file.name, "dtype": str(array.dtype), "shape": list(array.shape),
                              "bytes": file.stat().st_size, "sha256": sha256_file(file)}
+            crash_point()
         (tmp / VOCAB_FILE).write_text("\n".join(vocab.terms) + "\n", encoding="utf-8")
+        crash_point()
         full = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **manifest,
                 "vocab": {"file": VOCAB_FILE, "name": vocab.name, "open": vocab.open, "size": len(vocab),
                           "sha256": sha256_file(tmp / VOCAB_FILE)},
                 "arrays": entries}
         (tmp / MANIFEST).write_text(json.dumps(full, indent=2) + "\n", encoding="utf-8")
+        crash_point()  # complete, still under its temporary name
 
 
 def read_manifest(path: str | os.PathLike, format_name: str = FORMAT_NAME, format_version: int = FORMAT_VERSION,

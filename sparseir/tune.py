@@ -15,7 +15,6 @@ never used for choosing, reports the recall the chosen setting really reaches.
 
 from __future__ import annotations
 
-import importlib
 import itertools
 import math
 import time
@@ -25,6 +24,8 @@ import numpy as np
 
 from .errors import ParameterError, require
 from .evaluate import recall_at_k
+from .kinds import get_kind
+from .searchable import check_k
 from .storage import update_manifest
 from .vectors import SparseVectors
 
@@ -41,7 +42,7 @@ class TuneConfig:
 
     def __post_init__(self):
         require(0.0 < self.target_recall <= 1.0, f"target_recall must lie in (0, 1], got {self.target_recall!r}")
-        require(isinstance(self.k, int) and self.k >= 1, f"k must be a positive integer, got {self.k!r}")
+        check_k(self.k)
         require(isinstance(self.sample, int) and self.sample >= 4, f"sample must be an integer >= 4, got {self.sample!r}")
         require(0.0 < self.heldout_fraction < 1.0, f"heldout_fraction must lie in (0, 1), got {self.heldout_fraction!r}")
         require(self.budget_seconds > 0, f"budget_seconds must be positive, got {self.budget_seconds!r}")
@@ -86,11 +87,7 @@ def split_sample(n_queries: int, config: TuneConfig) -> tuple[np.ndarray, np.nda
 
 
 def tuning_grid(index) -> dict[str, list]:
-    module = importlib.import_module(f"sparseir.query.{index.kind}")
-    grid_function = getattr(module, "tuning_grid", None)
-    if grid_function is None:
-        raise ParameterError(f"the {index.kind} index has no query knobs to tune")
-    return grid_function(index.arrays, index.n_docs)
+    return get_kind(index.kind).tuning_grid(index.arrays, index.n_docs)
 
 
 def tune(index, queries: SparseVectors, reference, config: TuneConfig) -> TuneResult:

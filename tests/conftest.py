@@ -16,6 +16,17 @@ settings.register_profile("ci", max_examples=40, derandomize=True, deadline=None
 settings.load_profile("ci")
 
 
+@pytest.fixture(scope="session")
+def two_threads() -> int:
+    """2, for tests comparing thread counts; skips where numba has one thread (one core, a
+    one-core `taskset`, or NUMBA_NUM_THREADS=1), since a search asking for more raises."""
+    import numba
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("numba has a single thread here: no second thread count to compare with")
+    return 2
+
+
 def shared_vectors(name: str) -> Path:
     """The pre-encoded vectors directory of a shared collection, or skip the test."""
     path = SHARED_DATA / name / "vectors"
@@ -39,11 +50,20 @@ def random_vectors(rng: np.random.Generator, n: int, n_terms: int, mean_nnz: flo
     return SparseVectors.from_dicts(rows, ids=[f"{prefix}{i}" for i in range(n)], vocab=vocab)
 
 
+def true_scores(docs: SparseVectors, queries: SparseVectors) -> np.ndarray:
+    """Every query-document dot product in float64, dense: (queries, documents)."""
+    return (queries.to_scipy().astype(np.float64) @ docs.to_scipy().astype(np.float64).T).toarray()
+
+
 def brute_force(docs: SparseVectors, queries: SparseVectors, k: int):
     """Reference top-k by a dense float64 matrix product; ties to the lower row; only score > 0."""
-    scores = (queries.to_scipy().astype(np.float64) @ docs.to_scipy().astype(np.float64).T).toarray()
-    out_scores = np.full((len(queries), k), -np.inf)
-    out_rows = np.full((len(queries), k), -1, dtype=np.int64)
+    return top_k(true_scores(docs, queries), k)
+
+
+def top_k(scores: np.ndarray, k: int):
+    """Each row's k best columns of a dense score matrix, as brute_force describes."""
+    out_scores = np.full((len(scores), k), -np.inf)
+    out_rows = np.full((len(scores), k), -1, dtype=np.int64)
     for q, row in enumerate(scores):
         order = np.lexsort((np.arange(len(row)), -row))
         order = order[row[order] > 0][:k]
@@ -52,15 +72,24 @@ def brute_force(docs: SparseVectors, queries: SparseVectors, k: int):
     return out_scores, out_rows
 
 
-def assert_same_topk(scores, rows, ref_scores, ref_rows, rtol=1e-5, atol=1e-5):
-    """Equal scores (within float32 tolerance) and equal rows except among near-ties."""
+def assert_same_topk(docs: SparseVectors, queries: SparseVectors, scores, rows, rtol=1e-5, atol=1e-5):
+    """The brute-force top-k: equal scores (within float32 tolerance), equal rows except among true ties.
+
+    Every returned row's score is recomputed from the vectors: an index that reported a wrong
+    row with the right score would pass a check of reported scores alone.
+    """
+    every = true_scores(docs, queries)
+    ref_scores, ref_rows = top_k(every, rows.shape[1])
     np.testing.assert_array_equal(rows == -1, ref_rows == -1)
     found = rows >= 0
+    truth = np.take_along_axis(every, np.where(found, rows, 0), axis=1)  # of each returned row
     np.testing.assert_allclose(scores[found], ref_scores[found], rtol=rtol, atol=atol)
+    np.testing.assert_allclose(scores[found], truth[found], rtol=rtol, atol=atol)
     for q in range(len(rows)):
+        assert len(set(rows[q][found[q]])) == found[q].sum(), q  # no row twice
         for j in np.flatnonzero(rows[q] != ref_rows[q]):
             # A different row is acceptable only if its true score ties with the reference's.
-            assert np.isclose(scores[q, j], ref_scores[q, j], rtol=rtol, atol=atol), (q, j)
+            assert np.isclose(truth[q, j], ref_scores[q, j], rtol=rtol, atol=atol), (q, j, rows[q, j])
         kth = ref_scores[q][found[q]].min() if found[q].any() else None
         clear = ref_scores[q] > (kth + atol + rtol * abs(kth)) if kth is not None else found[q]
         # Rows scoring clearly above the k-th score are in both result sets.

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import sparseir
-from conftest import ENCODED_COLLECTIONS, assert_same_topk, brute_force, random_vectors, shared_vectors
+from conftest import ENCODED_COLLECTIONS, assert_same_topk, random_vectors, shared_vectors
 
 
 @given(seed=st.integers(0, 2**32 - 1), n_docs=st.integers(1, 120), n_terms=st.integers(1, 60),
@@ -19,7 +19,7 @@ def test_exact_equals_brute_force_on_random_vectors(seed, n_docs, n_terms, k, in
     scores, rows = index.search(queries, k=k)
     assert scores.shape == rows.shape == (len(queries), k)
     assert scores.dtype == np.float32 and rows.dtype == np.int64
-    assert_same_topk(scores, rows, *brute_force(docs, queries, k))
+    assert_same_topk(docs, queries, scores, rows)
 
 
 def test_ties_go_to_the_lower_row():
@@ -31,6 +31,17 @@ def test_ties_go_to_the_lower_row():
     assert scores.tolist() == [[2.0, 2.0]]
 
 
+def test_same_topk_takes_a_substitute_row_only_when_its_true_score_ties():
+    # Guards the brute-force comparisons: a row is judged by its recomputed score, not by the one reported.
+    vocab = sparseir.Vocabulary(["a"])
+    docs = sparseir.SparseVectors.from_dicts([{"a": 2.0}, {"a": 1.0}, {"a": 2.0}], vocab=vocab)
+    queries = sparseir.SparseVectors.from_dicts([{"a": 1.0}], vocab=vocab)
+    reported = np.array([[2.0]], dtype=np.float32)
+    assert_same_topk(docs, queries, reported, np.array([[2]]))  # row 2 ties with row 0
+    with pytest.raises(AssertionError):
+        assert_same_topk(docs, queries, reported, np.array([[1]]))  # row 1 scores 1, not 2
+
+
 def test_padding_when_fewer_matches_than_k():
     vocab = sparseir.Vocabulary(["a", "b", "c"])
     docs = sparseir.SparseVectors.from_dicts([{"a": 1.0}, {"b": 2.0}], vocab=vocab)
@@ -39,19 +50,27 @@ def test_padding_when_fewer_matches_than_k():
     assert scores[0, 0] == 2.0 and np.isneginf(scores[0, 1:]).all() and np.isneginf(scores[1]).all()
 
 
-def test_batch_equals_one_by_one_and_any_thread_count():
+@pytest.fixture(scope="module")
+def batch():
     rng = np.random.default_rng(7)
     docs = random_vectors(rng, 300, 50, 8)
     queries = random_vectors(rng, 40, 50, 4, prefix="q")
     index = sparseir.build_index(docs)
-    batch = index.search(queries, k=10)
-    for threads in (1, 2):
-        threaded = index.search(queries, k=10, threads=threads)
-        np.testing.assert_array_equal(batch[1], threaded[1])
+    return index, queries, index.search(queries, k=10)
+
+
+def test_batch_equals_one_by_one(batch):
+    index, queries, (scores, rows) = batch
     for q in range(len(queries)):
         one = index.search(queries[q:q + 1], k=10)
-        np.testing.assert_array_equal(one[1][0], batch[1][q])
-        np.testing.assert_array_equal(one[0][0], batch[0][q])
+        np.testing.assert_array_equal(one[1][0], rows[q])
+        np.testing.assert_array_equal(one[0][0], scores[q])
+
+
+def test_thread_count_changes_nothing(batch, two_threads):
+    index, queries, (_, rows) = batch
+    for threads in (1, two_threads):
+        np.testing.assert_array_equal(index.search(queries, k=10, threads=threads)[1], rows)
 
 
 @pytest.mark.parametrize("name", ENCODED_COLLECTIONS)
@@ -61,7 +80,7 @@ def test_exact_equals_brute_force_on_shared_collections(name):
     queries = sparseir.read_vectors(path / "queries.jsonl.gz")[:100]
     index = sparseir.build_index(docs, kind="exact")
     scores, rows = index.search(queries, k=10)
-    assert_same_topk(scores, rows, *brute_force(docs, queries, 10))
+    assert_same_topk(docs, queries, scores, rows)
 
 
 def test_search_rejects_bad_k_and_threads():

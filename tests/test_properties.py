@@ -40,18 +40,28 @@ def test_exhaustive_settings_equal_exact_search(kind, seed, n_docs, n_terms, k):
 
 @pytest.mark.parametrize("kind", sparseir.KINDS)
 @given(seed=st.integers(0, 2**32 - 1))
-def test_save_load_batch_and_threads_change_nothing(tmp_path_factory, kind, seed):
+def test_save_load_and_batch_change_nothing(tmp_path_factory, kind, seed):
     docs, queries = collection(seed, 200, 30)
     index = sparseir.build_index(docs, kind=kind)
     scores, rows = index.search(queries, k=10)
     path = tmp_path_factory.mktemp(kind) / "index"
     index.save(path)
     loaded = sparseir.load_index(path, verify=True)
-    for other in (loaded.search(queries, k=10), index.search(queries, k=10, threads=1),
-                  index.search(queries, k=10, threads=2), index.search(queries, k=10)):
+    for other in (loaded.search(queries, k=10), index.search(queries, k=10)):
         np.testing.assert_array_equal(other[1], rows)
         np.testing.assert_array_equal(other[0], scores)
     for q in range(len(queries)):
         one_scores, one_rows = index.search(queries[q:q + 1], k=10)
         np.testing.assert_array_equal(one_rows[0], rows[q])
         np.testing.assert_array_equal(one_scores[0], scores[q])
+
+
+@pytest.mark.parametrize("kind", sparseir.KINDS)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_thread_count_changes_nothing(two_threads, kind, seed):
+    docs, queries = collection(seed, 200, 30)
+    index = sparseir.build_index(docs, kind=kind)
+    scores, rows = index.search(queries, k=10)  # on every thread numba has
+    for threads in (1, two_threads):
+        for got, want in zip(index.search(queries, k=10, threads=threads), (scores, rows)):
+            np.testing.assert_array_equal(got, want)

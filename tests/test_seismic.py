@@ -9,9 +9,10 @@ from hypothesis import strategies as st
 
 import sparseir
 from sparseir import ParameterError, SparseVectors, Vocabulary
-from sparseir.query import seismic as seismic_query
-from sparseir.indexer.seismic import block_field_widths, packed_entry_blocks
-from sparseir.query.seismic import entry_block
+from sparseir.layout import forward as forward_layout
+from sparseir.layout import read
+from sparseir.layout.seismic import (Summaries, block_field_widths, entry_block, list_summary_entries,
+                                     packed_entry_blocks)
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 COLLECTIONS = ("debian-pkgs", "scifact", "nfcorpus", "cisi", "cranfield")
@@ -34,6 +35,11 @@ def random_vectors(seed: int, n: int, n_terms: int, max_len: int) -> SparseVecto
 def recall(rows: np.ndarray, exact_rows: np.ndarray) -> float:
     hits = [len(set(a[a >= 0]) & set(b[b >= 0])) / max(1, int((b >= 0).sum())) for a, b in zip(rows, exact_rows)]
     return float(np.mean(hits))
+
+
+def changed_queries(rows: np.ndarray, other_rows: np.ndarray) -> int:
+    """How many queries two searches answer with different rows."""
+    return int((rows != other_rows).any(axis=1).sum())
 
 
 def exact_dot(docs: SparseVectors, queries: SparseVectors, rows: np.ndarray) -> np.ndarray:
@@ -67,13 +73,19 @@ def test_unpruned_equals_exact(seed, clustering, k, centroid_fraction, block_siz
 
 
 def test_pruning_loses_results_and_heap_factor_buys_them_back(small):
-    # Guards the tests above against a processor that never skips anything.
+    # Guards the tests above against a processor that never skips anything. Only the summaries
+    # are pruned (every posting kept, every query term visited), so that results are lost to
+    # blocks skipped on bounds below their documents' scores alone: what heap_factor controls.
     docs, queries, (_, exact_rows) = small
-    index = sparseir.build_index(docs, kind="seismic", n_postings=40, summary_energy=0.3)
-    strict = recall(index.search(queries, k=10, query_cut=3, heap_factor=1.0)[1], exact_rows)
-    lenient = recall(index.search(queries, k=10, query_cut=3, heap_factor=0.3)[1], exact_rows)
+    index = sparseir.build_index(docs, kind="seismic", **{**UNPRUNED, "summary_energy": 0.3})
+    strict_rows = index.search(queries, k=10, **UNPRUNED_QUERY)[1]
+    lenient_rows = index.search(queries, k=10, **{**UNPRUNED_QUERY, "heap_factor": 0.1})[1]
+    strict, lenient = recall(strict_rows, exact_rows), recall(lenient_rows, exact_rows)
     assert strict < 1.0
-    assert lenient >= strict
+    # Scoring the blocks a strict test skips finds some of what it lost: an ignored heap_factor
+    # would return the same rows, at the same recall.
+    assert changed_queries(strict_rows, lenient_rows) > 0
+    assert lenient > strict
 
 
 def test_scores_are_exact_dot_products(small):
@@ -90,7 +102,7 @@ def test_prefetching_documents_leaves_results_unchanged(small, monkeypatch):
     docs, queries, _ = small
     index = sparseir.build_index(docs, kind="seismic", n_knn=5)
     plain = index.search(queries, k=10, n_knn=5)
-    monkeypatch.setattr(seismic_query, "PREFETCH_ABOVE_BYTES", 0)
+    monkeypatch.setattr(forward_layout, "PREFETCH_ABOVE_BYTES", 0)
     prefetched = index.search(queries, k=10, n_knn=5)
     np.testing.assert_array_equal(prefetched[0], plain[0])
     np.testing.assert_array_equal(prefetched[1], plain[1])
@@ -99,9 +111,13 @@ def test_prefetching_documents_leaves_results_unchanged(small, monkeypatch):
 def test_knn_refinement_only_adds_candidates(small):
     docs, queries, (_, exact_rows) = small
     index = sparseir.build_index(docs, kind="seismic", n_knn=5, n_postings=60)
-    plain = recall(index.search(queries, k=10, query_cut=2)[1], exact_rows)
-    refined = recall(index.search(queries, k=10, query_cut=2, n_knn=5)[1], exact_rows)
-    assert refined >= plain
+    plain_scores, plain_rows = index.search(queries, k=10, query_cut=2)
+    refined_scores, refined_rows = index.search(queries, k=10, query_cut=2, n_knn=5)
+    # The blocks scored are the same; the neighbours come on top: no result gets worse, at any rank ...
+    assert (refined_scores >= plain_scores).all()
+    # ... and some get better: an ignored n_knn would return the same results, at the same recall.
+    assert changed_queries(plain_rows, refined_rows) > 0
+    assert recall(refined_rows, exact_rows) > recall(plain_rows, exact_rows)
     assert index.arrays["knn"].shape == (len(docs), 5)
     assert not (index.arrays["knn"] == np.arange(len(docs))[:, None]).all()
     with pytest.raises(ParameterError, match="n_knn"):
@@ -109,29 +125,21 @@ def test_knn_refinement_only_adds_candidates(small):
 
 
 def decoded_summaries(arrays) -> dict[tuple[int, int], float]:
-    """(block, term) -> summary value, read back from the term-major layout."""
-    a = {name: np.asarray(array) for name, array in arrays.items()}
+    """(block, term) -> summary value, read back through the layout's decoder."""
+    summaries = read(Summaries, arrays)
     values = {}
-    for t in range(len(a["term_blocks"]) - 1):
-        base = a["list_entries"][t]
-        singles = a["single_terms"][a["list_single_offsets"][t]:a["list_single_offsets"][t + 1]]
-        others = a["list_terms"][a["list_term_offsets"][t]:a["list_term_offsets"][t + 1]]
-        starts = a["term_entries"][a["list_term_offsets"][t]:a["list_term_offsets"][t + 1]].astype(np.int64)
-        ends = np.append(starts[1:], a["list_entries"][t + 1] - base)
-        ranges = [(base + i, base + i + 1) for i in range(len(singles))]
-        ranges += [(base + lo, base + hi) for lo, hi in zip(starts, ends)]
-        if not ranges:
-            continue
-        # Single-block terms first, then the others: the ranges tile the list's entries in order.
-        assert [lo for lo, _ in ranges] == [base, *(hi for _, hi in ranges[:-1])]
-        assert ranges[-1][1] == a["list_entries"][t + 1]
-        for term, (lo, hi) in zip([*singles, *others], ranges):
-            assert hi - lo >= 1 + (lo >= base + len(singles))  # the others occur in two blocks or more
-            for e in range(lo, hi):
-                block = a["term_blocks"][t] + int(entry_block(a["entry_block_bits"], a["list_block_words"][t],
-                                                              int(a["list_block_width"][t]), e - base))
-                assert (block, int(term)) not in values
-                values[block, int(term)] = a["summary_min"][block] + a["summary_scale"][block] * a["entry_codes"][e]
+    for t in range(len(arrays["term_blocks"]) - 1):
+        entries = list_summary_entries(summaries, t)
+        singles = summaries.single_terms[summaries.list_single_offsets[t]:summaries.list_single_offsets[t + 1]]
+        others = summaries.list_terms[summaries.list_term_offsets[t]:summaries.list_term_offsets[t + 1]]
+        owners = [term for _, term, _ in entries]
+        # Single-block terms first, one entry each; then the others, in two blocks or more.
+        assert owners[:len(singles)] == [int(term) for term in singles]
+        assert all(owners.count(int(term)) >= 2 for term in others)
+        for e, term, block_in_list in entries:
+            block = int(arrays["term_blocks"][t]) + block_in_list
+            assert (block, term) not in values
+            values[block, term] = summaries.summary_min[block] + summaries.summary_scale[block] * summaries.entry_codes[e]
     return values
 
 

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 import sparseir
 from sparseir import ParameterError
 from sparseir.evaluate import recall_at_k
-from sparseir.indexer.sindi import CODE_LEVELS, MAX_WINDOW
-from sparseir.query import sindi as sindi_query
+from sparseir.layout import forward as forward_layout
+from sparseir.layout.sindi import CODE_LEVELS, MAX_WINDOW
 
 from conftest import ENCODED_COLLECTIONS, assert_same_topk, brute_force, random_vectors, shared_vectors
 
@@ -45,7 +45,7 @@ def assert_exact(docs, queries, scores, rows, k, integer_weights):
         np.testing.assert_array_equal(rows, want_rows)
         np.testing.assert_array_equal(scores, want_scores.astype(np.float32))
     else:
-        assert_same_topk(scores, rows, want_scores, want_rows)
+        assert_same_topk(docs, queries, scores, rows)
 
 
 # --- exactness with pruning off ---------------------------------------------------------
@@ -180,7 +180,6 @@ def test_pruning_keeps_each_documents_heaviest_entries(doc_prune_ratio, window_s
     assert a["posting_values"].dtype == np.uint8
     assert len(a["posting_docs"]) < docs.nnz
     postings = decoded_postings(a, len(docs), len(docs.vocab))
-    scales = a["term_scales"]
     for row in range(len(docs)):
         lo, hi = docs.offsets[row], docs.offsets[row + 1]
         terms, weights = docs.terms[lo:hi], docs.weights[lo:hi].astype(np.float64)
@@ -382,7 +381,7 @@ def test_prefetching_documents_leaves_results_unchanged(small, monkeypatch):
     docs, queries = small
     index = sparseir.build_index(docs, kind="sindi", window_size=100)
     plain = index.search(queries, k=K, n_candidate=30)
-    monkeypatch.setattr(sindi_query, "PREFETCH_ABOVE_BYTES", 0)
+    monkeypatch.setattr(forward_layout, "PREFETCH_ABOVE_BYTES", 0)
     prefetched = index.search(queries, k=K, n_candidate=30)
     np.testing.assert_array_equal(prefetched[1], plain[1])
     np.testing.assert_array_equal(prefetched[0], plain[0])

@@ -1,6 +1,9 @@
 """Index directories: round trip, mmap, and refusal of anything damaged or foreign."""
 
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -37,6 +40,25 @@ def test_existing_index_is_kept_unless_overwrite(saved):
     index.save(path, overwrite=True)
     sparseir.load_index(path, verify=True)
     assert [p.name for p in path.parent.iterdir()] == ["index"]  # no temp or old directory left
+
+
+def test_next_save_removes_only_temporaries_of_dead_writers(saved):
+    path, index, _ = saved
+    finished = subprocess.Popen([sys.executable, "-c", ""])
+    finished.wait()
+    dead, running = finished.pid, os.getpid()
+    stale = [path.parent / f".index.{dead}.abcd_123.tmp", path.parent / f".index.{dead}.efgh_456.old"]
+    kept = [path.parent / f".index.{running}.abcd_123.tmp",  # a writer still at work
+            path.parent / f".index.1.{dead}.abcd_123.tmp",  # the temporary of another output, index.1
+            path.parent / f".index.{dead}.notes"]  # not a name sparseir gives
+    for leftover in stale + kept:
+        leftover.mkdir()
+    (stale[0] / "manifest.json").write_text("{}")
+    stale.append(path.parent / f".index.{dead}.ijkl_789.tmp")  # a killed atomic_file's
+    stale[-1].write_text("partial")
+    index.save(path, overwrite=True)
+    assert [leftover for leftover in stale if leftover.exists()] == []
+    assert all(leftover.exists() for leftover in kept)
 
 
 def test_not_an_index(tmp_path):

@@ -15,9 +15,11 @@ from .common import echo
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.option("--dataset", "dataset_dir", type=click.Path(file_okay=False),
               help="dataset directory: collection.tsv, queries.tsv, qrels.txt [, vectors/*.jsonl.gz]")
-@click.option("--docs", type=click.Path(dir_okay=False), help="documents (.tsv text or vectors); overrides --dataset")
-@click.option("--queries", type=click.Path(dir_okay=False), help="queries (.tsv text or vectors); overrides --dataset")
-@click.option("--qrels", type=click.Path(dir_okay=False), help="TREC qrels; overrides --dataset")
+@click.option("--docs", type=click.Path(dir_okay=False),
+              help="documents (.tsv text, irds:<dataset id>, or vectors); overrides --dataset")
+@click.option("--queries", type=click.Path(dir_okay=False),
+              help="queries (.tsv text, irds:<dataset id>, or vectors); overrides --dataset")
+@click.option("--qrels", type=click.Path(dir_okay=False), help="TREC qrels or irds:<dataset id>; overrides --dataset")
 @click.option("-o", "--output", "outdir", required=True, type=click.Path(file_okay=False),
               help="directory for results.json and recall_latency.png")
 @click.option("--max-queries", type=int, help="use only the first N queries (overrides the config)")

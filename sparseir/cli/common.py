@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import importlib
 import time
 import types
 import typing
@@ -14,28 +12,13 @@ import click
 import numpy as np
 
 from ..errors import InputError, ParameterError
-from ..formats import BadLines, is_text_file, read_texts, read_vectors
-from ..index import KINDS
+from ..formats import BadLines, is_irds_source, is_text_file, read_documents, read_queries, read_vectors
+from ..kinds import parameter_fields
 
 
 def echo(message: str) -> None:
     """Progress and summaries go to stderr so stdout stays clean for pipes."""
     click.echo(message, err=True)
-
-
-def _kind_fields(which: str) -> dict[str, tuple[dataclasses.Field, object]]:
-    """Union of the parameter fields (with type hints) of every kind; `which` is "indexer" or "query"."""
-    fields: dict[str, tuple[dataclasses.Field, object]] = {}
-    for kind in KINDS:
-        try:
-            module = importlib.import_module(f"sparseir.{which}.{kind}")
-        except ImportError:
-            continue
-        params_class = module.BuildParams if which == "indexer" else module.SearchParams
-        hints = typing.get_type_hints(params_class)
-        for field in dataclasses.fields(params_class):
-            fields.setdefault(field.name, (field, hints[field.name]))
-    return fields
 
 
 def _click_type(hint):
@@ -48,9 +31,9 @@ def _click_type(hint):
 
 
 def kind_options(which: str):
-    """Decorator adding one --option per parameter of any kind; unset options stay None."""
+    """Decorator adding one --option per "build" or "search" parameter of any kind; unset options stay None."""
     def decorate(command):
-        for name, (field, hint) in sorted(_kind_fields(which).items(), reverse=True):
+        for name, (field, hint) in sorted(parameter_fields(which).items(), reverse=True):
             ctype = _click_type(hint)
             flag = "--" + name.replace("_", "-")
             help_text = field.metadata.get("help", "")
@@ -91,19 +74,18 @@ def idf_query_encoder(index, idf_path: str | None, model: str | None):
         idf_path = model_directory(model) / MODEL_IDF_FILE
     if idf_path is not None:
         return IdfQueryEncoder.load(idf_path, tokenizer)
-    document_frequency = getattr(index, "arrays", {}).get("doc_frequency")
-    if document_frequency is None:
-        raise ParameterError("--query-encoder idf: this index stores no document frequencies; pass --idf FILE")
-    return IdfQueryEncoder.from_document_frequency(np.asarray(document_frequency), index.n_docs, tokenizer)
+    return IdfQueryEncoder.from_document_frequency(index.doc_frequency(), index.n_docs, tokenizer)
 
 
 def read_input_vectors(path: str, vocab, bad_lines: BadLines, model: str | None, query: bool,
                        input_format: str | None = None, encoder=None):
-    """Vectors from a vector file, or from raw text (collection.tsv / queries.tsv) via an encoder
-    (`encoder`, else the SPLADE model `model`)."""
+    """Vectors from a vector file, or from raw text (collection.tsv / queries.tsv, or an ``irds:``
+    id) via an encoder (`encoder`, else the SPLADE model `model`)."""
     started = time.perf_counter()
+    if is_irds_source(path) and input_format is not None:
+        raise ParameterError(f"--format applies to vector files, but {path} is text")
     if input_format is None and is_text_file(path):
-        records = list(read_texts(path, bad_lines))
+        records = list(read_queries(path, bad_lines) if query else read_documents(path, bad_lines))
         encoder = encoder or load_text_encoder(path, model)
         texts, ids = [r.text for r in records], [r.id for r in records]
         encode = encoder.encode_queries if query else encoder.encode_documents
@@ -116,7 +98,8 @@ def read_input_vectors(path: str, vocab, bad_lines: BadLines, model: str | None,
         vectors = _drop_empty_queries(vectors, path, bad_lines)
     if bad_lines.count:
         echo(f"skipped {bad_lines.count} bad line(s); first: {bad_lines.first}")
-    echo(f"read {len(vectors):,} vectors ({vectors.nnz:,} non-zeros) from {Path(path).name} "
+    name = path if is_irds_source(path) else Path(path).name
+    echo(f"read {len(vectors):,} vectors ({vectors.nnz:,} non-zeros) from {name} "
          f"in {time.perf_counter() - started:.1f}s")
     return vectors
 

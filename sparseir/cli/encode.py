@@ -1,4 +1,5 @@
-"""`sparseir encode`: text (id<TAB>text, .tsv or .tsv.gz) -> sparse vectors (.jsonl[.gz] or .parquet)."""
+"""`sparseir encode`: text (id<TAB>text, .tsv or .tsv.gz, or irds:<dataset id>) -> sparse vectors
+(.jsonl[.gz] or .parquet)."""
 
 from __future__ import annotations
 
@@ -47,7 +48,8 @@ def with_options(flags: list):
 @click.option("--overwrite", is_flag=True, help="replace an existing output file")
 @with_options(option_flags(EncoderOptions))
 def encode(collection, output, model, kind, query_model, query, batch_size, progress, overwrite, **options):
-    """Encode COLLECTION (id<TAB>text lines) into sparse vectors."""
+    """Encode COLLECTION (id<TAB>text lines, or irds:<dataset id>: its documents, or queries with --query)
+    into sparse vectors."""
     from ..encoder import load_encoder
 
     encoder = load_encoder(model, kind=kind, query_model=query_model, **options)

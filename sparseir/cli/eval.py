@@ -25,7 +25,7 @@ def split_measures(values: tuple[str, ...]) -> list[str]:
 @click.option("--per-query", is_flag=True, help="also print every query's figures")
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
 def eval_command(run, qrels, measures, exact_run, k, per_query, as_json):
-    """Evaluate RUN (TREC or MS MARCO format) against QRELS (a file or an ir_datasets id)."""
+    """Evaluate RUN (TREC or MS MARCO format) against QRELS (a file, or an ir_datasets id: irds:<dataset id>)."""
     run_records = load_run(run)
     evaluation = evaluate(run_records, qrels, split_measures(measures))
     aggregate = dict(evaluation.aggregate)

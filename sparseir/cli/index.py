@@ -28,9 +28,10 @@ from .common import echo, given, kind_options, read_input_vectors
               help="Split the collection into this many shards, one index each (searchable with --ray).")
 @click.option("--partition", type=click.Choice(["contiguous", "hash"]), default="contiguous", show_default=True,
               help="How documents are assigned to shards.")
-@kind_options("indexer")
+@kind_options("build")
 def index(vectors, output, kind, input_format, vocab, model, skip_bad_lines, overwrite, shards, partition, **params):
-    """Build an index over VECTORS (.jsonl[.gz], .bin, .parquet, or collection.tsv with --model)."""
+    """Build an index over VECTORS (.jsonl[.gz], .bin, .parquet, or collection.tsv / irds:<dataset id> with
+    --model)."""
     refuse_existing(output, overwrite)  # fail before the long work, not after
     docs = read_input_vectors(vectors, vocab, BadLines(skip=skip_bad_lines), model, query=False,
                               input_format=input_format)

@@ -33,7 +33,7 @@ def ray_options(command):
 def open_searchable(index_dir: str, use_ray: bool, ray_address: str | None, cpus_per_shard: float,
                     verify: bool = False):
     """The index to search: in this process, or on Ray when --ray or --ray-address is given."""
-    from ..index import load_index
+    from ..loading import load_index
     from ..sharded import is_sharded
 
     if not (use_ray or ray_address):

@@ -37,10 +37,10 @@ BATCH = 256  # queries per progress step; large enough that prange keeps every c
 @click.option("--skip-bad-lines", is_flag=True, help="Skip malformed query lines (counted) instead of failing.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run file.")
 @ray_options
-@kind_options("query")
+@kind_options("search")
 def search(index_dir, queries, k, output, run_format, input_format, tag, threads, model, query_encoder, idf_path,
            verify, skip_bad_lines, overwrite, use_ray, ray_address, cpus_per_shard, allow_partial, **knobs):
-    """Search INDEX_DIR with QUERIES (vectors, or queries.tsv with --model) and write a run."""
+    """Search INDEX_DIR with QUERIES (vectors, or queries.tsv / irds:<dataset id> with --model) and write a run."""
     refuse_existing(output, overwrite)
     if allow_partial and not (use_ray or ray_address):
         raise ParameterError("--allow-partial applies to searches on Ray (--ray)")

@@ -7,7 +7,7 @@ import json
 import click
 
 from ..formats import BadLines, read_vectors
-from ..index import load_index
+from ..loading import load_index
 from .common import echo, read_input_vectors
 
 

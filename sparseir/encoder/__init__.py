@@ -297,15 +297,17 @@ class Encoder:
 
     def encode_file(self, path: str | os.PathLike, output_path: str | os.PathLike, query: bool = False,
                     batch_size: int = 32, progress: bool = False, overwrite: bool = False) -> int:
-        """Stream an `id<TAB>text` file (.gz allowed) into a .jsonl(.gz) or .parquet file.
+        """Stream an `id<TAB>text` file (.gz allowed), or an ``irds:<dataset id>``'s documents
+        (queries with `query`), into a .jsonl(.gz) or .parquet file.
 
         The output appears only once every text is encoded. Returns the number written.
         """
-        from ..formats import read_texts
+        from ..formats import read_documents, read_queries
 
         weighter = self.queries if query else self._document_weighter()
         max_length = self.options.query_max_length if query else self.options.doc_max_length
-        records = ((record.id, record.text) for record in read_texts(path))
+        read = read_queries if query else read_documents
+        records = ((record.id, record.text) for record in read(path))
         count = 0
         with vector_writer(output_path, self.vocab, overwrite) as write:
             for vectors, texts in self._encode_chunks(weighter, records, batch_size, progress, max_length, path):

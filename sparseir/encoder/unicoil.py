@@ -16,7 +16,7 @@ import os
 
 import numpy as np
 
-from . import TOKENIZER_FILES, WEIGHT_FILES, InputError, TransformerWeighter
+from . import WEIGHT_FILES, InputError, TransformerWeighter
 
 HEAD_FILE = "unicoil_head.safetensors"
 CASTORINI_HEAD = "tok_proj."

@@ -2,32 +2,36 @@
 
 Vector formats: ``jsonl`` (Anserini JsonVectorCollection), ``bin`` (Seismic binary),
 ``parquet``. Text formats: ``tsv`` (MS MARCO collection/queries), TREC qrels, TREC and
-MS MARCO runs.
+MS MARCO runs. Documents, queries and qrels may also come from ir_datasets as
+``irds:<dataset id>`` (`read_documents`, `read_queries`, `read_qrels`).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Iterator
 
 from ..errors import ParameterError
 from ..vectors import SparseVectors, Vocabulary
+from .irds import IRDS_PREFIX, is_irds_source, read_irds
 from .jsonl import read_jsonl, write_jsonl
 from .lines import BadLines
 from .parquet import read_parquet, write_parquet
 from .records import Qrel, ScoredDoc, TextRecord
 from .seismic_bin import read_seismic_bin, write_seismic_bin
 from .text import read_texts, write_texts
-from .trec import RUN_FORMATS, read_qrels, read_run, write_run
+from .trec import RUN_FORMATS, read_run, write_run
+from .trec import read_qrels as read_qrels_file
 from .vocabs import VOCAB_CHOICES, check_vocab
 
 VECTOR_FORMATS = ("jsonl", "bin", "parquet")
 _EXTENSIONS = {".jsonl": "jsonl", ".json": "jsonl", ".bin": "bin", ".parquet": "parquet",
                ".tsv": "tsv", ".txt": "tsv", ".tsv.gz": "tsv"}
 
-__all__ = ["BadLines", "Qrel", "ScoredDoc", "TextRecord", "VECTOR_FORMATS", "VOCAB_CHOICES", "RUN_FORMATS",
-           "detect_format", "is_text_file", "read_vectors", "write_vectors", "read_texts", "write_texts", "read_qrels",
-           "read_run", "write_run"]
+__all__ = ["BadLines", "IRDS_PREFIX", "Qrel", "ScoredDoc", "TextRecord", "VECTOR_FORMATS", "VOCAB_CHOICES",
+           "RUN_FORMATS", "detect_format", "is_irds_source", "is_text_file", "read_vectors", "write_vectors",
+           "read_texts", "read_documents", "read_queries", "write_texts", "read_qrels", "read_run", "write_run"]
 
 
 def detect_format(path: str | os.PathLike) -> str | None:
@@ -39,8 +43,23 @@ def detect_format(path: str | os.PathLike) -> str | None:
 
 
 def is_text_file(path: str | os.PathLike) -> bool:
-    """True for raw text (collection.tsv / queries.tsv) that needs an encoder first."""
-    return detect_format(path) == "tsv"
+    """True for raw text (collection.tsv / queries.tsv, or an ``irds:`` id) that needs an encoder first."""
+    return is_irds_source(path) or detect_format(path) == "tsv"
+
+
+def read_documents(source: str | os.PathLike, bad_lines: BadLines | None = None) -> Iterator[TextRecord]:
+    """(id, text) of each document: a collection.tsv (as `read_texts`), or ``irds:<dataset id>``."""
+    return read_irds(source, "docs", bad_lines) if is_irds_source(source) else read_texts(source, bad_lines)
+
+
+def read_queries(source: str | os.PathLike, bad_lines: BadLines | None = None) -> Iterator[TextRecord]:
+    """(id, text) of each query: a queries.tsv (as `read_texts`), or ``irds:<dataset id>``."""
+    return read_irds(source, "queries", bad_lines) if is_irds_source(source) else read_texts(source, bad_lines)
+
+
+def read_qrels(source: str | os.PathLike, bad_lines: BadLines | None = None) -> Iterator[Qrel]:
+    """TREC qrels (`qid iteration docid relevance`) from a file, or ``irds:<dataset id>``."""
+    return read_irds(source, "qrels", bad_lines) if is_irds_source(source) else read_qrels_file(source, bad_lines)
 
 
 def _vector_format(path, format: str | None) -> str:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, TypeVar
+from typing import Callable, Iterable, Iterator, TypeVar
 
 from ..errors import InputError, ParameterError
 from ..fileio import iter_lines
 
+S = TypeVar("S")
 T = TypeVar("T")
 
 
@@ -35,21 +36,28 @@ def parse_lines(path: str | os.PathLike, parse: Callable[[str], T], bad_lines: B
     `unique_key` rejects repeated keys (duplicate ids). An input with no valid record
     is an error: an empty collection is never what the user meant.
     """
+    return parse_records(iter_lines(path), path, parse, bad_lines, unique_key, f"no {what} found (empty file?)")
+
+
+def parse_records(numbered: Iterable[tuple[int, S]], source: str | os.PathLike, parse: Callable[[S], T],
+                  bad_lines: BadLines | None, unique_key: Callable[[T], str] | None, empty_message: str) -> Iterator[T]:
+    """The bad-line policy over any numbered items (a file's lines, a dataset's records):
+    errors become InputError(source, number), repeated keys are errors, and so is no record."""
     bad_lines = bad_lines if bad_lines is not None else BadLines()
     seen: set[str] = set()
     produced = 0
-    for number, line in iter_lines(path):
+    for number, item in numbered:
         try:
-            record = parse(line)
+            record = parse(item)
             if unique_key is not None:
                 key = unique_key(record)
                 if key in seen:
                     raise ParameterError(f"duplicate id {key!r}")
                 seen.add(key)
         except (ParameterError, ValueError) as e:
-            bad_lines.handle(InputError(str(e), path, number))
+            bad_lines.handle(InputError(str(e), source, number))
             continue
         produced += 1
         yield record
     if produced == 0:
-        raise InputError(f"no {what} found (empty file?)", path)
+        raise InputError(empty_message, source)

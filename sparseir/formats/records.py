@@ -19,6 +19,11 @@ class Qrel(NamedTuple):
     iteration: str = "0"
 
 
+def qrel_key(qrel: Qrel) -> str:
+    """What must be unique among qrels: one judgement per (query, document)."""
+    return f"{qrel.query_id} {qrel.doc_id}"
+
+
 class ScoredDoc(NamedTuple):
     query_id: str
     doc_id: str

@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import ParameterError
 from ..fileio import atomic_file
 from .lines import BadLines, parse_lines
-from .records import Qrel, ScoredDoc
+from .records import Qrel, ScoredDoc, qrel_key
 
 RUN_FORMATS = ("trec", "msmarco")
 
@@ -28,8 +28,7 @@ def _parse_qrel(line: str) -> Qrel:
 
 
 def read_qrels(path: str | os.PathLike, bad_lines: BadLines | None = None) -> Iterator[Qrel]:
-    return parse_lines(path, _parse_qrel, bad_lines, unique_key=lambda q: f"{q.query_id} {q.doc_id}",
-                       what="qrel line")
+    return parse_lines(path, _parse_qrel, bad_lines, unique_key=qrel_key, what="qrel line")
 
 
 def _parse_run_line(line: str) -> ScoredDoc:

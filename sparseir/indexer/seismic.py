@@ -5,26 +5,8 @@ per non-empty list on average, at most `max_fraction` x `n_postings` in any one)
 into blocks of similar documents; every block carries a summary (the coordinate-wise
 max of its documents, pruned to `summary_energy` of its L1 mass, 8-bit quantized) that
 upper-bounds, approximately, the score of anything inside it. Documents are scored
-exactly from a forward index. Arrays (all flat):
-
-- ``term_blocks`` int64 (n_terms+1): the blocks of term t are ``term_blocks[t]:term_blocks[t+1]``
-- ``block_offsets`` int64 (n_blocks+1), ``block_docs`` int32: each block's rows, ascending
-- summaries, term-major within each list so that a query reads only its own terms' entries,
-  which for list t lie in ``list_entries[t]:list_entries[t+1]`` (int64, n_terms+1): first one
-  entry per term met in a single block, in the order of ``single_terms`` uint16|int32
-  (``list_single_offsets`` int64 (n_terms+1) -> ascending per list), then the others' in the
-  order of ``list_terms`` (``list_term_offsets`` likewise), where ``term_entries`` says where
-  each one's entries start (from ``list_entries[t]``); each entry has a code ``entry_codes``
-  uint8 and a block within the list, packed as ``list_block_width[t]`` (uint8, n_terms) bits
-  per entry (the fewest that hold the list's blocks; 0 for one block) into uint32 words
-  ``entry_block_bits``, list t's from word ``list_block_words[t]``
-  (int64, n_terms+1); counters take the narrowest unsigned dtype their largest value fits
-  (uint8/16/32); ``summary_scale`` / ``summary_min`` float32 (n_blocks): value = min + scale
-  * code, rounded up, so a summary never falls below the maximum it stands for
-- ``doc_offsets`` uint32|int64, ``doc_terms`` uint16|int32, ``doc_weights``: the forward index; weights are
-  float16 stored as their uint16 bit patterns (half the bytes; relative error <= 2^-11) or float32
-- ``max_list_blocks`` int64 (1): the most blocks of one list (sizes the query's scratch)
-- ``knn`` int32 (n_docs, n_knn), only when n_knn > 0: each document's approximate nearest neighbours
+exactly from a forward index. The arrays are declared in ``sparseir.layout.seismic`` and
+``sparseir.layout.forward``.
 """
 
 from __future__ import annotations
@@ -36,15 +18,15 @@ import numpy as np
 from numba import njit, prange
 
 from ..errors import require
+from ..layout.forward import FORWARD_DTYPES, forward_index, term_dtype
+from ..layout.seismic import (LAYOUT_VERSION, block_field_widths, offsets_of, packed_entry_blocks,  # noqa: F401
+                              smallest_uint)
 from ..query.scratch import thread_chunks
-from ..query.seismic import SearchParams, heaviest_terms, search_arrays
+from ..query.topk import heaviest_terms
 from ..vectors import SparseVectors
 from .exact import invert
 
-# Bumped whenever the arrays change shape or meaning: an older index must be rebuilt.
-LAYOUT_VERSION = 3
 CLUSTERINGS = ("clustered", "fixed")
-FORWARD_DTYPES = ("float16", "float32")
 # MS MARCO passage (8.8M documents) is where the paper's n_postings = 3500 comes from.
 MSMARCO_DOCS = 8_841_823
 MSMARCO_POSTINGS = 3500
@@ -443,59 +425,6 @@ def transpose_summaries(term_blocks, summary_offsets, summary_terms, summary_cod
 # --- assembly -----------------------------------------------------------------------
 
 
-def offsets_of(sizes: np.ndarray) -> np.ndarray:
-    offsets = np.zeros(len(sizes) + 1, dtype=np.int64)
-    np.cumsum(sizes, out=offsets[1:])
-    return offsets
-
-
-def smallest_uint(largest: int):
-    """The narrowest unsigned dtype holding 0..largest: index bytes are mostly such counters."""
-    for dtype in (np.uint8, np.uint16, np.uint32):
-        if largest <= np.iinfo(dtype).max:
-            return dtype
-    return np.int64
-
-
-def block_field_widths(list_blocks: np.ndarray) -> np.ndarray:
-    """Bits per entry's block number in each list: the fewest that hold its blocks (0 for one block)."""
-    widths = np.zeros(len(list_blocks), dtype=np.uint8)
-    for width in range(32, 0, -1):
-        widths[list_blocks <= 1 << width] = width
-    widths[list_blocks <= 1] = 0
-    return widths
-
-
-@njit(parallel=True, cache=True)
-def pack_entry_blocks(list_entries, list_block_words, list_block_width, entry_blocks, entry_block_bits):
-    """Write each list's entry block numbers as list_block_width-bit fields from its first uint32 word on."""
-    for t in prange(list_entries.shape[0] - 1):
-        width = np.int64(list_block_width[t])
-        first = list_entries[t]
-        for e in range(first, list_entries[t + 1]):
-            bit = (e - first) * width
-            word = list_block_words[t] + (bit >> 5)
-            field = np.uint64(entry_blocks[e]) << np.uint64(bit & 31)
-            entry_block_bits[word] |= np.uint32(field & np.uint64(0xFFFFFFFF))
-            if field >> np.uint64(32):  # straddles: never touch the next list's first word for nothing
-                entry_block_bits[word + 1] |= np.uint32(field >> np.uint64(32))
-
-
-def packed_entry_blocks(list_blocks: np.ndarray, list_entries: np.ndarray, entry_blocks: np.ndarray):
-    """(list_block_width, list_block_words, entry_block_bits): every entry's block number, bit-packed per list."""
-    widths = block_field_widths(list_blocks)
-    words = offsets_of(-(-np.diff(list_entries) * widths // 32))
-    # Two spare words: a field is read as a pair of words, and a list of one block (width 0),
-    # which has none, still reads the pair at its start.
-    bits = np.zeros(words[-1] + 2, dtype=np.uint32)
-    pack_entry_blocks(list_entries, words, widths, entry_blocks, bits)
-    return widths, words, bits
-
-
-def term_dtype(n_terms: int):
-    return np.uint16 if n_terms <= 1 << 16 else np.int32
-
-
 def build(docs: SparseVectors, params: BuildParams) -> dict[str, np.ndarray]:
     n_terms = len(docs.vocab)
     chunks = thread_chunks(max(len(docs), n_terms))
@@ -583,35 +512,10 @@ def build(docs: SparseVectors, params: BuildParams) -> dict[str, np.ndarray]:
         **forward_index(docs, params.forward_dtype),
         "max_list_blocks": np.array([max_list_blocks], dtype=np.int64),
     }
-    if params.n_knn > 0:
-        arrays["knn"] = nearest_neighbours(arrays, docs, params.n_knn)
-    return arrays
-
-
-def forward_index(docs: SparseVectors, forward_dtype: str) -> dict[str, np.ndarray]:
-    """The forward index that rescores candidates: doc_offsets, doc_terms, doc_weights."""
-    return {
-        # uint32 halves the one array every candidate reads at random (12-13% faster on pypi-summaries).
-        "doc_offsets": docs.offsets.astype(np.uint32 if docs.nnz <= np.iinfo(np.uint32).max else np.int64),
-        "doc_terms": docs.terms.astype(term_dtype(len(docs.vocab))),
-        "doc_weights": (docs.weights.astype(np.float16).view(np.uint16) if forward_dtype == "float16"
-                        else docs.weights),
-    }
+    return arrays  # the kNN graph (n_knn > 0) is added by the query side, which can search
 
 
 def blocks_per_term(nonempty: np.ndarray, block_slots: np.ndarray) -> np.ndarray:
     """How many of each term's candidate blocks are non-empty."""
     filled = offsets_of(nonempty.astype(np.int64))
     return filled[block_slots[1:]] - filled[block_slots[:-1]]
-
-
-def nearest_neighbours(arrays: dict[str, np.ndarray], docs: SparseVectors, n_knn: int) -> np.ndarray:
-    """Each document's n_knn approximate nearest neighbours (by dot product), found with the index itself."""
-    _, rows = search_arrays(arrays, docs, n_knn + 1, SearchParams())
-    # Drop each document itself (usually first); keep the n_knn best others.
-    own = np.arange(len(docs))[:, None]
-    others = np.where(rows == own, -1, rows)
-    order = np.argsort(others < 0, axis=1, kind="stable")[:, :n_knn]
-    neighbours = np.take_along_axis(others, order, axis=1)
-    # A short list pads with the document itself: rescoring it is a no-op.
-    return np.where(neighbours < 0, own, neighbours).astype(np.int32)

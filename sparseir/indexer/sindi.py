@@ -6,19 +6,8 @@ term's postings carry the document's row in the window (uint16) and the posting'
 so a query adds a term's contributions into a window-sized accumulator that stays in
 cache, without touching a forward index. Each document's lightest entries, up to
 ``doc_prune_ratio`` of its weight mass, are left out of the postings (they still count when
-candidates are rescored from the forward index). Arrays (all flat):
-
-- ``posting_offsets`` int64 (n_windows * n_terms + 1): window w's postings of term t are
-  ``posting_offsets[w * n_terms + t] : posting_offsets[w * n_terms + t + 1]``, window-major so
-  that one window's postings lie together
-- ``posting_docs`` uint16: each posting's row within its window, ascending per list
-- ``posting_values`` uint8 (value ~ code * ``term_scales[t]``, rounded to nearest, at least 1)
-  or float32 (``value_dtype="float32"``: the document's weight as is)
-- ``term_scales`` float32 (n_terms): the uint8 step of each term (1 with float32 values), 0 for
-  a term without postings: the query side reads it as "absent"
-- ``window_size`` int64 (1)
-- ``doc_offsets`` uint32|int64, ``doc_terms`` uint16|int32, ``doc_weights`` float16 bits|float32:
-  the forward index (the same layout as Seismic's), which rescores the candidates
+candidates are rescored from the forward index). The arrays are declared in
+``sparseir.layout.sindi`` and ``sparseir.layout.forward``.
 """
 
 from __future__ import annotations
@@ -29,14 +18,13 @@ import numpy as np
 from numba import njit, prange
 
 from ..errors import require
+from ..layout.forward import FORWARD_DTYPES, forward_index
+from ..layout.seismic import offsets_of
+from ..layout.sindi import CODE_LEVELS, LAYOUT_VERSION, MAX_WINDOW  # noqa: F401
 from ..query.scratch import thread_chunks
 from ..vectors import SparseVectors
-from .seismic import FORWARD_DTYPES, forward_index, offsets_of
 
-LAYOUT_VERSION = 1
 VALUE_DTYPES = ("uint8", "float32")
-MAX_WINDOW = 1 << 16  # rows within a window are uint16
-CODE_LEVELS = 255
 MIN_OFFSETS_BUDGET = 1 << 24  # list offsets allowed whatever the collection (128 MiB)
 
 

@@ -18,16 +18,16 @@ import numpy as np
 from numba import njit, prange
 
 from ..errors import require
+from ..layout.forward import read_forward
+from ..layout import read
+from ..layout.seismic import Blocks, Summaries, entry_block
 from .bits import bits_of_float32, float32_from_bits, prefetch, prefetch_lines, weight_at
 from .scratch import thread_chunks
-from .topk import empty_results, heap_drain, heap_push, heap_threshold, is_worse
+from .topk import empty_results, heap_drain, heap_push, heap_threshold, heaviest_terms, is_worse
 
 
 NO_KNN = np.empty((0, 0), dtype=np.int32)
 DOCS_AHEAD = 4
-# Prefetching pays once the forward index outgrows the last-level cache; below that its
-# instructions only cost (measured crossover between 11 and 21 MiB, on a 32 MiB L3).
-PREFETCH_ABOVE_BYTES = 16 << 20
 # A list's summary directory is scanned, not searched, below this many terms per query term
 # (binary searches miss the cache at every step; measured crossover near 200 on debian-pkgs).
 SCAN_TERMS_PER_QUERY_TERM = 128
@@ -73,16 +73,6 @@ def find(sorted_values, lo, hi, value):
 
 
 @njit(cache=True, inline="always")
-def entry_block(entry_block_bits, word, width, r):
-    """Block within its list of a list's r-th summary entry: `width`-bit fields from uint32 `word` on."""
-    bit = r * width
-    at = word + (bit >> 5)
-    # A field may straddle two words; read both (<= 31 + 32 bits fit in 64).
-    pair = np.uint64(entry_block_bits[at]) | (np.uint64(entry_block_bits[at + 1]) << np.uint64(32))
-    return np.int64((pair >> np.uint64(bit & 31)) & ((np.uint64(1) << np.uint64(width)) - np.uint64(1)))
-
-
-@njit(cache=True, inline="always")
 def add_entries(packing, entry_codes, lo, hi, weight, base, coded):
     """Add one query term's weight x summary entries lo:hi to their blocks' partial bounds.
 
@@ -112,12 +102,12 @@ def list_bounds(summaries, term, first, q_terms, q_weights, dense_query, base, c
     products, and the bound is min * base + scale * coded. Bounds are >= 0, so their
     float32 bit patterns order like the values.
     """
-    (list_entries, list_single_offsets, single_terms, list_term_offsets, list_terms, term_entries, list_block_words,
-     list_block_width, entry_block_bits, entry_codes, summary_scale, summary_min) = summaries
-    base_entry, end_entry = list_entries[term], list_entries[term + 1]
-    packing = (entry_block_bits, list_block_words[term], np.int64(list_block_width[term]), base_entry)
-    single_lo, single_hi = list_single_offsets[term], list_single_offsets[term + 1]
-    multi_lo, multi_hi = list_term_offsets[term], list_term_offsets[term + 1]
+    base_entry, end_entry = summaries.list_entries[term], summaries.list_entries[term + 1]
+    packing = (summaries.entry_block_bits, summaries.list_block_words[term],
+               np.int64(summaries.list_block_width[term]), base_entry)
+    single_lo, single_hi = summaries.list_single_offsets[term], summaries.list_single_offsets[term + 1]
+    multi_lo, multi_hi = summaries.list_term_offsets[term], summaries.list_term_offsets[term + 1]
+    single_terms, list_terms, entry_codes = summaries.single_terms, summaries.list_terms, summaries.entry_codes
     if (single_hi - single_lo) + (multi_hi - multi_lo) < SCAN_TERMS_PER_QUERY_TERM * q_terms.shape[0]:
         # A long query against a short directory: one sequential pass over the directory,
         # testing the dense query, beats two binary searches per query term.
@@ -129,7 +119,7 @@ def list_bounds(summaries, term, first, q_terms, q_weights, dense_query, base, c
         for i in range(multi_lo, multi_hi):
             weight = dense_query[list_terms[i]]
             if weight != 0.0:
-                add_term(term_entries, i, multi_hi, end_entry, packing, entry_codes, weight, base, coded)
+                add_term(summaries.term_entries, i, multi_hi, end_entry, packing, entry_codes, weight, base, coded)
     else:
         for j in range(q_terms.shape[0]):
             i = find(single_terms, single_lo, single_hi, q_terms[j])
@@ -138,33 +128,13 @@ def list_bounds(summaries, term, first, q_terms, q_weights, dense_query, base, c
                 add_entries(packing, entry_codes, e, e + 1, q_weights[j], base, coded)
             i = find(list_terms, multi_lo, multi_hi, q_terms[j])
             if i >= 0:
-                add_term(term_entries, i, multi_hi, end_entry, packing, entry_codes, q_weights[j], base, coded)
+                add_term(summaries.term_entries, i, multi_hi, end_entry, packing, entry_codes, q_weights[j], base,
+                         coded)
     for b in range(base.shape[0]):
-        bound = summary_min[first + b] * base[b] + summary_scale[first + b] * coded[b]
+        bound = summaries.summary_min[first + b] * base[b] + summaries.summary_scale[first + b] * coded[b]
         block_keys[b] = (np.int64(bits_of_float32(bound)) << 32) | np.int64(b)
         base[b] = 0.0
         coded[b] = 0.0
-
-
-@njit(cache=True)
-def heaviest_terms(q_terms, q_weights, query_cut, cut_terms):
-    """Write the query's min(query_cut, len) heaviest terms into cut_terms, heaviest first; returns the count.
-
-    Insertion into a short sorted prefix: query_cut is small and no array is allocated.
-    """
-    n = 0
-    for j in range(q_terms.shape[0]):
-        w = q_weights[j]
-        if n == query_cut and w <= q_weights[cut_terms[n - 1]]:
-            continue
-        i = n if n < query_cut else n - 1
-        while i > 0 and q_weights[cut_terms[i - 1]] < w:
-            cut_terms[i] = cut_terms[i - 1]
-            i -= 1
-        cut_terms[i] = j
-        if n < query_cut:
-            n += 1
-    return n
 
 
 @njit(cache=True, inline="always")
@@ -209,20 +179,16 @@ def score_candidates(candidates, lo, hi, doc_offsets, doc_terms, doc_weights, pr
     return n_touched, size
 
 
-# The arrays travel as three tuples (numba passes them as one argument each), in these orders:
-BLOCK_ARRAYS = ("term_blocks", "block_offsets", "block_docs")
-SUMMARY_ARRAYS = ("list_entries", "list_single_offsets", "single_terms", "list_term_offsets", "list_terms",
-                  "term_entries", "list_block_words", "list_block_width", "entry_block_bits", "entry_codes",
-                  "summary_scale", "summary_min")
-FORWARD_ARRAYS = ("doc_offsets", "doc_terms", "doc_weights")  # + whether to prefetch documents
-
-
 @njit(cache=True)
 def search_one(blocks, summaries, forward, knn, n_knn, q_terms, q_weights, query_cut, heap_factor,
                dense_query, visited, touched, cut_terms, base, coded, block_keys, heap_scores, heap_rows):
-    """One query into (heap_scores, heap_rows); returns the heap size. Scratch is left clean."""
-    term_blocks, block_offsets, block_docs = blocks
-    doc_offsets, doc_terms, doc_weights, prefetch_docs = forward
+    """One query into (heap_scores, heap_rows); returns the heap size. Scratch is left clean.
+
+    blocks, summaries and forward are the layout's NamedTuples (sparseir.layout).
+    """
+    term_blocks, block_offsets, block_docs = blocks.term_blocks, blocks.block_offsets, blocks.block_docs
+    doc_offsets, doc_terms, doc_weights = forward.doc_offsets, forward.doc_terms, forward.doc_weights
+    prefetch_docs = forward.prefetch
     for j in range(q_terms.shape[0]):
         dense_query[q_terms[j]] = q_weights[j]
     n_cut = heaviest_terms(q_terms, q_weights, query_cut, cut_terms)
@@ -275,7 +241,7 @@ def search_one(blocks, summaries, forward, knn, n_knn, q_terms, q_weights, query
 def search_chunk(blocks, summaries, forward, knn, n_knn, max_blocks, n_terms, q_offsets, q_terms, q_weights, query_cut,
                  heap_factor, chunk, n_chunks, out_scores, out_rows):
     """Queries chunk, chunk + n_chunks, ... with one set of scratch arrays."""
-    n_docs = forward[0].shape[0] - 1
+    n_docs = forward.doc_offsets.shape[0] - 1
     n_queries = q_offsets.shape[0] - 1
     k = out_scores.shape[1]
     dense_query = np.zeros(n_terms, dtype=np.float32)
@@ -311,10 +277,8 @@ def search_arrays(arrays, queries, k: int, params: SearchParams):
     require(params.n_knn <= knn.shape[1],
             f"n_knn={params.n_knn} exceeds the {knn.shape[1]} neighbours stored at build (build with n_knn >= it)")
     out_scores, out_rows = empty_results(len(queries), k)
-    forward = tuple(arrays[name] for name in FORWARD_ARRAYS)
-    prefetch_docs = forward[1].nbytes + forward[2].nbytes > PREFETCH_ABOVE_BYTES
-    args = (tuple(arrays[name] for name in BLOCK_ARRAYS), tuple(arrays[name] for name in SUMMARY_ARRAYS),
-            (*forward, prefetch_docs), knn, params.n_knn, int(arrays["max_list_blocks"][0]),
+    args = (read(Blocks, arrays), read(Summaries, arrays), read_forward(arrays), knn, params.n_knn,
+            int(arrays["max_list_blocks"][0]),
             len(arrays["term_blocks"]) - 1, queries.offsets, queries.terms, queries.weights, params.query_cut,
             np.float32(params.heap_factor))
     n_chunks = thread_chunks(len(queries))
@@ -327,6 +291,22 @@ def search_arrays(arrays, queries, k: int, params: SearchParams):
 
 def search(arrays, n_docs: int, queries, k: int, params: SearchParams):
     return search_arrays(arrays, queries, k, params)
+
+
+def complete_build(arrays: dict[str, np.ndarray], docs, params) -> dict[str, np.ndarray]:
+    """The build step that searches the index: each document's n_knn approximate nearest
+    neighbours (by dot product), found with the index itself."""
+    if params.n_knn == 0:
+        return arrays
+    _, rows = search_arrays(arrays, docs, params.n_knn + 1, SearchParams())
+    # Drop each document itself (usually first); keep the n_knn best others.
+    own = np.arange(len(docs))[:, None]
+    others = np.where(rows == own, -1, rows)
+    order = np.argsort(others < 0, axis=1, kind="stable")[:, :params.n_knn]
+    neighbours = np.take_along_axis(others, order, axis=1)
+    # A short list pads with the document itself: rescoring it is a no-op.
+    arrays["knn"] = np.where(neighbours < 0, own, neighbours).astype(np.int32)
+    return arrays
 
 
 def tuning_grid(arrays, n_docs: int) -> dict[str, list]:

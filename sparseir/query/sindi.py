@@ -24,7 +24,10 @@ from numba import njit, prange
 from ..errors import require
 from .bits import bits_of_float32
 from .scratch import thread_chunks
-from .seismic import FORWARD_ARRAYS, PREFETCH_ABOVE_BYTES, score_candidates
+from ..layout.forward import read_forward
+from ..layout import read
+from ..layout.sindi import Postings, window_size as stored_window_size
+from .seismic import score_candidates
 from .topk import empty_results, heap_drain
 
 SCAN_GROUP = 16  # accumulators tested at once against the candidate threshold
@@ -161,8 +164,10 @@ def collect_window(accumulator, accumulator_bits, n_rows, first_row, n_cand, key
 def search_one(postings, forward, n_terms, window_size, q_terms, q_weights, prune_ratio, n_cand, accumulator,
                group_max, super_max, dense_query, visited, touched, order, q_factors, keys, cand_rows, heap_scores, heap_rows):
     """One query into (heap_scores, heap_rows); returns the heap size. Scratch is left clean."""
-    posting_offsets, posting_docs, posting_values, term_scales = postings
-    doc_offsets, doc_terms, doc_weights, prefetch_docs = forward
+    posting_offsets, posting_docs = postings.posting_offsets, postings.posting_docs
+    posting_values, term_scales = postings.posting_values, postings.term_scales
+    doc_offsets, doc_terms, doc_weights, prefetch_docs = (forward.doc_offsets, forward.doc_terms,
+                                                          forward.doc_weights, forward.prefetch)
     n_docs = doc_offsets.shape[0] - 1
     for j in range(q_terms.shape[0]):
         q_factors[j] = q_weights[j] * term_scales[q_terms[j]]
@@ -224,14 +229,13 @@ def search_chunk(postings, forward, n_terms, window_size, q_offsets, q_terms, q_
 @njit(parallel=True, cache=True)
 def search_batch(postings, forward, n_terms, window_size, q_offsets, q_terms, q_weights, prune_ratio, n_candidate,
                  n_chunks, out_scores, out_rows):
-    n_docs = forward[0].shape[0] - 1
+    n_docs = forward.doc_offsets.shape[0] - 1
     for chunk in prange(n_chunks):
         scratch = new_scratch(n_docs, n_terms, window_size, n_candidate, out_scores.shape[1])
         search_chunk(postings, forward, n_terms, window_size, q_offsets, q_terms, q_weights, prune_ratio, n_candidate,
                      scratch, chunk, n_chunks, out_scores, out_rows)
 
 
-POSTING_ARRAYS = ("posting_offsets", "posting_docs", "posting_values", "term_scales")
 # Serial calls reuse one scratch set per thread and shape: allocating and zeroing it (the
 # accumulator alone is 256 KiB) costs several microseconds per call.
 _scratch = threading.local()
@@ -253,12 +257,10 @@ def serial_scratch(n_docs: int, n_terms: int, window_size: int, n_candidate: int
 
 def search(arrays, n_docs: int, queries, k: int, params: SearchParams):
     out_scores, out_rows = empty_results(len(queries), k)
-    forward = tuple(arrays[name] for name in FORWARD_ARRAYS)
-    prefetch_docs = forward[1].nbytes + forward[2].nbytes > PREFETCH_ABOVE_BYTES
     n_candidate = max(int(params.n_candidate), k)
-    n_terms, window_size = len(arrays["term_scales"]), int(arrays["window_size"][0])
-    args = (tuple(arrays[name] for name in POSTING_ARRAYS), (*forward, prefetch_docs), n_terms, window_size,
-            queries.offsets, queries.terms, queries.weights, np.float32(params.query_prune_ratio), n_candidate)
+    postings = read(Postings, arrays)
+    n_terms, window_size = len(postings.term_scales), stored_window_size(arrays)
+    args = (postings, read_forward(arrays), n_terms, window_size, queries.offsets, queries.terms, queries.weights, np.float32(params.query_prune_ratio), n_candidate)
     n_chunks = thread_chunks(len(queries))
     if n_chunks == 1:  # one query, or one thread: no parallel region to launch
         scratch = serial_scratch(n_docs, n_terms, window_size, n_candidate, k)

@@ -1,4 +1,5 @@
-"""A bounded top-k heap over flat arrays, shared by every query processor.
+"""A bounded top-k heap over flat arrays, shared by every query processor, and the pick of a
+vector's heaviest entries.
 
 The heap keeps the k best (score, row) pairs with the *worst* at the root, so its root
 score is the threshold a candidate must beat. Order is total and deterministic: a
@@ -80,3 +81,24 @@ def heap_drain(heap_scores, heap_rows, size, out_scores, out_rows):
 def empty_results(n_queries: int, k: int):
     """(scores, rows) filled with the padding values -inf / -1."""
     return np.full((n_queries, k), -np.inf, dtype=np.float32), np.full((n_queries, k), -1, dtype=np.int64)
+
+
+@njit(cache=True)
+def heaviest_terms(q_terms, q_weights, query_cut, cut_terms):
+    """Write the query's min(query_cut, len) heaviest terms into cut_terms, heaviest first; returns the count.
+
+    Insertion into a short sorted prefix: query_cut is small and no array is allocated.
+    """
+    n = 0
+    for j in range(q_terms.shape[0]):
+        w = q_weights[j]
+        if n == query_cut and w <= q_weights[cut_terms[n - 1]]:
+            continue
+        i = n if n < query_cut else n - 1
+        while i > 0 and q_weights[cut_terms[i - 1]] < w:
+            cut_terms[i] = cut_terms[i - 1]
+            i -= 1
+        cut_terms[i] = j
+        if n < query_cut:
+            n += 1
+    return n

@@ -1,0 +1,37 @@
+"""The arrays of a SINDI-style windowed index (layout 1), beside the forward index of
+``layout.forward`` that rescores its candidates.
+
+Documents are cut into windows of ``window_size`` consecutive rows.
+
+    posting_offsets  int64, n_windows * n_terms + 1: window w's postings of term t are
+                     posting_offsets[w * n_terms + t] : posting_offsets[w * n_terms + t + 1],
+                     window-major so that one window's postings lie together
+    posting_docs     uint16: each posting's row within its window, ascending per list
+    posting_values   uint8 (value ~ code * term_scales[t], rounded to nearest, at least 1)
+                     or float32 (value_dtype="float32": the document's weight as is)
+    term_scales      float32, n_terms: the uint8 step of each term (1 with float32 values),
+                     0 for a term without postings, which the query side reads as "absent"
+    window_size      int64, [1]
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+# Bumped whenever the arrays change shape or meaning: an older index must be rebuilt.
+LAYOUT_VERSION = 1
+MAX_WINDOW = 1 << 16  # rows within a window are uint16
+CODE_LEVELS = 255
+
+
+class Postings(NamedTuple):
+    posting_offsets: np.ndarray
+    posting_docs: np.ndarray
+    posting_values: np.ndarray
+    term_scales: np.ndarray
+
+
+def window_size(arrays) -> int:
+    return int(arrays["window_size"][0])

@@ -1,0 +1,18 @@
+"""Open any saved index directory as the shape it holds."""
+
+from __future__ import annotations
+
+import os
+
+from .index import Index
+from .sharded import is_sharded, load_sharded
+
+
+def load_index(path: str | os.PathLike, verify: bool = False):
+    """Open a saved index (arrays memory-mapped). verify=True also checks sha256 of every file.
+
+    A sharded index directory opens as a ``ShardedIndex`` with the same search interface.
+    """
+    if is_sharded(path):
+        return load_sharded(path, verify=verify)
+    return Index.load(path, verify=verify)
