@@ -2,8 +2,8 @@
 
 A kind is three modules: ``sparseir.indexer.<kind>`` (``BuildParams``, ``build``),
 ``sparseir.query.<kind>`` (``SearchParams``, ``search``, optionally ``tuning_grid`` and
-``complete_build``) and the array layout they share (``LAYOUT_VERSION`` in the indexer,
-the arrays' names and groups in ``sparseir.layout``). Adding a name to ``KINDS`` is all
+``complete_build``) and ``sparseir.layout.<kind>``, the arrays they share (their names and
+groups, ``LAYOUT_VERSION``). Adding a name to ``KINDS`` is all
 it takes for the API, the manifest, tuning, the bench and the CLI to know it.
 """
 
@@ -14,6 +14,7 @@ import functools
 import importlib
 import typing
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any, Callable, Mapping
 
 from .errors import ParameterError
@@ -30,6 +31,7 @@ class Kind:
     search: Callable        # (arrays, n_docs, queries, k, SearchParams) -> (scores, rows)
     grid: Callable | None   # (arrays, n_docs) -> {knob: values from cheap to accurate}, None: nothing to tune
     complete: Callable | None  # (arrays, docs, BuildParams) -> arrays: build steps that search the index
+    layout: ModuleType      # sparseir.layout.<kind>: the arrays, declared once
     layout_version: int     # of the kind's arrays; an index saved under another must be rebuilt
 
     def build(self, docs, params) -> dict:
@@ -48,9 +50,10 @@ def get_kind(name: str) -> Kind:
         raise ParameterError(f"unknown index kind {name!r}; choose one of {', '.join(KINDS)}")
     indexer = importlib.import_module(f"sparseir.indexer.{name}")
     query = importlib.import_module(f"sparseir.query.{name}")
+    layout = importlib.import_module(f"sparseir.layout.{name}")
     return Kind(name, indexer.BuildParams, query.SearchParams, indexer.build, query.search,
-                getattr(query, "tuning_grid", None), getattr(query, "complete_build", None),
-                getattr(indexer, "LAYOUT_VERSION", 1))
+                getattr(query, "tuning_grid", None), getattr(query, "complete_build", None), layout,
+                layout.LAYOUT_VERSION)
 
 
 def make_params(cls: type, values: Mapping[str, Any], what: str):

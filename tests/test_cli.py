@@ -191,6 +191,19 @@ def test_sharded_index_searches_like_a_single_one(tmp_path):
     assert "--ray" in run("search", "--help").output
 
 
+def test_idf_queries_on_a_sharded_index_weigh_like_on_a_single_one(tmp_path):
+    pytest.importorskip("transformers")
+    path = shared_vectors("cisi").parent
+    queries = tmp_path / "queries.tsv"
+    queries.write_text("".join(path.joinpath("queries.tsv").read_text().splitlines(keepends=True)[:5]))
+    for name, extra in (("single", []), ("sharded", ["--shards", 3])):
+        assert run("index", path / "vectors" / "collection.jsonl.gz", "-o", tmp_path / name, *extra).exit_code == 0
+        result = run("search", tmp_path / name, queries, "-k", 5, "-o", tmp_path / f"{name}.trec",
+                     "--query-encoder", "idf")
+        assert result.exit_code == 0, result.output
+    assert (tmp_path / "single.trec").read_text() == (tmp_path / "sharded.trec").read_text()
+
+
 def test_raw_text_queries_with_splade_and_idf(tmp_path):
     pytest.importorskip("torch")
     path = shared_vectors("cisi").parent

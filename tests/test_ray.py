@@ -200,3 +200,13 @@ def test_command_line_opens_the_index_the_options_ask_for(sharded_dir, collectio
         open_searchable(str(tmp_path / "single"), True, None, 1.0)
     with open_searchable(str(sharded_dir), True, None, ACTOR_CPUS) as index:
         assert isinstance(index, DistributedIndex) and index.n_shards == 2
+
+
+def test_a_distributed_index_is_searchable_like_the_others(sharded_dir, collection):
+    docs, queries = collection
+    with open_distributed(sharded_dir) as index:
+        assert isinstance(index, sparseir.Searchable) and len(index) == len(docs)
+        np.testing.assert_array_equal(index.doc_frequency(), np.bincount(docs.terms, minlength=len(docs.vocab)))
+        with pytest.raises(sparseir.ParameterError, match="k must be a positive integer, got True"):
+            index.search(queries, k=True)
+        assert index.warmup() >= 0

@@ -150,3 +150,28 @@ def test_a_saved_copy_searches_the_same(tmp_path):
                                                                       partition="hash").search(queries, k=7)):
         np.testing.assert_array_equal(got, expected)
     assert index.path == tmp_path / "copy" and index.shards[2].path == tmp_path / "copy" / "shard-0002"
+
+
+def test_every_shape_is_searchable_with_one_argument_check(tmp_path):
+    docs = random_vectors(np.random.default_rng(6), 80, 30, 5)
+    queries = random_vectors(np.random.default_rng(7), 4, 30, 3, prefix="q")
+    single = sparseir.build_index(docs, kind="exact")
+    sharded = build_sharded(docs, tmp_path / "index", shards=3, partition="hash")
+    for index in (single, sharded):
+        assert isinstance(index, sparseir.Searchable)
+        assert len(index) == index.n_docs == len(docs)
+        for bad_k in (0, -1, True, 2.0, "3"):
+            with pytest.raises(sparseir.ParameterError, match="k must be a positive integer"):
+                index.search(queries, k=bad_k)
+        with index as opened:  # close() releases nothing for memory-mapped arrays, and is harmless
+            assert opened.warmup() >= 0
+    # Document frequencies add up over shards: inference-free IDF is the same either way.
+    np.testing.assert_array_equal(sharded.doc_frequency(), single.doc_frequency())
+    np.testing.assert_array_equal(single.doc_frequency(), np.bincount(docs.terms, minlength=len(docs.vocab)))
+
+
+def test_tuning_refuses_a_boolean_k():
+    from sparseir.tune import TuneConfig
+
+    with pytest.raises(sparseir.ParameterError, match="k must be a positive integer, got True"):
+        TuneConfig(k=True)

@@ -1,6 +1,7 @@
 """Exact index: the full, unpruned inverted index (term -> docs ascending, float32 weights).
 
-It is the ground truth every approximate kind is checked against.
+It is the ground truth every approximate kind is checked against. The arrays are declared
+in ``sparseir.layout.exact``.
 """
 
 from __future__ import annotations

@@ -5,14 +5,7 @@ are split into segments of one impact each, highest impact first, documents asce
 within a segment, so a query can visit the segments of all its terms in order of
 query impact x document impact and stop whenever its budget runs out.
 
-Arrays:
-
-- ``term_segments`` int64 (n_terms + 1): term t owns segments ``[term_segments[t], term_segments[t+1])``
-- ``segment_impacts`` int32: the impact shared by every posting of a segment (descending per term)
-- ``segment_offsets`` int64 (n_segments + 1): segment s owns ``posting_docs[segment_offsets[s]:segment_offsets[s+1]]``
-- ``posting_docs`` int32: document rows, ascending within each segment
-- ``term_scales`` float32 (n_terms): the quantization scale of each term
-- ``bits`` int32 (1,): impact precision, which queries are quantized at too
+The arrays are declared in ``sparseir.layout.saat``.
 """
 
 from __future__ import annotations

@@ -19,8 +19,7 @@ from numba import njit, prange
 
 from ..errors import require
 from ..layout.forward import FORWARD_DTYPES, forward_index, term_dtype
-from ..layout.seismic import (LAYOUT_VERSION, block_field_widths, offsets_of, packed_entry_blocks,  # noqa: F401
-                              smallest_uint)
+from ..layout.seismic import offsets_of, packed_entry_blocks, smallest_uint
 from ..query.scratch import thread_chunks
 from ..query.topk import heaviest_terms
 from ..vectors import SparseVectors

@@ -20,7 +20,7 @@ from numba import njit, prange
 from ..errors import require
 from ..layout.forward import FORWARD_DTYPES, forward_index
 from ..layout.seismic import offsets_of
-from ..layout.sindi import CODE_LEVELS, LAYOUT_VERSION, MAX_WINDOW  # noqa: F401
+from ..layout.sindi import CODE_LEVELS, MAX_WINDOW
 from ..query.scratch import thread_chunks
 from ..vectors import SparseVectors
 

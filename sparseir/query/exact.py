@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
+from ..layout import read
+from ..layout.exact import Postings
 from .scratch import accumulate_postings, new_accumulator, thread_chunks
 from .topk import empty_results, heap_drain, heap_push
 
@@ -33,31 +35,27 @@ def score_query(term_offsets, posting_docs, posting_weights, q_terms, q_weights,
 
 
 @njit(cache=True)
-def search_chunk(term_offsets, posting_docs, posting_weights, n_docs, q_offsets, q_terms, q_weights, chunk, n_chunks,
-                 out_scores, out_rows):
-    """Queries chunk, chunk + n_chunks, ... with one set of scratch arrays."""
+def search_chunk(postings, n_docs, q_offsets, q_terms, q_weights, chunk, n_chunks, out_scores, out_rows):
+    """Queries chunk, chunk + n_chunks, ... with one set of scratch arrays (postings: layout.exact.Postings)."""
     scores, touched, seen = new_accumulator(n_docs)
     heap_scores = np.empty(out_scores.shape[1], dtype=np.float32)
     heap_rows = np.empty(out_scores.shape[1], dtype=np.int64)
     # Interleaved queries balance chunks when query costs drift along the batch.
     for q in range(chunk, q_offsets.shape[0] - 1, n_chunks):
         lo, hi = q_offsets[q], q_offsets[q + 1]
-        score_query(term_offsets, posting_docs, posting_weights, q_terms[lo:hi], q_weights[lo:hi],
-                    scores, touched, seen, heap_scores, heap_rows, out_scores[q], out_rows[q])
+        score_query(postings.term_offsets, postings.posting_docs, postings.posting_weights, q_terms[lo:hi],
+                    q_weights[lo:hi], scores, touched, seen, heap_scores, heap_rows, out_scores[q], out_rows[q])
 
 
 @njit(parallel=True, cache=True)
-def search_batch(term_offsets, posting_docs, posting_weights, n_docs, q_offsets, q_terms, q_weights,
-                 n_chunks, out_scores, out_rows):
+def search_batch(postings, n_docs, q_offsets, q_terms, q_weights, n_chunks, out_scores, out_rows):
     for chunk in prange(n_chunks):
-        search_chunk(term_offsets, posting_docs, posting_weights, n_docs, q_offsets, q_terms, q_weights, chunk,
-                     n_chunks, out_scores, out_rows)
+        search_chunk(postings, n_docs, q_offsets, q_terms, q_weights, chunk, n_chunks, out_scores, out_rows)
 
 
 def search(arrays, n_docs: int, queries, k: int, params: SearchParams):
     out_scores, out_rows = empty_results(len(queries), k)
-    args = (arrays["term_offsets"], arrays["posting_docs"], arrays["posting_weights"], n_docs, queries.offsets,
-            queries.terms, queries.weights)
+    args = (read(Postings, arrays), n_docs, queries.offsets, queries.terms, queries.weights)
     n_chunks = thread_chunks(len(queries))
     if n_chunks == 1:  # one query, or one thread: no parallel region to launch (its threads may share a core)
         search_chunk(*args, 0, 1, out_scores, out_rows)

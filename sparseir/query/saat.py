@@ -20,6 +20,8 @@ import numpy as np
 from numba import njit, prange
 
 from ..errors import require
+from ..layout import read
+from ..layout.saat import Segments, impact_bits
 from ..quantize import levels, quantize_queries
 from .scratch import thread_chunks
 from .topk import empty_results, heap_drain, is_worse
@@ -179,9 +181,10 @@ def score_query(term_segments, segment_impacts, segment_offsets, posting_docs, q
 
 
 @njit(cache=True)
-def search_chunk(term_segments, segment_impacts, segment_offsets, posting_docs, q_offsets, q_terms, q_impacts,
-                 top, priority_bits, rho, accumulators, n_keys, chunk, n_chunks, out_scores, out_rows, out_processed):
-    """Queries chunk, chunk + n_chunks, ... with one set of scratch arrays (accumulators: this chunk's row)."""
+def search_chunk(segments_of, q_offsets, q_terms, q_impacts, top, priority_bits, rho, accumulators, n_keys, chunk,
+                 n_chunks, out_scores, out_rows, out_processed):
+    """Queries chunk, chunk + n_chunks, ... with one set of scratch arrays (accumulators: this chunk's row;
+    segments_of: layout.saat.Segments)."""
     n_docs = accumulators.shape[0]
     k = out_scores.shape[1]
     keys = np.empty(n_keys, dtype=np.int64)
@@ -194,29 +197,29 @@ def search_chunk(term_segments, segment_impacts, segment_offsets, posting_docs, 
     # Interleaved queries balance chunks when query costs drift along the batch.
     for q in range(chunk, q_offsets.shape[0] - 1, n_chunks):
         lo, hi = q_offsets[q], q_offsets[q + 1]
-        out_processed[q] = score_query(term_segments, segment_impacts, segment_offsets, posting_docs,
-                                       q_terms[lo:hi], q_impacts[lo:hi], top, priority_bits, rho, keys, buffer,
+        out_processed[q] = score_query(segments_of.term_segments, segments_of.segment_impacts,
+                                       segments_of.segment_offsets, segments_of.posting_docs, q_terms[lo:hi], q_impacts[lo:hi], top, priority_bits, rho, keys, buffer,
                                        counts, segments, accumulators, heap_scores, heap_rows,
                                        positions, out_scores[q], out_rows[q])
 
 
 @njit(parallel=True, cache=True)
-def search_batch(term_segments, segment_impacts, segment_offsets, posting_docs, q_offsets, q_terms, q_impacts,
-                 top, priority_bits, rho, accumulators, n_keys, out_scores, out_rows, out_processed):
+def search_batch(segments_of, q_offsets, q_terms, q_impacts, top, priority_bits, rho, accumulators, n_keys,
+                 out_scores, out_rows, out_processed):
     n_chunks = accumulators.shape[0]
     for chunk in prange(n_chunks):
-        search_chunk(term_segments, segment_impacts, segment_offsets, posting_docs, q_offsets, q_terms, q_impacts,
-                     top, priority_bits, rho, accumulators[chunk], n_keys, chunk, n_chunks, out_scores, out_rows,
-                     out_processed)
+        search_chunk(segments_of, q_offsets, q_terms, q_impacts, top, priority_bits, rho, accumulators[chunk],
+                     n_keys, chunk, n_chunks, out_scores, out_rows, out_processed)
 
 
 def search_impacts(arrays, n_docs: int, queries, k: int, rho: int | None = None):
     """Integer top-k: (impact scores int64, rows int64, query scales float32, postings processed int64)."""
-    bits = int(arrays["bits"][0])
+    bits = impact_bits(arrays)
+    segments_of = read(Segments, arrays)
     q_impacts, query_scales = quantize_queries(queries.offsets, queries.terms, queries.weights,
                                                arrays["term_scales"], bits)
     n_queries = len(queries)
-    term_segments = arrays["term_segments"]
+    term_segments = segments_of.term_segments
     segments_before = np.zeros(queries.nnz + 1, dtype=np.int64)
     np.cumsum(term_segments[queries.terms + 1] - term_segments[queries.terms], out=segments_before[1:])
     n_keys = int(np.max(np.diff(segments_before[queries.offsets]), initial=0))
@@ -230,8 +233,8 @@ def search_impacts(arrays, n_docs: int, queries, k: int, rho: int | None = None)
     impact_scores = np.zeros((n_queries, k), dtype=np.int64)
     _, rows = empty_results(n_queries, k)
     processed = np.zeros(n_queries, dtype=np.int64)
-    args = (term_segments, arrays["segment_impacts"], arrays["segment_offsets"], arrays["posting_docs"],
-            queries.offsets, queries.terms, q_impacts, top, top.bit_length(), UNLIMITED if rho is None else int(rho))
+    args = (segments_of, queries.offsets, queries.terms, q_impacts, top, top.bit_length(),
+            UNLIMITED if rho is None else int(rho))
     if n_chunks == 1:  # one query, or one thread: no parallel region to launch (its threads may share a core)
         search_chunk(*args, accumulators[0], n_keys, 0, 1, impact_scores, rows, processed)
     else:

@@ -1,0 +1,20 @@
+"""The arrays of an exact index: the full, unpruned inverted index.
+
+    term_offsets     int64, n_terms + 1: term t's postings are term_offsets[t]:term_offsets[t + 1]
+    posting_docs     int32: document rows, ascending within each list
+    posting_weights  float32: the documents' weights
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+LAYOUT_VERSION = 1
+
+
+class Postings(NamedTuple):
+    term_offsets: np.ndarray
+    posting_docs: np.ndarray
+    posting_weights: np.ndarray
