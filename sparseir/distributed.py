@@ -173,8 +173,8 @@ class DistributedIndex(SearchableBase):
 
     # --- search ---------------------------------------------------------------------
 
-    def search(self, queries, k: int = 10, threads: int | None = None, allow_partial: bool = False,
-               **knobs) -> PartialResults:
+    def search(self, queries, k: int = 10, threads: int | None = None, allow_partial: bool = False, filter=None,
+               filters=None, **knobs) -> PartialResults:
         """Top-k over every shard: (scores float32, global rows int64), each (n_queries, k).
 
         Unpacks like ``Index.search``. With allow_partial=True a shard that stays down is
@@ -182,6 +182,9 @@ class DistributedIndex(SearchableBase):
         """
         ray = import_ray()
         k = check_k(k)
+        if filter is not None or filters is not None:
+            raise ParameterError("filtered search is not served on Ray yet; search the sharded index locally "
+                                 "(sparseir.load_index)")
         self.search_params(**knobs)
         queries = prepare_queries(queries, self.vocab)
         if len(queries) == 0:

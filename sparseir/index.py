@@ -16,6 +16,7 @@ import numpy as np
 
 from . import storage
 from .errors import IndexFormatError, ParameterError, require
+from .filters import Allowed, direct_queries, filter_rows, resolve as resolve_filters
 from .kinds import KINDS, Kind, get_kind, make_params
 from .searchable import SearchableBase, as_queries, check_k, prepare_queries
 from .vectors import SparseVectors
@@ -38,7 +39,7 @@ class Index(SearchableBase):
 
     def __init__(self, kind: str, arrays: dict[str, np.ndarray], doc_ids: np.ndarray, vocab,
                  build_params, search_defaults: Mapping[str, Any] | None = None, info: Mapping | None = None,
-                 path: Path | None = None):
+                 path: Path | None = None, attributes=None):
         self.kind = kind
         self._kind = get_kind(kind)
         self.arrays = arrays
@@ -48,21 +49,24 @@ class Index(SearchableBase):
         self.search_defaults = search_defaults or {}
         self.info = dict(info or {})
         self.path = path
+        self.attributes = attributes  # a pyarrow Table, one row per document, or None
 
     # --- construction -------------------------------------------------------------
 
     @classmethod
-    def build(cls, docs: SparseVectors, kind: str = "exact", **params) -> "Index":
+    def build(cls, docs: SparseVectors, kind: str = "exact", attributes=None, **params) -> "Index":
         spec = get_kind(kind)
         build_params = make_params(spec.BuildParams, params, f"{kind} build")
         require(len(docs) > 0, "cannot build an index over zero documents")
+        require(attributes is None or len(attributes) == len(docs),
+                f"attributes have {0 if attributes is None else len(attributes)} rows for {len(docs)} documents")
         started = time.perf_counter()
         arrays = spec.build(docs, build_params)
         # Every kind keeps per-term document counts: IDF for inference-free queries needs them.
         arrays["doc_frequency"] = np.bincount(docs.terms, minlength=len(docs.vocab)).astype(np.int32)
         info = {"n_docs": len(docs), "n_terms": len(docs.vocab), "nnz": docs.nnz,
                 "build_seconds": round(time.perf_counter() - started, 3)}
-        return cls(kind, arrays, docs.ids, docs.vocab, build_params, info=info)
+        return cls(kind, arrays, docs.ids, docs.vocab, build_params, info=info, attributes=attributes)
 
     @classmethod
     def load(cls, path: str | os.PathLike, verify: bool = False) -> "Index":
@@ -76,8 +80,13 @@ class Index(SearchableBase):
         arrays, vocab = storage.load_arrays(path, manifest, verify=verify)
         doc_ids = arrays.pop("doc_ids")
         build_params = make_params(spec.BuildParams, manifest.get("build_params", {}), f"{kind} build")
+        attributes = None
+        if "attributes" in manifest:
+            from .attributes import load_attributes
+
+            attributes = load_attributes(path, manifest["attributes"], verify)
         return cls(kind, arrays, doc_ids, vocab, build_params, manifest.get("search_defaults"),
-                   manifest.get("info"), Path(path))
+                   manifest.get("info"), Path(path), attributes)
 
     def save(self, path: str | os.PathLike, overwrite: bool = False) -> None:
         from . import __version__
@@ -85,7 +94,13 @@ class Index(SearchableBase):
         manifest = {"kind": self.kind, "layout_version": self._kind.layout_version, "sparseir_version": __version__,
                     "build_params": dataclasses.asdict(self.build_params),
                     "search_defaults": self.search_defaults, "info": self.info}
-        storage.write_index_dir(path, {**self.arrays, "doc_ids": self.doc_ids}, self.vocab, manifest, overwrite)
+        extra_files = None
+        if self.attributes is not None:
+            from .attributes import save_attributes
+
+            extra_files = lambda directory: {"attributes": save_attributes(self.attributes, directory)}  # noqa: E731
+        storage.write_index_dir(path, {**self.arrays, "doc_ids": self.doc_ids}, self.vocab, manifest, overwrite,
+                                extra_files)
         self.path = Path(path)
 
     # --- search -------------------------------------------------------------------
@@ -126,18 +141,63 @@ class Index(SearchableBase):
             self._params_cache[key] = params
         return params
 
-    def search(self, queries, k: int = 10, threads: int | None = None, **knobs) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, queries, k: int = 10, threads: int | None = None, filter=None, filters=None,
+               **knobs) -> tuple[np.ndarray, np.ndarray]:
         """Top-k for a batch of queries: (scores float32, rows int64), each (n_queries, k).
 
         Rows index the collection (``doc_ids[row]`` is the external id); missing
         results are padded with score -inf and row -1. Ties go to the lower row.
+        filter= restricts every query to the documents it allows, filters= each query to
+        its own (see ``sparseir.filters``).
         """
         k = check_k(k)
         params = self.search_params(**knobs)
         queries = prepare_queries(queries, self.vocab)
+        resolved = resolve_filters(self, len(queries), filter, filters)
         # One query runs serially in every kind: the thread count matters only to a batch.
         with threads_limit(threads, apply=len(queries) > 1):
-            return self._kind.search(self.arrays, self.n_docs, queries, k, params)
+            if resolved is None:
+                return self._kind.search(self.arrays, self.n_docs, queries, k, params)
+            return self._filtered_search(queries, k, params, resolved)
+
+    def _filtered_search(self, queries: SparseVectors, k: int, params, resolved) -> tuple[np.ndarray, np.ndarray]:
+        """Selective filters score their few documents directly (kinds with a forward index);
+        the others run the kind's kernel, which skips disallowed documents."""
+        of_query = resolved.allowed.of_query
+        if "doc_offsets" in self.arrays:
+            is_direct = direct_queries(resolved, self.n_docs)
+        else:
+            is_direct = np.zeros(len(queries), dtype=bool)
+        if not is_direct.any():
+            return self._kind.search(self.arrays, self.n_docs, queries, k, params, resolved.allowed)
+        if is_direct.all():  # one query, typically: no split to pay for
+            return self._direct_search(queries, k, resolved, of_query)
+        from .query.topk import empty_results
+
+        scores, rows = empty_results(len(queries), k)
+        kernel_rows, direct_rows = np.flatnonzero(~is_direct), np.flatnonzero(is_direct)
+        scores[kernel_rows], rows[kernel_rows] = self._kind.search(
+            self.arrays, self.n_docs, queries.take(kernel_rows), k, params,
+            Allowed(resolved.allowed.bits, of_query[kernel_rows]))
+        scores[direct_rows], rows[direct_rows] = self._direct_search(queries.take(direct_rows), k, resolved,
+                                                                     of_query[direct_rows])
+        return scores, rows
+
+    def _direct_search(self, queries: SparseVectors, k: int, resolved, of_query: np.ndarray):
+        from .layout.forward import read_forward
+        from .query import direct
+
+        offsets, allowed_rows = filter_rows(resolved)
+        return direct.search(read_forward(self.arrays), len(self.vocab), queries, k, offsets, allowed_rows, of_query)
+
+    def attribute_mask(self, expression: str) -> np.ndarray:
+        """The documents whose stored attributes satisfy `expression` (``sparseir.attributes``)."""
+        if self.attributes is None:
+            raise ParameterError("this index stores no document attributes to filter on (build it with "
+                                 "attributes, e.g. sparseir index --attributes lang,year)")
+        from .attributes import predicate_mask
+
+        return predicate_mask(self.attributes, expression)
 
     def tune(self, queries, target_recall: float = 0.95, k: int = 10, reference: "Index | None" = None,
              docs: SparseVectors | None = None, store: bool = False, **options):
@@ -193,6 +253,7 @@ class threads_limit:
         return False
 
 
-def build_index(docs: SparseVectors, kind: str = "exact", **params) -> Index:
-    """Build an index of `kind` (one of ``KINDS``) over `docs`."""
-    return Index.build(docs, kind, **params)
+def build_index(docs: SparseVectors, kind: str = "exact", attributes=None, **params) -> Index:
+    """Build an index of `kind` (one of ``KINDS``) over `docs`; `attributes` (a pyarrow Table, one
+    row per document, see ``sparseir.attributes``) are stored for filtered search."""
+    return Index.build(docs, kind, attributes, **params)

@@ -52,6 +52,23 @@ class SearchableBase:
         self.search(probe, k=1)
         return time.perf_counter() - started
 
+    def rows_of_ids(self, ids) -> np.ndarray:
+        """The rows of external ids (a one-line error names an unknown one)."""
+        row_of_id = self.__dict__.get("_row_of_id")
+        if row_of_id is None:  # built on first use: most searches never name ids
+            row_of_id = self.__dict__["_row_of_id"] = {str(doc_id): row for row, doc_id in enumerate(self.doc_ids)}
+        try:
+            return np.fromiter((row_of_id[str(doc_id)] for doc_id in ids), dtype=np.int64)
+        except KeyError as e:
+            raise ParameterError(f"id {e.args[0]!r} is not in the index") from None
+
+    def prepare_filter(self, spec):
+        """A filter (mask, rows, ids or attribute predicate) resolved once, to pass as filter= to
+        many searches (``sparseir.filters``)."""
+        from .filters import Filter
+
+        return Filter(self, spec)
+
     def close(self) -> None:
         """Release what the index holds; memory-mapped arrays need nothing."""
 

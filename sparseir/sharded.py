@@ -29,6 +29,7 @@ from .errors import IndexFormatError, ParameterError, require
 from .fileio import atomic_directory
 from .index import Index
 from .kinds import get_kind, make_params
+from .filters import resolve as resolve_filters
 from .searchable import SearchableBase, check_k, prepare_queries
 from .vectors import SparseVectors
 
@@ -94,7 +95,7 @@ class ShardInfo:
         if self.row_range is not None:
             return np.arange(*self.row_range, dtype=np.int64)
         file = root / self.row_map["file"]
-        storage._check_file(file, self.row_map, verify)
+        storage.check_file(file, self.row_map, verify)
         rows = np.load(file, mmap_mode="r", allow_pickle=False)
         if rows.shape != (self.n_docs,) or rows.dtype != np.int64:
             raise IndexFormatError(f"{file}: row map shape/dtype differ from the manifest")
@@ -172,20 +173,34 @@ class ShardedIndex(SearchableBase):
     def search_params(self, **knobs):
         return self.shards[0].search_params(**knobs)
 
-    def search(self, queries, k: int = 10, threads: int | None = None, **knobs) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k over the whole collection: (scores float32, global rows int64), each (n_queries, k)."""
+    def search(self, queries, k: int = 10, threads: int | None = None, filter=None, filters=None,
+               **knobs) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k over the whole collection: (scores float32, global rows int64), each (n_queries, k).
+
+        Filters name global rows or ids (or attributes); each shard gets its part of them."""
         k = check_k(k)
         self.search_params(**knobs)  # one clear error before touching any shard
         queries = prepare_queries(queries, self.vocab)
+        resolved = resolve_filters(self, len(queries), filter, filters)
         scores, rows = [], []
         for shard, global_rows in zip(self.shards, self.global_rows):
-            shard_scores, shard_rows = shard.search(queries, k=k, threads=threads, **knobs)
+            shard_filters = None
+            if resolved is not None:
+                parts = [mask[global_rows] for mask in resolved.masks]  # one object per filter: packed once
+                shard_filters = [parts[f] for f in resolved.allowed.of_query]
+            shard_scores, shard_rows = shard.search(queries, k=k, threads=threads, filters=shard_filters, **knobs)
             scores.append(shard_scores)
             rows.append(to_global(shard_rows, global_rows))
         return merge_topk(scores, rows, k)
 
     def doc_frequency(self) -> np.ndarray:
         return np.sum([shard.doc_frequency() for shard in self.shards], axis=0)
+
+    def attribute_mask(self, expression: str) -> np.ndarray:
+        mask = np.empty(self.n_docs, dtype=bool)
+        for shard, global_rows in zip(self.shards, self.global_rows):
+            mask[global_rows] = shard.attribute_mask(expression)
+        return mask
 
     def save(self, path: str | os.PathLike, overwrite: bool = False) -> None:
         """Write a copy under `path` (each shard re-saved, the manifest rewritten)."""
@@ -235,7 +250,7 @@ def load_sharded(path: str | os.PathLike, verify: bool = False) -> ShardedIndex:
 
 
 def build_sharded(docs: SparseVectors, path: str | os.PathLike, shards: int, kind: str = "exact",
-                  partition: str = "contiguous", overwrite: bool = False, **params) -> ShardedIndex:
+                  partition: str = "contiguous", overwrite: bool = False, attributes=None, **params) -> ShardedIndex:
     """Partition `docs`, build and save one `kind` index per shard under `path`, then open it.
 
     Shards are built one at a time (only one shard's index in memory), and the whole
@@ -244,7 +259,8 @@ def build_sharded(docs: SparseVectors, path: str | os.PathLike, shards: int, kin
     build_params = make_params(get_kind(kind).BuildParams, params, f"{kind} build")
     require(len(docs) > 0, "cannot build an index over zero documents")
     parts = partition_rows(docs.ids, shards, partition)
-    built = ((Index.build(docs.take(rows), kind, **params), rows) for rows in parts)
+    built = ((Index.build(docs.take(rows), kind, None if attributes is None else attributes.take(rows), **params), rows)
+             for rows in parts)
     write_sharded(path, built, kind, partition, build_params, len(docs), overwrite)
     return load_sharded(path)
 

@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 
@@ -34,8 +34,13 @@ def sha256_file(path: Path) -> str:
 
 
 def write_index_dir(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], vocab: Vocabulary,
-                    manifest: dict, overwrite: bool = False) -> None:
-    """Write arrays + vocabulary + manifest into a fresh directory that replaces `path` atomically."""
+                    manifest: dict, overwrite: bool = False,
+                    extra_files: Callable[[Path], dict] | None = None) -> None:
+    """Write arrays + vocabulary + manifest into a fresh directory that replaces `path` atomically.
+
+    extra_files(directory) writes further files into the directory being built and returns
+    their manifest entries (the document attributes, say).
+    """
     with atomic_directory(path, overwrite=overwrite) as tmp:
         entries = {}
         for name, array in arrays.items():
@@ -46,6 +51,9 @@ def write_index_dir(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], v
             crash_point()
         (tmp / VOCAB_FILE).write_text("\n".join(vocab.terms) + "\n", encoding="utf-8")
         crash_point()
+        if extra_files is not None:
+            manifest = {**manifest, **extra_files(tmp)}
+            crash_point()
         full = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **manifest,
                 "vocab": {"file": VOCAB_FILE, "name": vocab.name, "open": vocab.open, "size": len(vocab),
                           "sha256": sha256_file(tmp / VOCAB_FILE)},
@@ -92,7 +100,7 @@ def load_arrays(path: str | os.PathLike, manifest: dict, verify: bool = False, m
     arrays = {}
     for name, entry in manifest["arrays"].items():
         file = path / entry["file"]
-        _check_file(file, entry, verify)
+        check_file(file, entry, verify)
         try:
             arrays[name] = np.load(file, mmap_mode="r" if mmap else None, allow_pickle=False)
         except ValueError as e:
@@ -101,12 +109,13 @@ def load_arrays(path: str | os.PathLike, manifest: dict, verify: bool = False, m
             raise IndexFormatError(f"{file}: shape/dtype differ from the manifest")
     vocab_entry = manifest["vocab"]
     vocab_file = path / vocab_entry["file"]
-    _check_file(vocab_file, vocab_entry, verify=True)  # small: always hashed
+    check_file(vocab_file, vocab_entry, verify=True)  # small: always hashed
     terms = vocab_file.read_text(encoding="utf-8").split("\n")[:-1]
     return arrays, Vocabulary(terms, vocab_entry.get("name"), vocab_entry.get("open", False))
 
 
-def _check_file(file: Path, entry: dict, verify: bool) -> None:
+def check_file(file: Path, entry: dict, verify: bool) -> None:
+    """A file the manifest lists: present, of its size, and (verify) of its sha256."""
     if not file.exists():
         raise IndexFormatError(f"{file}: missing (index incomplete)")
     if "bytes" in entry and file.stat().st_size != entry["bytes"]:

@@ -72,13 +72,17 @@ def top_k(scores: np.ndarray, k: int):
     return out_scores, out_rows
 
 
-def assert_same_topk(docs: SparseVectors, queries: SparseVectors, scores, rows, rtol=1e-5, atol=1e-5):
+def assert_same_topk(docs: SparseVectors, queries: SparseVectors, scores, rows, rtol=1e-5, atol=1e-5,
+                     allowed: np.ndarray | None = None):
     """The brute-force top-k: equal scores (within float32 tolerance), equal rows except among true ties.
 
     Every returned row's score is recomputed from the vectors: an index that reported a wrong
-    row with the right score would pass a check of reported scores alone.
+    row with the right score would pass a check of reported scores alone. `allowed`
+    (queries x documents, bool) restricts each query to its filter's documents.
     """
     every = true_scores(docs, queries)
+    if allowed is not None:
+        every = np.where(allowed, every, 0.0)  # a disallowed document is no result, as one sharing no term
     ref_scores, ref_rows = top_k(every, rows.shape[1])
     np.testing.assert_array_equal(rows == -1, ref_rows == -1)
     found = rows >= 0

@@ -6,6 +6,7 @@ import time
 
 import click
 
+from ..errors import ParameterError
 from ..fileio import refuse_existing
 from ..formats import VECTOR_FORMATS, VOCAB_CHOICES, BadLines
 from ..index import KINDS, build_index
@@ -28,17 +29,29 @@ from .common import echo, given, kind_options, read_input_vectors
               help="Split the collection into this many shards, one index each (searchable with --ray).")
 @click.option("--partition", type=click.Choice(["contiguous", "hash"]), default="contiguous", show_default=True,
               help="How documents are assigned to shards.")
+@click.option("--attributes", help="Extra fields of the vectors file kept for `search --filter`: comma-separated "
+                                    "names, or '*' for every one.")
 @kind_options("build")
-def index(vectors, output, kind, input_format, vocab, model, skip_bad_lines, overwrite, shards, partition, **params):
+def index(vectors, output, kind, input_format, vocab, model, skip_bad_lines, overwrite, shards, partition, attributes,
+          **params):
     """Build an index over VECTORS (.jsonl[.gz], .bin, .parquet, or collection.tsv / irds:<dataset id> with
     --model)."""
     refuse_existing(output, overwrite)  # fail before the long work, not after
+    if attributes is not None and skip_bad_lines:
+        raise ParameterError("--attributes needs every line of the input: drop --skip-bad-lines")
     docs = read_input_vectors(vectors, vocab, BadLines(skip=skip_bad_lines), model, query=False,
                               input_format=input_format)
+    table = None
+    if attributes is not None:
+        from ..attributes import read_attributes
+
+        fields = None if attributes.strip() == "*" else [name.strip() for name in attributes.split(",") if name.strip()]
+        table = read_attributes(vectors, fields, format=input_format)
     started = time.perf_counter()
     if shards > 1:
-        build_sharded(docs, output, shards=shards, kind=kind, partition=partition, overwrite=overwrite, **given(params))
+        build_sharded(docs, output, shards=shards, kind=kind, partition=partition, overwrite=overwrite,
+                      attributes=table, **given(params))
     else:
-        build_index(docs, kind=kind, **given(params)).save(output, overwrite=overwrite)
+        build_index(docs, kind=kind, attributes=table, **given(params)).save(output, overwrite=overwrite)
     echo(f"built {kind} index over {len(docs):,} documents ({shards} shard(s)) in "
          f"{time.perf_counter() - started:.1f}s -> {output}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import time
 
@@ -36,28 +35,36 @@ BATCH = 256  # queries per progress step; large enough that prange keeps every c
 @click.option("--verify", is_flag=True, help="Check every index file's sha256 before searching.")
 @click.option("--skip-bad-lines", is_flag=True, help="Skip malformed query lines (counted) instead of failing.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run file.")
+@click.option("--filter", "filter_expression", metavar="EXPR",
+              help="Only documents whose attributes (index --attributes) satisfy EXPR, e.g. "
+                   "\"lang = 'en' and year >= 2020\".")
 @ray_options
 @kind_options("search")
 def search(index_dir, queries, k, output, run_format, input_format, tag, threads, model, query_encoder, idf_path,
-           verify, skip_bad_lines, overwrite, use_ray, ray_address, cpus_per_shard, allow_partial, **knobs):
+           verify, skip_bad_lines, overwrite, filter_expression, use_ray, ray_address, cpus_per_shard, allow_partial,
+           **knobs):
     """Search INDEX_DIR with QUERIES (vectors, or queries.tsv / irds:<dataset id> with --model) and write a run."""
     refuse_existing(output, overwrite)
     if allow_partial and not (use_ray or ray_address):
         raise ParameterError("--allow-partial applies to searches on Ray (--ray)")
+    if filter_expression is not None and (use_ray or ray_address):
+        raise ParameterError("--filter is not served on Ray yet; search the sharded index without --ray")
     index = open_searchable(index_dir, use_ray, ray_address, cpus_per_shard, verify)
     # A Ray-served index holds actors to release; a local one holds nothing.
-    with index if hasattr(index, "__enter__") else contextlib.nullcontext(index):
+    with index:
+        # Evaluated once, not per batch of queries.
+        allowed = None if filter_expression is None else index.attribute_mask(filter_expression)
         encoder = None
         if query_encoder == "idf":
             encoder = idf_query_encoder(index, idf_path, model)
         elif query_encoder != "splade":
             encoder = load_text_encoder(queries, model, kind=query_encoder)
         _search(index, queries, k, output, run_format, input_format, tag, threads, model, encoder,
-                skip_bad_lines, overwrite, given(knobs, allow_partial=allow_partial or None))
+                skip_bad_lines, overwrite, allowed, given(knobs, allow_partial=allow_partial or None))
 
 
 def _search(index, queries, k, output, run_format, input_format, tag, threads, model, encoder,
-            skip_bad_lines, overwrite, knobs):
+            skip_bad_lines, overwrite, allowed, knobs):
     if k < 1 or k > index.n_docs:
         raise ParameterError(f"-k must be between 1 and the collection size ({index.n_docs:,}), got {k}")
     query_vectors = read_input_vectors(queries, index.vocab, BadLines(skip=skip_bad_lines), model, query=True,
@@ -70,7 +77,8 @@ def _search(index, queries, k, output, run_format, input_format, tag, threads, m
     with click.progressbar(range(0, len(query_vectors), BATCH), label="searching", file=sys.stderr) as bar:
         for start in bar:
             stop = min(start + BATCH, len(query_vectors))
-            scores[start:stop], rows[start:stop] = index.search(query_vectors[start:stop], k=k, threads=threads, **knobs)
+            scores[start:stop], rows[start:stop] = index.search(query_vectors[start:stop], k=k, threads=threads,
+                                                                filter=allowed, **knobs)
     elapsed = time.perf_counter() - started
     lines = write_run(output, query_vectors.ids, index.doc_ids, rows, scores, format=run_format, tag=tag,
                       overwrite=overwrite)

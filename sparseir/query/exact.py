@@ -9,6 +9,7 @@ from numba import njit, prange
 
 from ..layout import read
 from ..layout.exact import Postings
+from .allow import allowed_row, everything, is_allowed
 from .scratch import accumulate_postings, new_accumulator, thread_chunks
 from .topk import empty_results, heap_drain, heap_push
 
@@ -19,7 +20,7 @@ class SearchParams:
 
 
 @njit(cache=True)
-def score_query(term_offsets, posting_docs, posting_weights, q_terms, q_weights,
+def score_query(term_offsets, posting_docs, posting_weights, q_terms, q_weights, allowed,
                 scores, touched, seen, heap_scores, heap_rows, out_scores, out_rows):
     n_touched = 0
     for j in range(q_terms.shape[0]):
@@ -28,14 +29,15 @@ def score_query(term_offsets, posting_docs, posting_weights, q_terms, q_weights,
     size = 0
     for i in range(n_touched):
         doc = touched[i]
-        size = heap_push(heap_scores, heap_rows, size, scores[doc], doc)
+        if is_allowed(allowed, doc):
+            size = heap_push(heap_scores, heap_rows, size, scores[doc], doc)
         scores[doc] = 0.0
         seen[doc] = False
     heap_drain(heap_scores, heap_rows, size, out_scores, out_rows)
 
 
 @njit(cache=True)
-def search_chunk(postings, n_docs, q_offsets, q_terms, q_weights, chunk, n_chunks, out_scores, out_rows):
+def search_chunk(postings, n_docs, q_offsets, q_terms, q_weights, allowed, chunk, n_chunks, out_scores, out_rows):
     """Queries chunk, chunk + n_chunks, ... with one set of scratch arrays (postings: layout.exact.Postings)."""
     scores, touched, seen = new_accumulator(n_docs)
     heap_scores = np.empty(out_scores.shape[1], dtype=np.float32)
@@ -44,18 +46,20 @@ def search_chunk(postings, n_docs, q_offsets, q_terms, q_weights, chunk, n_chunk
     for q in range(chunk, q_offsets.shape[0] - 1, n_chunks):
         lo, hi = q_offsets[q], q_offsets[q + 1]
         score_query(postings.term_offsets, postings.posting_docs, postings.posting_weights, q_terms[lo:hi],
-                    q_weights[lo:hi], scores, touched, seen, heap_scores, heap_rows, out_scores[q], out_rows[q])
+                    q_weights[lo:hi], allowed_row(allowed, q), scores, touched, seen, heap_scores, heap_rows,
+                    out_scores[q], out_rows[q])
 
 
 @njit(parallel=True, cache=True)
-def search_batch(postings, n_docs, q_offsets, q_terms, q_weights, n_chunks, out_scores, out_rows):
+def search_batch(postings, n_docs, q_offsets, q_terms, q_weights, allowed, n_chunks, out_scores, out_rows):
     for chunk in prange(n_chunks):
-        search_chunk(postings, n_docs, q_offsets, q_terms, q_weights, chunk, n_chunks, out_scores, out_rows)
+        search_chunk(postings, n_docs, q_offsets, q_terms, q_weights, allowed, chunk, n_chunks, out_scores, out_rows)
 
 
-def search(arrays, n_docs: int, queries, k: int, params: SearchParams):
+def search(arrays, n_docs: int, queries, k: int, params: SearchParams, allowed=None):
     out_scores, out_rows = empty_results(len(queries), k)
-    args = (read(Postings, arrays), n_docs, queries.offsets, queries.terms, queries.weights)
+    args = (read(Postings, arrays), n_docs, queries.offsets, queries.terms, queries.weights,
+            everything(len(queries)) if allowed is None else allowed)
     n_chunks = thread_chunks(len(queries))
     if n_chunks == 1:  # one query, or one thread: no parallel region to launch (its threads may share a core)
         search_chunk(*args, 0, 1, out_scores, out_rows)

@@ -23,6 +23,7 @@ from ..errors import require
 from ..layout import read
 from ..layout.saat import Segments, impact_bits
 from ..quantize import levels, quantize_queries
+from .allow import allowed_row, everything, is_allowed
 from .scratch import thread_chunks
 from .topk import empty_results, heap_drain, is_worse
 
@@ -74,7 +75,7 @@ def _swap(heap_scores, heap_rows, positions, i, j):
 
 
 @njit(cache=True)
-def add_segment(posting_docs, lo, hi, contribution, accumulators,
+def add_segment(posting_docs, lo, hi, contribution, allowed, accumulators,
                 heap_scores, heap_rows, positions, size):
     """Add `contribution` to each document of postings [lo, hi), keeping the heap the top-k of all scores.
 
@@ -85,6 +86,8 @@ def add_segment(posting_docs, lo, hi, contribution, accumulators,
     k = heap_scores.shape[0]
     for p in range(lo, hi):
         doc = posting_docs[p]
+        if not is_allowed(allowed, doc):  # a filtered-out document never scores, nor enters the heap
+            continue
         old = accumulators[doc]
         new = old + contribution
         accumulators[doc] = new
@@ -144,7 +147,7 @@ def _span(key, segments, index_mask, segment_offsets, budget):
 
 
 @njit(cache=True)
-def score_query(term_segments, segment_impacts, segment_offsets, posting_docs, q_terms, q_impacts, top,
+def score_query(term_segments, segment_impacts, segment_offsets, posting_docs, q_terms, q_impacts, allowed, top,
                 priority_bits, rho, keys, buffer, counts, segments, accumulators, heap_scores, heap_rows, positions,
                 out_scores, out_rows):
     """Top-k of one query into out_*; returns the number of postings processed."""
@@ -165,7 +168,7 @@ def score_query(term_segments, segment_impacts, segment_offsets, posting_docs, q
     n_visited = 0
     while n_visited < n_keys and processed < rho:
         lo, hi = _span(order[n_visited], segments, index_mask, segment_offsets, rho - processed)
-        size = add_segment(posting_docs, lo, hi, top - (order[n_visited] >> index_bits), accumulators,
+        size = add_segment(posting_docs, lo, hi, top - (order[n_visited] >> index_bits), allowed, accumulators,
                            heap_scores, heap_rows, positions, size)
         processed += hi - lo
         n_visited += 1
@@ -181,8 +184,8 @@ def score_query(term_segments, segment_impacts, segment_offsets, posting_docs, q
 
 
 @njit(cache=True)
-def search_chunk(segments_of, q_offsets, q_terms, q_impacts, top, priority_bits, rho, accumulators, n_keys, chunk,
-                 n_chunks, out_scores, out_rows, out_processed):
+def search_chunk(segments_of, q_offsets, q_terms, q_impacts, allowed, top, priority_bits, rho, accumulators, n_keys,
+                 chunk, n_chunks, out_scores, out_rows, out_processed):
     """Queries chunk, chunk + n_chunks, ... with one set of scratch arrays (accumulators: this chunk's row;
     segments_of: layout.saat.Segments)."""
     n_docs = accumulators.shape[0]
@@ -198,21 +201,23 @@ def search_chunk(segments_of, q_offsets, q_terms, q_impacts, top, priority_bits,
     for q in range(chunk, q_offsets.shape[0] - 1, n_chunks):
         lo, hi = q_offsets[q], q_offsets[q + 1]
         out_processed[q] = score_query(segments_of.term_segments, segments_of.segment_impacts,
-                                       segments_of.segment_offsets, segments_of.posting_docs, q_terms[lo:hi], q_impacts[lo:hi], top, priority_bits, rho, keys, buffer,
+                                       segments_of.segment_offsets, segments_of.posting_docs, q_terms[lo:hi],
+                                       q_impacts[lo:hi], allowed_row(allowed, q), top, priority_bits, rho, keys,
+                                       buffer,
                                        counts, segments, accumulators, heap_scores, heap_rows,
                                        positions, out_scores[q], out_rows[q])
 
 
 @njit(parallel=True, cache=True)
-def search_batch(segments_of, q_offsets, q_terms, q_impacts, top, priority_bits, rho, accumulators, n_keys,
+def search_batch(segments_of, q_offsets, q_terms, q_impacts, allowed, top, priority_bits, rho, accumulators, n_keys,
                  out_scores, out_rows, out_processed):
     n_chunks = accumulators.shape[0]
     for chunk in prange(n_chunks):
-        search_chunk(segments_of, q_offsets, q_terms, q_impacts, top, priority_bits, rho, accumulators[chunk],
+        search_chunk(segments_of, q_offsets, q_terms, q_impacts, allowed, top, priority_bits, rho, accumulators[chunk],
                      n_keys, chunk, n_chunks, out_scores, out_rows, out_processed)
 
 
-def search_impacts(arrays, n_docs: int, queries, k: int, rho: int | None = None):
+def search_impacts(arrays, n_docs: int, queries, k: int, rho: int | None = None, allowed=None):
     """Integer top-k: (impact scores int64, rows int64, query scales float32, postings processed int64)."""
     bits = impact_bits(arrays)
     segments_of = read(Segments, arrays)
@@ -233,7 +238,8 @@ def search_impacts(arrays, n_docs: int, queries, k: int, rho: int | None = None)
     impact_scores = np.zeros((n_queries, k), dtype=np.int64)
     _, rows = empty_results(n_queries, k)
     processed = np.zeros(n_queries, dtype=np.int64)
-    args = (segments_of, queries.offsets, queries.terms, q_impacts, top, top.bit_length(),
+    args = (segments_of, queries.offsets, queries.terms, q_impacts,
+            everything(n_queries) if allowed is None else allowed, top, top.bit_length(),
             UNLIMITED if rho is None else int(rho))
     if n_chunks == 1:  # one query, or one thread: no parallel region to launch (its threads may share a core)
         search_chunk(*args, accumulators[0], n_keys, 0, 1, impact_scores, rows, processed)
@@ -242,9 +248,9 @@ def search_impacts(arrays, n_docs: int, queries, k: int, rho: int | None = None)
     return impact_scores, rows, query_scales, processed
 
 
-def search(arrays, n_docs: int, queries, k: int, params: SearchParams):
+def search(arrays, n_docs: int, queries, k: int, params: SearchParams, allowed=None):
     """Top-k with float scores = integer score x the query's scale (see ``sparseir.quantize``)."""
-    impact_scores, rows, query_scales, _ = search_impacts(arrays, n_docs, queries, k, params.rho)
+    impact_scores, rows, query_scales, _ = search_impacts(arrays, n_docs, queries, k, params.rho, allowed)
     scores = impact_scores * query_scales[:, None].astype(np.float64)
     return np.where(rows >= 0, scores, -np.inf).astype(np.float32), rows
 

@@ -22,6 +22,7 @@ from ..layout.forward import read_forward
 from ..layout import read
 from ..layout.seismic import Blocks, Summaries, entry_block
 from .bits import bits_of_float32, float32_from_bits, prefetch, prefetch_lines, weight_at
+from .allow import allowed_row, everything, is_allowed
 from .scratch import thread_chunks
 from .topk import empty_results, heap_drain, heap_push, heap_threshold, heaviest_terms, is_worse
 
@@ -147,8 +148,9 @@ def prefetch_doc(doc_offsets, doc_terms, doc_weights, doc):
 
 @njit(cache=True)
 def score_candidates(candidates, lo, hi, doc_offsets, doc_terms, doc_weights, prefetch_docs, dense_query, visited,
-                     touched, n_touched, heap_scores, heap_rows, size):
-    """Score each of candidates[lo:hi] not yet scored in this query; returns (n_touched, heap size).
+                     touched, n_touched, heap_scores, heap_rows, size, allowed):
+    """Score each of candidates[lo:hi] that `allowed` (a filter's bitset, empty: all) lets through and
+    that is not yet scored in this query; returns (n_touched, heap size).
 
     One call per block rather than per document: a call passing this many arrays costs
     about as much as scoring a short document.
@@ -167,7 +169,7 @@ def score_candidates(candidates, lo, hi, doc_offsets, doc_terms, doc_weights, pr
             prefetch_doc(doc_offsets, doc_terms, doc_weights, candidates[p + DOCS_AHEAD])
         doc = candidates[p]
         word, bit = doc >> 6, np.uint64(1) << np.uint64(doc & 63)
-        if not visited[word] & bit:
+        if not visited[word] & bit and is_allowed(allowed, doc):
             visited[word] |= bit
             touched[n_touched] = doc
             n_touched += 1
@@ -180,7 +182,7 @@ def score_candidates(candidates, lo, hi, doc_offsets, doc_terms, doc_weights, pr
 
 
 @njit(cache=True)
-def search_one(blocks, summaries, forward, knn, n_knn, q_terms, q_weights, query_cut, heap_factor,
+def search_one(blocks, summaries, forward, knn, n_knn, q_terms, q_weights, query_cut, heap_factor, allowed,
                dense_query, visited, touched, cut_terms, base, coded, block_keys, heap_scores, heap_rows):
     """One query into (heap_scores, heap_rows); returns the heap size. Scratch is left clean.
 
@@ -220,7 +222,7 @@ def search_one(blocks, summaries, forward, knn, n_knn, q_terms, q_weights, query
                     prefetch(doc_offsets, block_docs[p])
             n_touched, size = score_candidates(block_docs, block_offsets[block], block_offsets[block + 1], doc_offsets,
                                                doc_terms, doc_weights, prefetch_docs, dense_query, visited, touched,
-                                               n_touched, heap_scores, heap_rows, size)
+                                               n_touched, heap_scores, heap_rows, size, allowed)
     if n_knn > 0:
         n_results = size
         # Snapshot the results: the heap changes while their neighbours are scored.
@@ -229,7 +231,7 @@ def search_one(blocks, summaries, forward, knn, n_knn, q_terms, q_weights, query
         for r in range(n_results):
             n_touched, size = score_candidates(knn[cut_terms[r]], 0, n_knn, doc_offsets, doc_terms, doc_weights,
                                                prefetch_docs, dense_query, visited, touched, n_touched, heap_scores,
-                                               heap_rows, size)
+                                               heap_rows, size, allowed)
     for i in range(n_touched):
         visited[touched[i] >> 6] = 0  # touched documents hold every set bit
     for j in range(q_terms.shape[0]):
@@ -239,7 +241,7 @@ def search_one(blocks, summaries, forward, knn, n_knn, q_terms, q_weights, query
 
 @njit(cache=True)
 def search_chunk(blocks, summaries, forward, knn, n_knn, max_blocks, n_terms, q_offsets, q_terms, q_weights, query_cut,
-                 heap_factor, chunk, n_chunks, out_scores, out_rows):
+                 heap_factor, allowed, chunk, n_chunks, out_scores, out_rows):
     """Queries chunk, chunk + n_chunks, ... with one set of scratch arrays."""
     n_docs = forward.doc_offsets.shape[0] - 1
     n_queries = q_offsets.shape[0] - 1
@@ -258,20 +260,20 @@ def search_chunk(blocks, summaries, forward, knn, n_knn, max_blocks, n_terms, q_
     for q in range(chunk, n_queries, n_chunks):
         lo, hi = q_offsets[q], q_offsets[q + 1]
         size = search_one(blocks, summaries, forward, knn, n_knn, q_terms[lo:hi], q_weights[lo:hi], query_cut,
-                          heap_factor, dense_query, visited, touched, cut_terms, base, coded, block_keys, heap_scores,
+                          heap_factor, allowed_row(allowed, q), dense_query, visited, touched, cut_terms, base, coded, block_keys, heap_scores,
                           heap_rows)
         heap_drain(heap_scores, heap_rows, size, out_scores[q], out_rows[q])
 
 
 @njit(parallel=True, cache=True)
 def search_batch(blocks, summaries, forward, knn, n_knn, max_blocks, n_terms, q_offsets, q_terms, q_weights, query_cut,
-                 heap_factor, n_chunks, out_scores, out_rows):
+                 heap_factor, allowed, n_chunks, out_scores, out_rows):
     for chunk in prange(n_chunks):
         search_chunk(blocks, summaries, forward, knn, n_knn, max_blocks, n_terms, q_offsets, q_terms, q_weights,
-                     query_cut, heap_factor, chunk, n_chunks, out_scores, out_rows)
+                     query_cut, heap_factor, allowed, chunk, n_chunks, out_scores, out_rows)
 
 
-def search_arrays(arrays, queries, k: int, params: SearchParams):
+def search_arrays(arrays, queries, k: int, params: SearchParams, allowed=None):
     """Run the batch kernel over an index's arrays (built or loaded); (scores, rows) padded."""
     knn = arrays.get("knn", NO_KNN)
     require(params.n_knn <= knn.shape[1],
@@ -280,7 +282,7 @@ def search_arrays(arrays, queries, k: int, params: SearchParams):
     args = (read(Blocks, arrays), read(Summaries, arrays), read_forward(arrays), knn, params.n_knn,
             int(arrays["max_list_blocks"][0]),
             len(arrays["term_blocks"]) - 1, queries.offsets, queries.terms, queries.weights, params.query_cut,
-            np.float32(params.heap_factor))
+            np.float32(params.heap_factor), everything(len(queries)) if allowed is None else allowed)
     n_chunks = thread_chunks(len(queries))
     if n_chunks == 1:  # one query, or one thread: no parallel region to launch
         search_chunk(*args, 0, 1, out_scores, out_rows)
@@ -289,8 +291,8 @@ def search_arrays(arrays, queries, k: int, params: SearchParams):
     return out_scores, out_rows
 
 
-def search(arrays, n_docs: int, queries, k: int, params: SearchParams):
-    return search_arrays(arrays, queries, k, params)
+def search(arrays, n_docs: int, queries, k: int, params: SearchParams, allowed=None):
+    return search_arrays(arrays, queries, k, params, allowed)
 
 
 def complete_build(arrays: dict[str, np.ndarray], docs, params) -> dict[str, np.ndarray]:

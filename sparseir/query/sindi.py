@@ -23,6 +23,7 @@ from numba import njit, prange
 
 from ..errors import require
 from .bits import bits_of_float32
+from .allow import allowed_row, everything, is_allowed
 from .scratch import thread_chunks
 from ..layout.forward import read_forward
 from ..layout import read
@@ -161,7 +162,16 @@ def collect_window(accumulator, accumulator_bits, n_rows, first_row, n_cand, key
 
 
 @njit(cache=True)
-def search_one(postings, forward, n_terms, window_size, q_terms, q_weights, prune_ratio, n_cand, accumulator,
+def drop_disallowed(accumulator, allowed, first_row, n_rows):
+    """Zero the window's accumulators of documents the filter leaves out, before they compete for
+    the n_cand candidate places."""
+    for i in range(n_rows):
+        if not is_allowed(allowed, first_row + i):
+            accumulator[i] = 0.0
+
+
+@njit(cache=True)
+def search_one(postings, forward, n_terms, window_size, q_terms, q_weights, prune_ratio, n_cand, allowed, accumulator,
                group_max, super_max, dense_query, visited, touched, order, q_factors, keys, cand_rows, heap_scores, heap_rows):
     """One query into (heap_scores, heap_rows); returns the heap size. Scratch is left clean."""
     posting_offsets, posting_docs = postings.posting_offsets, postings.posting_docs
@@ -178,6 +188,8 @@ def search_one(postings, forward, n_terms, window_size, q_terms, q_weights, prun
         list_base = (first_row // window_size) * n_terms
         accumulate_window(posting_offsets, posting_docs, posting_values, list_base, q_terms, q_factors, order, n_kept,
                           accumulator)
+        if allowed.shape[0] > 0:
+            drop_disallowed(accumulator, allowed, first_row, min(window_size, n_docs - first_row))
         count = collect_window(accumulator, accumulator_bits, min(window_size, n_docs - first_row), first_row, n_cand,
                                keys, count, group_max, super_max)
     count = keep_best(keys, count, n_cand)
@@ -186,7 +198,7 @@ def search_one(postings, forward, n_terms, window_size, q_terms, q_weights, prun
     for j in range(q_terms.shape[0]):
         dense_query[q_terms[j]] = q_weights[j]
     n_touched, n_results = score_candidates(cand_rows, 0, count, doc_offsets, doc_terms, doc_weights, prefetch_docs,
-                                            dense_query, visited, touched, 0, heap_scores, heap_rows, 0)
+                                            dense_query, visited, touched, 0, heap_scores, heap_rows, 0, allowed)
     for i in range(n_touched):
         visited[touched[i] >> 6] = 0
     for j in range(q_terms.shape[0]):
@@ -214,26 +226,26 @@ def new_scratch(n_docs, n_terms, window_size, n_candidate, k):
 
 @njit(cache=True)
 def search_chunk(postings, forward, n_terms, window_size, q_offsets, q_terms, q_weights, prune_ratio, n_candidate,
-                 scratch, chunk, n_chunks, out_scores, out_rows):
+                 allowed, scratch, chunk, n_chunks, out_scores, out_rows):
     """Queries chunk, chunk + n_chunks, ... with one set of scratch arrays."""
     (accumulator, group_max, super_max, dense_query, visited, touched, order, q_factors, keys, cand_rows, heap_scores,
      heap_rows) = scratch
     for q in range(chunk, q_offsets.shape[0] - 1, n_chunks):
         lo, hi = q_offsets[q], q_offsets[q + 1]
         size = search_one(postings, forward, n_terms, window_size, q_terms[lo:hi], q_weights[lo:hi], prune_ratio,
-                          n_candidate, accumulator, group_max, super_max, dense_query, visited, touched, order, q_factors, keys,
+                          n_candidate, allowed_row(allowed, q), accumulator, group_max, super_max, dense_query, visited, touched, order, q_factors, keys,
                           cand_rows, heap_scores, heap_rows)
         heap_drain(heap_scores, heap_rows, size, out_scores[q], out_rows[q])
 
 
 @njit(parallel=True, cache=True)
 def search_batch(postings, forward, n_terms, window_size, q_offsets, q_terms, q_weights, prune_ratio, n_candidate,
-                 n_chunks, out_scores, out_rows):
+                 allowed, n_chunks, out_scores, out_rows):
     n_docs = forward.doc_offsets.shape[0] - 1
     for chunk in prange(n_chunks):
         scratch = new_scratch(n_docs, n_terms, window_size, n_candidate, out_scores.shape[1])
         search_chunk(postings, forward, n_terms, window_size, q_offsets, q_terms, q_weights, prune_ratio, n_candidate,
-                     scratch, chunk, n_chunks, out_scores, out_rows)
+                     allowed, scratch, chunk, n_chunks, out_scores, out_rows)
 
 
 # Serial calls reuse one scratch set per thread and shape: allocating and zeroing it (the
@@ -255,12 +267,13 @@ def serial_scratch(n_docs: int, n_terms: int, window_size: int, n_candidate: int
     return sets[shape]
 
 
-def search(arrays, n_docs: int, queries, k: int, params: SearchParams):
+def search(arrays, n_docs: int, queries, k: int, params: SearchParams, allowed=None):
     out_scores, out_rows = empty_results(len(queries), k)
     n_candidate = max(int(params.n_candidate), k)
     postings = read(Postings, arrays)
     n_terms, window_size = len(postings.term_scales), stored_window_size(arrays)
-    args = (postings, read_forward(arrays), n_terms, window_size, queries.offsets, queries.terms, queries.weights, np.float32(params.query_prune_ratio), n_candidate)
+    args = (postings, read_forward(arrays), n_terms, window_size, queries.offsets, queries.terms, queries.weights,
+            np.float32(params.query_prune_ratio), n_candidate, everything(len(queries)) if allowed is None else allowed)
     n_chunks = thread_chunks(len(queries))
     if n_chunks == 1:  # one query, or one thread: no parallel region to launch
         scratch = serial_scratch(n_docs, n_terms, window_size, n_candidate, k)

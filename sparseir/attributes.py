@@ -1,0 +1,644 @@
+"""Per-document attributes (extra fields of the input vectors) and filter expressions over them.
+
+Attributes are the fields of a vector file beside the vector itself: in JSONL, the keys of
+each line other than ``id``, ``vector`` and ``contents`` (``{"id": "d1", "vector": {...},
+"lang": "en", "year": 2021}``); in Parquet, the columns other than ``id``, ``terms``,
+``weights`` (and ``contents``). `read_attributes` reads them into a pyarrow Table with one row
+per vector, in the order of `sparseir.read_vectors`; an index keeps that table as
+``attributes.parquet`` (`save_attributes`, `load_attributes`).
+
+`predicate_mask` evaluates a filter expression over the table: one boolean per document.
+The expression is SQL-flavoured, parsed by Python's `ast` (never evaluated) and translated
+into a `pyarrow.compute` expression. Examples, one per line::
+
+    lang = 'en' and year >= 2020
+    2019 <= year < 2022
+    lang in ('en', 'fr') or not (score > 0.5)
+    venue is not null
+    reviewed = true
+    reviewed
+    `pub-year` > 2000
+
+Grammar: comparisons ``= == != <> < <= > >=`` between a field and a literal (or two fields
+of compatible types); ``in (...)`` / ``not in (...)`` with a list of literals; ``is null`` /
+``is not null``; a boolean field alone; ``and``, ``or``, ``not`` (in Python's order of
+precedence: ``not`` binds tighter than ``and``, which binds tighter than ``or``) and
+parentheses. Chained comparisons (``2019 <= year < 2022``) mean each pair holds. Backticks
+quote a field name that is not an identifier or is a keyword (`pub-year`, `in`). Literals: 'strings' or "strings"
+(SQL's doubled quote ``'it''s'`` works), numbers (``-1.5e3``), ``true``/``false``. Keywords are
+case-insensitive. Function calls, arithmetic and the like are refused.
+
+Missing values follow SQL: a comparison with null is unknown, ``not`` unknown is unknown,
+``and``/``or`` use three-valued logic, and a document is kept only where the whole
+expression is true. So a document without ``year`` matches neither ``year >= 2020`` nor
+``not (year >= 2020)``; write ``year is null or ...`` to keep it.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import IndexFormatError, InputError, ParameterError
+from .fileio import check_readable, iter_lines
+
+ATTRIBUTES_FILE = "attributes.parquet"
+
+# Fields that hold the vector or its text, never attributes (unless asked for by name).
+JSONL_RESERVED = ("id", "vector", "contents")
+PARQUET_RESERVED = ("id", "terms", "weights", "contents")
+
+# JSONL values are collected in Python lists and turned into Arrow arrays every CHUNK_ROWS
+# lines, so that a large file costs Arrow memory, not Python objects, per value.
+CHUNK_ROWS = 65536
+
+_INT64_MIN, _INT64_MAX = -(2 ** 63), 2 ** 63 - 1
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_attributes(path: str | os.PathLike, fields: Sequence[str] | None = None, *,
+                    format: str | None = None):
+    """The attribute columns of a JSONL(.gz) or Parquet vector file, one row per vector.
+
+    Rows are in the order (and number) of `sparseir.read_vectors(path)` read strictly.
+    `fields=None` takes every field but the id, vector and text ones; a listed field that
+    no line has is an error. A field missing on some lines is null there. Values must be
+    strings, integers, floats or booleans (integers and floats mix into floats); lists,
+    objects and other mixes of types are InputErrors naming the file, line and field.
+    `format` ("jsonl" or "parquet") overrides the extension.
+    """
+    from .formats import detect_format
+
+    fields = _check_field_list(fields)
+    format = format or detect_format(path)
+    if format == "jsonl":
+        return _read_jsonl_attributes(path, fields)
+    if format == "parquet":
+        return _read_parquet_attributes(path, fields)
+    raise ParameterError(f"{os.fspath(path)}: attributes are read from JSONL or Parquet vector files "
+                         f"(format {format or 'unknown'}); pass format='jsonl' or 'parquet'")
+
+
+def _check_field_list(fields: Sequence[str] | None) -> list[str] | None:
+    if fields is None:
+        return None
+    if isinstance(fields, (str, bytes)):
+        raise ParameterError(f"fields must be a list of field names, not the string {fields!r}")
+    fields = list(fields)
+    for name in fields:
+        if not isinstance(name, str) or not name:
+            raise ParameterError(f"field names must be non-empty strings, got {name!r}")
+    duplicates = sorted({name for name in fields if fields.count(name) > 1})
+    if duplicates:
+        raise ParameterError(f"fields listed twice: {duplicates}")
+    return fields
+
+
+def _value_kind(value: Any) -> str | None:
+    """The attribute kind of one JSON value (None for null); bool before int, as bool is an int."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, (list, dict)):
+        return "list" if isinstance(value, list) else "object"
+    return type(value).__name__
+
+
+def _arrow_type(kind: str | None):
+    import pyarrow as pa
+
+    return {None: pa.null(), "bool": pa.bool_(), "int": pa.int64(), "float": pa.float64(),
+            "string": pa.string()}[kind]
+
+
+@dataclass
+class _JsonColumn:
+    """One attribute being read from JSONL: finished Arrow chunks plus the values of the current chunk."""
+
+    leading_nulls: int  # rows read before the field first appeared, flushed in earlier chunks
+    pending: list = field(default_factory=list)
+    chunks: list = field(default_factory=list)
+    kind: str | None = None
+
+    def flush(self) -> None:
+        import pyarrow as pa
+
+        if self.pending:
+            self.chunks.append(pa.array(self.pending, type=_arrow_type(self.kind)))
+            self.pending = []
+
+    def finish(self):
+        import pyarrow as pa
+
+        self.flush()
+        arrow_type = _arrow_type(self.kind)
+        # Earlier chunks may be typed null (no value yet) or int64 (before a float came).
+        pieces = [pa.nulls(self.leading_nulls, arrow_type)] + [chunk.cast(arrow_type) for chunk in self.chunks]
+        return pa.concat_arrays(pieces)
+
+
+def _read_jsonl_attributes(path: str | os.PathLike, fields: list[str] | None):
+    columns: dict[str, _JsonColumn] = {}
+    if fields is not None:
+        columns = {name: _JsonColumn(leading_nulls=0) for name in fields}
+    seen_fields: set[str] = set()
+    rows = flushed_rows = 0
+    for line_number, line in iter_lines(path):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise InputError(f"invalid JSON: {e.msg} at column {e.colno}", path, line_number) from None
+        if not isinstance(record, dict):
+            raise InputError("expected a JSON object", path, line_number)
+        if fields is None:
+            for name in record:
+                if name not in columns and name not in JSONL_RESERVED:
+                    # Rows of this chunk before the field appeared are padded here, earlier chunks at the end.
+                    columns[name] = _JsonColumn(leading_nulls=flushed_rows, pending=[None] * (rows - flushed_rows))
+        for name, column in columns.items():
+            value = record.get(name)
+            kind = _value_kind(value)
+            if kind is not None:
+                seen_fields.add(name)
+                _check_value(name, value, kind, column, path, line_number)
+            column.pending.append(value)
+        rows += 1
+        if rows - flushed_rows == CHUNK_ROWS:
+            for column in columns.values():
+                column.flush()
+            flushed_rows = rows
+    if rows == 0:
+        raise InputError("no JSON vector line found (empty file?)", path)
+    never_seen = [name for name in columns if name not in seen_fields]
+    if fields is not None and never_seen:
+        raise InputError(f"field(s) {never_seen} not found on any line", path)
+    return _table({name: column.finish() for name, column in columns.items()}, rows)
+
+
+def _check_value(name: str, value: Any, kind: str, column: _JsonColumn, path, line_number: int) -> None:
+    if kind not in ("bool", "int", "float", "string"):
+        raise InputError(f"field {name!r} holds a {kind}; attributes must be strings, numbers or booleans",
+                         path, line_number)
+    if kind == "int" and not _INT64_MIN <= value <= _INT64_MAX:
+        raise InputError(f"field {name!r}: integer {value} does not fit in 64 bits", path, line_number)
+    if column.kind is None or column.kind == kind:
+        column.kind = kind
+    elif {column.kind, kind} == {"int", "float"}:
+        column.kind = "float"  # JSON writes 1.0 as 1 as often as not: both are numbers
+    else:
+        raise InputError(f"field {name!r} mixes types: {kind} here, {column.kind} on earlier lines",
+                         path, line_number)
+
+
+def _read_parquet_attributes(path: str | os.PathLike, fields: list[str] | None):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = check_readable(path)
+    try:
+        parquet = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as e:
+        raise InputError(f"not a Parquet file: {e}", path) from None
+    schema = parquet.schema_arrow
+    if fields is None:
+        fields = [name for name in schema.names if name not in PARQUET_RESERVED]
+    missing = [name for name in fields if name not in schema.names]
+    if missing:
+        raise InputError(f"no column(s) {missing}; the columns are {schema.names}", path)
+    for name in fields:
+        _check_parquet_type(name, schema.field(name).type, path)
+    rows = parquet.metadata.num_rows
+    if rows == 0:
+        raise InputError("no vectors found (empty file?)", path)
+    if not fields:
+        return _table({}, rows)
+    try:
+        table = parquet.read(columns=fields)
+    except (pa.ArrowInvalid, OSError) as e:
+        raise InputError(f"cannot read columns {fields}: {e}", path) from None
+    # Dictionary-encoded strings (pandas categoricals) are decoded so every table looks alike.
+    columns = {name: (column.cast(column.type.value_type) if pa.types.is_dictionary(column.type) else column)
+               for name, column in zip(table.column_names, table.columns)}
+    return _table(columns, rows)
+
+
+def _check_parquet_type(name: str, arrow_type, path) -> None:
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(arrow_type):
+        arrow_type = arrow_type.value_type
+    if pa.types.is_nested(arrow_type):
+        raise InputError(f"column {name!r} holds nested values ({arrow_type}); "
+                         "attributes must be strings, numbers or booleans", path)
+    if _kind_of_type(arrow_type) is None:
+        raise InputError(f"column {name!r} has type {arrow_type}; attributes must be strings, numbers or booleans",
+                         path)
+
+
+def _table(columns: dict, rows: int):
+    """A table of these columns; with no column at all it still has `rows` rows, to stay aligned."""
+    import pyarrow as pa
+
+    if columns:
+        return pa.table(columns)
+    return pa.table({"_": pa.nulls(rows)}).select([])
+
+
+# --------------------------------------------------------------------------- storage
+
+
+def save_attributes(table, directory: str | os.PathLike) -> dict:
+    """Write `table` as attributes.parquet into `directory` (an index being written); return
+    its manifest entry: file, rows, columns (name and type), bytes and sha256."""
+    import pyarrow.parquet as pq
+
+    from .storage import sha256_file
+
+    file = Path(directory) / ATTRIBUTES_FILE
+    pq.write_table(table, file)
+    return {"file": ATTRIBUTES_FILE, "rows": table.num_rows,
+            "columns": [{"name": f.name, "type": str(f.type)} for f in table.schema],
+            "bytes": file.stat().st_size, "sha256": sha256_file(file)}
+
+
+def load_attributes(directory: str | os.PathLike, entry: dict, verify: bool = False):
+    """Read attributes.parquet back (memory-mapped) after checking its size, and its hash when
+    verify, as `storage.load_arrays` does; rows and columns must match the entry."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from .storage import check_file
+
+    file = Path(directory) / entry["file"]
+    check_file(file, entry, verify)
+    try:
+        table = pq.read_table(file, memory_map=True)
+    except (pa.ArrowException, OSError) as e:
+        raise IndexFormatError(f"{file}: unreadable attributes ({_first_line(e)})") from None
+    if not entry["columns"]:
+        # Parquet keeps no row count without a column: the manifest's count is the truth.
+        table = _table({}, entry["rows"])
+    columns = [{"name": f.name, "type": str(f.type)} for f in table.schema]
+    if table.num_rows != entry["rows"] or columns != entry["columns"]:
+        raise IndexFormatError(f"{file}: rows/columns differ from the manifest")
+    return table
+
+
+# --------------------------------------------------------------------------- filter expressions
+
+
+def _kind_of_type(arrow_type) -> str | None:
+    """string / int / float / bool / null for the attribute types, else None."""
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(arrow_type):
+        arrow_type = arrow_type.value_type
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type) or \
+            getattr(pa.types, "is_string_view", lambda t: False)(arrow_type):
+        return "string"
+    if pa.types.is_integer(arrow_type):
+        return "int"
+    if pa.types.is_floating(arrow_type):
+        return "float"
+    if pa.types.is_boolean(arrow_type):
+        return "bool"
+    if pa.types.is_null(arrow_type):
+        return "null"
+    return None
+
+
+# Kinds that compare with each other; a null column (no value anywhere) compares with anything.
+_COMPARABLE = {"string": "string", "int": "number", "float": "number", "bool": "bool"}
+
+def _comparable(kind: str, other: str) -> bool:
+    """Whether values of two kinds compare; kinds outside the attribute ones are left to pyarrow."""
+    if "null" in (kind, other) or kind not in _COMPARABLE or other not in _COMPARABLE:
+        return True
+    return _COMPARABLE[kind] == _COMPARABLE[other]
+
+
+_KEYWORDS = {"and": "and", "or": "or", "not": "not", "in": "in", "is": "is",
+             "null": "None", "true": "True", "false": "False"}
+
+_FIELD_PLACEHOLDER = "_sparseir_field_{}_"
+
+_UNSUPPORTED_NAMES = {ast.Call: "function call", ast.BinOp: "arithmetic", ast.Attribute: "attribute access",
+                      ast.Subscript: "indexing", ast.IfExp: "conditional expression", ast.Lambda: "lambda",
+                      ast.NamedExpr: "assignment", ast.Tuple: "list (lists go after 'in')",
+                      ast.List: "list (lists go after 'in')", ast.Set: "list (lists go after 'in')"}
+
+
+@dataclass
+class _Normalised:
+    """Python source for the expression, with where each of its characters came from."""
+
+    source: str
+    origin: list[int]  # origin[i]: index in the user's expression of source[i]
+    quoted_fields: dict[str, str]  # placeholder identifier -> backtick-quoted field name
+
+
+def _normalise(expression: str) -> _Normalised:
+    """Rewrite the SQL-isms into Python: = to ==, <> to !=, keywords to lower case, null/true/false
+    to None/True/False, 'it''s' to 'it\\'s', `any name` to an identifier; newlines to spaces."""
+    out: list[str] = []
+    origin: list[int] = []
+    quoted_fields: dict[str, str] = {}
+
+    def emit(text: str, *positions: int) -> None:
+        for offset, char in enumerate(text):
+            out.append(char)
+            origin.append(positions[min(offset, len(positions) - 1)])
+
+    i, n = 0, len(expression)
+    while i < n:
+        char = expression[i]
+        if char in "'\"":
+            i = _copy_string(expression, i, emit)
+        elif char == "`":
+            end = expression.find("`", i + 1)
+            if end < 0:
+                raise _syntax_error(expression, i, "unterminated `quoted field name`")
+            placeholder = _FIELD_PLACEHOLDER.format(len(quoted_fields))
+            quoted_fields[placeholder] = expression[i + 1:end]
+            # First character at the opening backtick, the rest at the closing one: a node's span maps back whole.
+            emit(placeholder, i, *([end] * (len(placeholder) - 1)))
+            i = end + 1
+        elif char.isalpha() or char == "_":
+            end = i + 1
+            while end < n and (expression[end].isalnum() or expression[end] == "_"):
+                end += 1
+            word = expression[i:end]
+            replacement = _KEYWORDS.get(word.lower(), word)
+            emit(replacement, *range(i, i + len(replacement)))
+            i = end
+        elif char == "=":
+            preceded = i > 0 and expression[i - 1] in "<>!=:"
+            followed = i + 1 < n and expression[i + 1] == "="
+            emit("=" if preceded or followed else "==", i)
+            i += 1
+        elif char == "<" and i + 1 < n and expression[i + 1] == ">":
+            emit("!=", i, i + 1)
+            i += 2
+        elif char.isspace():
+            emit(" ", i)
+            i += 1
+        else:
+            emit(char, i)
+            i += 1
+    return _Normalised("".join(out), origin, quoted_fields)
+
+
+def _copy_string(expression: str, start: int, emit) -> int:
+    """Copy the string literal opening at `start`; return the index after it."""
+    quote = expression[start]
+    emit(quote, start)
+    i = start + 1
+    while i < len(expression):
+        char = expression[i]
+        if char == "\\" and i + 1 < len(expression):
+            emit(expression[i:i + 2], i, i + 1)
+            i += 2
+        elif char == quote and i + 1 < len(expression) and expression[i + 1] == quote:
+            emit("\\" + quote, i, i + 1)  # SQL's doubled quote
+            i += 2
+        elif char == quote:
+            emit(quote, i)
+            return i + 1
+        else:
+            emit(char, i)
+            i += 1
+    raise _syntax_error(expression, start, "unterminated string")
+
+
+def _syntax_error(expression: str, index: int, message: str) -> ParameterError:
+    where = f"column {index + 1}" if index < len(expression) else "the end"
+    return ParameterError(f"filter syntax error at {where} of {expression!r}: {message}")
+
+
+@dataclass
+class _Translator:
+    """Turns the Python AST of a filter into a pyarrow.compute Expression, checking types on the way."""
+
+    expression: str
+    normalised: _Normalised
+    field_kinds: dict[str, str | None]
+    referenced: set[str] = field(default_factory=set)
+
+    def span(self, node: ast.AST) -> str:
+        origin = self.normalised.origin
+        start, end = origin[node.col_offset], origin[node.end_col_offset - 1] + 1
+        return f"{self.expression[start:end]!r} at column {start + 1}"
+
+    def refuse(self, node: ast.AST, message: str) -> ParameterError:
+        return ParameterError(f"filter {self.expression!r}: {message}: {self.span(node)}")
+
+    def condition(self, node: ast.AST):
+        """An Expression of booleans (true, false or null per row)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if isinstance(node, ast.BoolOp):
+            parts = [self.condition(value) for value in node.values]
+            combined = parts[0]
+            for part in parts[1:]:
+                combined = combined & part if isinstance(node.op, ast.And) else combined | part
+            return combined
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not):
+            return ~self.condition(node.operand)
+        if isinstance(node, ast.Compare):
+            left, parts = node.left, []
+            for op, right in zip(node.ops, node.comparators):
+                parts.append(self.comparison(left, op, right, node))
+                left = right
+            combined = parts[0]
+            for part in parts[1:]:
+                combined = combined & part
+            return combined
+        if isinstance(node, ast.Name):
+            name = self.field_name(node)
+            kind = self.field_kinds[name]
+            if kind == "null":
+                return pc.scalar(pa.scalar(None, pa.bool_()))
+            if kind != "bool":
+                raise self.refuse(node, f"field {name!r} holds {kind} values, not booleans: compare it to something")
+            return pc.field(name)
+        if isinstance(node, ast.Constant) and isinstance(node.value, bool):
+            return pc.scalar(node.value)
+        if isinstance(node, ast.Constant):
+            raise self.refuse(node, "a literal alone is not a condition")
+        raise self.refuse(node, f"unsupported {_UNSUPPORTED_NAMES.get(type(node), 'construct')}")
+
+    def field_name(self, node: ast.Name) -> str:
+        name = self.normalised.quoted_fields.get(node.id, node.id)
+        if name not in self.field_kinds:
+            known = ", ".join(self.field_kinds) if self.field_kinds else "none (the index has no attributes)"
+            raise ParameterError(f"filter {self.expression!r}: unknown field {name!r}; known fields: {known}")
+        self.referenced.add(name)
+        return name
+
+    def operand(self, node: ast.AST) -> tuple[Any, str, bool]:
+        """(Expression, kind, is a field) of one side of a comparison."""
+        import pyarrow.compute as pc
+
+        if isinstance(node, ast.Name):
+            name = self.field_name(node)
+            return pc.field(name), self.field_kinds[name], True
+        value = self.literal(node)
+        kind = _value_kind(value)
+        if kind == "int" and not _INT64_MIN <= value <= _INT64_MAX:
+            value, kind = float(value), "float"
+        return pc.scalar(value), kind, False
+
+    def literal(self, node: ast.AST) -> Any:
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            value = self.literal(node.operand)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise self.refuse(node, "a sign applies to numbers only")
+            return -value if isinstance(node.op, ast.USub) else value
+        if isinstance(node, ast.Constant):
+            if node.value is None:
+                raise self.refuse(node, "null compares with nothing: use 'is null' or 'is not null'")
+            if not isinstance(node.value, (str, int, float, bool)):
+                raise self.refuse(node, f"unsupported literal ({type(node.value).__name__})")
+            return node.value
+        if isinstance(node, (ast.Compare, ast.BoolOp)) or \
+                (isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Not)):
+            raise self.refuse(node, "a comparison inside a comparison: add parentheses or 'and'")
+        raise self.refuse(node, f"unsupported {_UNSUPPORTED_NAMES.get(type(node), 'construct')}")
+
+    def comparison(self, left_node: ast.AST, op: ast.cmpop, right_node: ast.AST, whole: ast.Compare):
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if isinstance(op, (ast.Is, ast.IsNot)):
+            if not isinstance(left_node, ast.Name):
+                raise self.refuse(whole, "'is null' applies to a field")
+            if not (isinstance(right_node, ast.Constant) and right_node.value is None):
+                raise self.refuse(whole, "'is' takes null only ('is null', 'is not null')")
+            name = self.field_name(left_node)
+            return pc.field(name).is_null() if isinstance(op, ast.Is) else pc.field(name).is_valid()
+        if isinstance(op, (ast.In, ast.NotIn)):
+            return self.membership(left_node, op, right_node, whole)
+        left, left_kind, left_is_field = self.operand(left_node)
+        right, right_kind, right_is_field = self.operand(right_node)
+        if not (left_is_field or right_is_field):
+            raise self.refuse(whole, "a comparison needs a field on one side")
+        if not _comparable(left_kind, right_kind):
+            raise self.refuse(whole, f"type mismatch: compares {left_kind} with {right_kind}")
+        if "null" in (left_kind, right_kind):
+            return pc.scalar(pa.scalar(None, pa.bool_()))  # a column with no value: unknown everywhere
+        compare = {ast.Eq: lambda a, b: a == b, ast.NotEq: lambda a, b: a != b, ast.Lt: lambda a, b: a < b,
+                   ast.LtE: lambda a, b: a <= b, ast.Gt: lambda a, b: a > b, ast.GtE: lambda a, b: a >= b}
+        return compare[type(op)](left, right)
+
+    def membership(self, left_node: ast.AST, op: ast.cmpop, right_node: ast.AST, whole: ast.Compare):
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if not isinstance(left_node, ast.Name):
+            raise self.refuse(whole, "'in' needs a field on its left")
+        name = self.field_name(left_node)
+        kind = self.field_kinds[name]
+        # A parenthesised single literal, ('en'), is a one-element list as in SQL.
+        items = right_node.elts if isinstance(right_node, (ast.Tuple, ast.List, ast.Set)) else [right_node]
+        values = [self.literal(item) for item in items]
+        value_kinds = {_value_kind(value) for value in values}
+        mismatched = sorted(value_kind for value_kind in value_kinds if not _comparable(kind, value_kind))
+        if mismatched:
+            raise self.refuse(whole, f"type mismatch: {kind} field {name!r} against {'/'.join(mismatched)} values")
+        unknown = pc.scalar(pa.scalar(None, pa.bool_()))
+        if kind == "null":
+            return unknown
+        # is_in wants the column and the value set of one type.
+        if kind not in _COMPARABLE:  # a type attributes do not have: pyarrow decides
+            found = pc.field(name).isin(pa.array(values))
+            return found if isinstance(op, ast.In) else ~found
+        if kind == "string":
+            value_type = pa.string()
+        elif kind == "bool":
+            value_type = pa.bool_()
+        elif kind == "int" and value_kinds <= {"int"} and all(_INT64_MIN <= v <= _INT64_MAX for v in values):
+            value_type = pa.int64()
+        else:
+            value_type, values = pa.float64(), [float(value) for value in values]
+        column = pc.field(name).cast(value_type)
+        found = column.isin(pa.array(values, type=value_type))
+        # is_in says false for a null row; SQL says unknown, which keeps 'not in' false there too.
+        found = pc.if_else(pc.field(name).is_valid(), found, unknown)
+        return found if isinstance(op, ast.In) else ~found
+
+
+def predicate_mask(table, expression: str) -> np.ndarray:
+    """One bool per row of `table`: True where the filter `expression` holds (see the module doc).
+
+    Errors (syntax, unknown field, unsupported construct, type mismatch) are one-line
+    ParameterErrors.
+    """
+    import pyarrow as pa
+
+    if isinstance(table, pa.RecordBatch):
+        table = pa.Table.from_batches([table])
+    if not isinstance(expression, str):
+        raise ParameterError(f"a filter expression must be a string, got {type(expression).__name__}")
+    if not expression.strip():
+        raise ParameterError("empty filter expression")
+    normalised = _normalise(expression)
+    # ast's offsets will refer to the stripped source: drop the origins of what strip() removes.
+    leading = len(normalised.source) - len(normalised.source.lstrip())
+    normalised = _Normalised(normalised.source.strip(), normalised.origin[leading:], normalised.quoted_fields)
+    try:
+        tree = ast.parse(normalised.source, mode="eval")
+    except SyntaxError as e:
+        # Python puts an error at the end of the input at offset 0 (or past the last character).
+        at = (e.offset or 0) - 1
+        index = normalised.origin[at] if 0 <= at < len(normalised.origin) else len(expression)
+        raise _syntax_error(expression, index, e.msg) from None
+    except (ValueError, RecursionError, MemoryError) as e:
+        raise ParameterError(f"filter {expression!r} cannot be parsed: {e}") from None
+    field_kinds = {f.name: _kind_of_type(f.type) or str(f.type) for f in table.schema}
+    translator = _Translator(expression, normalised, field_kinds)
+    try:
+        condition = translator.condition(tree.body)
+    except RecursionError:
+        raise ParameterError(f"filter {expression!r} is too deeply nested") from None
+    return _evaluate(table, condition, translator.referenced, expression)
+
+
+def _evaluate(table, condition, referenced: Iterable[str], expression: str) -> np.ndarray:
+    """Evaluate `condition` row by row: filter a row-number column along, then mark the survivors."""
+    import pyarrow as pa
+
+    row_column = "_sparseir_row_"
+    while row_column in table.column_names:
+        row_column += "_"
+    narrowed = table.select(sorted(referenced))
+    narrowed = narrowed.append_column(row_column, pa.array(np.arange(table.num_rows, dtype=np.int64)))
+    try:
+        # Table.filter drops rows where the condition is null: unknown counts as not matching.
+        kept = narrowed.filter(condition).column(row_column)
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError) as e:
+        raise ParameterError(f"filter {expression!r} cannot be evaluated: {_first_line(e)}") from None
+    mask = np.zeros(table.num_rows, dtype=bool)
+    mask[kept.to_numpy()] = True
+    return mask
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
