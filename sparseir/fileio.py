@@ -153,10 +153,18 @@ def remove_stale_temps(path: Path) -> None:
     PID reused since only keeps a leftover longer). A PID means something on its own machine
     only: writers of one output must share one machine.
     """
-    prefix = f".{path.name}."
-    ours = re.compile(re.escape(prefix) + r"(\d+)\.[a-z0-9_]+\.(?:tmp|old)")
-    with os.scandir(path.parent) as entries:
-        stale = [entry for entry in entries if entry.name.startswith(prefix)
+    _remove_dead_writers_temps(path.parent, re.escape(path.name))
+
+
+def remove_stale_temps_in(directory: Path) -> None:
+    """remove_stale_temps for every target in `directory` (a directory one writer owns)."""
+    _remove_dead_writers_temps(directory, r".+")
+
+
+def _remove_dead_writers_temps(directory: Path, name_pattern: str) -> None:
+    ours = re.compile(r"\.(?:" + name_pattern + r")\.(\d+)\.[a-z0-9_]+\.(?:tmp|old)")
+    with os.scandir(directory) as entries:
+        stale = [entry for entry in entries if entry.name.startswith(".")
                  and (match := ours.fullmatch(entry.name)) and not _running(int(match[1]))]
     for entry in stale:
         if entry.is_dir(follow_symlinks=False):

@@ -5,14 +5,18 @@ from __future__ import annotations
 import os
 
 from .index import Index
+from .segments import is_segmented, load_segmented
 from .sharded import is_sharded, load_sharded
 
 
 def load_index(path: str | os.PathLike, verify: bool = False):
     """Open a saved index (arrays memory-mapped). verify=True also checks sha256 of every file.
 
-    A sharded index directory opens as a ``ShardedIndex`` with the same search interface.
+    A sharded index directory opens as a ``ShardedIndex``, a segmented one (``sparseir.segments``)
+    at its latest generation as a ``SegmentedIndex``, with the same search interface.
     """
     if is_sharded(path):
         return load_sharded(path, verify=verify)
+    if is_segmented(path):
+        return load_segmented(path, verify=verify)
     return Index.load(path, verify=verify)

@@ -23,6 +23,9 @@ COMMANDS = {
     "eval": "sparseir.cli.eval:eval_command",
     "bench": "sparseir.cli.bench:bench",
     "demo": "sparseir.cli.demo:demo",
+    "add": "sparseir.cli.segments:add",
+    "delete": "sparseir.cli.segments:delete",
+    "compact": "sparseir.cli.segments:compact",
 }
 
 

@@ -29,11 +29,16 @@ from .common import echo, given, kind_options, read_input_vectors
               help="Split the collection into this many shards, one index each (searchable with --ray).")
 @click.option("--partition", type=click.Choice(["contiguous", "hash"]), default="contiguous", show_default=True,
               help="How documents are assigned to shards.")
+@click.option("--segmented", is_flag=True, help="A segmented index that `sparseir add/delete/compact` change.")
+@click.option("--small-segment", type=click.IntRange(min=0), default=10_000, show_default=True,
+              help="(--segmented) segments of fewer documents are exact.")
+@click.option("--max-segments", type=click.IntRange(min=1), default=8, show_default=True,
+              help="(--segmented) above this many segments, the smallest adjacent pair is merged.")
 @click.option("--attributes", help="Extra fields of the vectors file kept for `search --filter`: comma-separated "
                                     "names, or '*' for every one.")
 @kind_options("build")
-def index(vectors, output, kind, input_format, vocab, model, skip_bad_lines, overwrite, shards, partition, attributes,
-          **params):
+def index(vectors, output, kind, input_format, vocab, model, skip_bad_lines, overwrite, shards, partition, segmented,
+          small_segment, max_segments, attributes, **params):
     """Build an index over VECTORS (.jsonl[.gz], .bin, .parquet, or collection.tsv / irds:<dataset id> with
     --model)."""
     refuse_existing(output, overwrite)  # fail before the long work, not after
@@ -48,7 +53,14 @@ def index(vectors, output, kind, input_format, vocab, model, skip_bad_lines, ove
         fields = None if attributes.strip() == "*" else [name.strip() for name in attributes.split(",") if name.strip()]
         table = read_attributes(vectors, fields, format=input_format)
     started = time.perf_counter()
-    if shards > 1:
+    if segmented:
+        if shards > 1 or table is not None or overwrite:
+            raise ParameterError("--segmented takes neither --shards, --attributes nor --overwrite")
+        from ..segments import create_segmented
+
+        create_segmented(output, kind=kind, small_segment=small_segment, max_segments=max_segments,
+                         **given(params)).add(docs)
+    elif shards > 1:
         build_sharded(docs, output, shards=shards, kind=kind, partition=partition, overwrite=overwrite,
                       attributes=table, **given(params))
     else:

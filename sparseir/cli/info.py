@@ -6,6 +6,7 @@ import json
 
 import click
 
+from ..segments import is_segmented, load_segmented
 from ..sharded import is_sharded, load_sharded
 from ..storage import read_manifest
 
@@ -25,13 +26,18 @@ def info(index_dir, as_json):
         click.echo(json.dumps({"sparseir": __version__, **installed_versions()}, indent=2) if as_json
                    else describe_installation(__version__))
         return
-    sharded = is_sharded(index_dir)
-    manifest = load_sharded(index_dir).manifest if sharded else read_manifest(index_dir)
+    sharded, segmented = is_sharded(index_dir), is_segmented(index_dir)
+    if sharded:
+        manifest = load_sharded(index_dir).manifest
+    elif segmented:
+        manifest = load_segmented(index_dir).manifest
+    else:
+        manifest = read_manifest(index_dir)
     if as_json:
         click.echo(json.dumps(manifest, indent=2))
         return
-    if sharded:
-        click.echo(_sharded_summary(index_dir, manifest))
+    if sharded or segmented:
+        click.echo(_sharded_summary(manifest) if sharded else _segmented_summary(manifest))
         return
     stats = manifest.get("info", {})
     vocab = manifest["vocab"]
@@ -63,7 +69,20 @@ def _tuning_lines(tuning: dict | None) -> list[str]:
             f"{tuning['latency_ms']:.3f} ms/query (one thread)"]
 
 
-def _sharded_summary(index_dir, manifest: dict) -> str:
+def _segmented_summary(manifest: dict) -> str:
+    live = sum(entry["n_docs"] - entry["n_deleted"] for entry in manifest["segments"])
+    lines = [f"kind            {manifest['kind']}, segmented: generation {manifest['generation']}, "
+             f"{len(manifest['segments'])} segment(s)",
+             f"documents       {live:,} live",
+             f"build params    {json.dumps(manifest.get('build_params', {}))}",
+             f"merge policy    segments under {manifest['small_segment']:,} documents are exact; "
+             f"more than {manifest['max_segments']} segments merge"]
+    lines += [f"  {entry['dir']:<14} {entry['kind']:<8} {entry['n_docs']:>10,} documents  {entry['n_deleted']:,} deleted"
+              for entry in manifest["segments"]]
+    return "\n".join(lines)
+
+
+def _sharded_summary(manifest: dict) -> str:
     lines = [f"kind            {manifest['kind']}, {len(manifest['shards'])} shards ({manifest['partition']} partition)",
              f"documents       {manifest['n_docs']:,}",
              f"build params    {json.dumps(manifest.get('build_params', {}))}"]

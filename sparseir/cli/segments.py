@@ -1,0 +1,62 @@
+"""`sparseir add`, `sparseir delete`, `sparseir compact`: change a segmented index (``index --segmented``)."""
+
+from __future__ import annotations
+
+import click
+
+from ..errors import ParameterError
+from ..formats import VECTOR_FORMATS, BadLines
+from .common import echo, read_input_vectors
+
+
+def open_segmented(index_dir: str):
+    from ..segments import is_segmented, load_segmented
+
+    if not is_segmented(index_dir):
+        raise ParameterError(f"{index_dir}: not a segmented index (build one with sparseir index --segmented)")
+    return load_segmented(index_dir)
+
+
+def report(index, action: str) -> None:
+    echo(f"{action} -> generation {index.generation}: {index.n_live:,} live documents in "
+         f"{len(index.segments)} segment(s)")
+
+
+@click.command("add")
+@click.argument("index_dir", type=click.Path(file_okay=False, exists=True))
+@click.argument("vectors", type=click.Path(dir_okay=False))
+@click.option("--format", "input_format", type=click.Choice(VECTOR_FORMATS), help="Input format (default: by extension).")
+@click.option("--model", help="Encoder for raw text input: 'default' (embedded) or a local model directory.")
+@click.option("--upsert", is_flag=True, help="Replace documents whose id is already in the index.")
+def add(index_dir, vectors, input_format, model, upsert):
+    """Add the documents of VECTORS to the segmented index INDEX_DIR (a new segment)."""
+    index = open_segmented(index_dir)
+    vocab = index.vocab if index.segments else "auto"
+    docs = read_input_vectors(vectors, vocab, BadLines(), model, query=False, input_format=input_format)
+    index.add(docs, upsert=upsert)
+    report(index, f"added {len(docs):,} documents")
+
+
+@click.command("delete")
+@click.argument("index_dir", type=click.Path(file_okay=False, exists=True))
+@click.argument("ids", nargs=-1)
+@click.option("--ids-file", type=click.Path(dir_okay=False, exists=True), help="A file of ids, one per line.")
+def delete(index_dir, ids, ids_file):
+    """Delete the documents with these external IDS from the segmented index INDEX_DIR."""
+    from ..fileio import iter_lines
+
+    ids = list(ids) + ([line.strip() for _, line in iter_lines(ids_file) if line.strip()] if ids_file else [])
+    if not ids:
+        raise ParameterError("no ids to delete: give them as arguments or with --ids-file")
+    index = open_segmented(index_dir)
+    index.delete(ids)
+    report(index, f"deleted {len(ids):,} documents")
+
+
+@click.command("compact")
+@click.argument("index_dir", type=click.Path(file_okay=False, exists=True))
+def compact(index_dir):
+    """Merge every segment of INDEX_DIR into one of its kind, dropping deleted documents."""
+    index = open_segmented(index_dir)
+    index.compact()
+    report(index, "compacted")
