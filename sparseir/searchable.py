@@ -94,7 +94,9 @@ def as_queries(queries, vocab: Vocabulary) -> SparseVectors:
     if isinstance(queries, Mapping):
         queries = [queries]
     if isinstance(queries, (list, tuple)):
-        return SparseVectors.from_dicts(queries, vocab=vocab)
+        # An open vocabulary grows with the queries' unseen terms: grow a copy, never the index's.
+        return SparseVectors.from_dicts(queries, vocab=Vocabulary(vocab.terms, vocab.name, open=True)
+                                        if vocab.open else vocab)
     if hasattr(queries, "tocsr"):
         return SparseVectors.from_scipy(queries, vocab=vocab)
     raise ParameterError(f"queries must be SparseVectors, dicts or a scipy sparse matrix, got {type(queries).__name__}")

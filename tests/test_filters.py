@@ -184,3 +184,12 @@ def test_a_prepared_filter_searches_as_its_spec(debian, debian_indexes):
     other = sparseir.build_index(docs[:100], kind="exact")
     with pytest.raises(sparseir.ParameterError, match="prepared for"):
         other.search(queries[:1], k=3, filter=prepared)
+
+
+def test_dict_queries_never_grow_an_open_index_vocabulary():
+    docs = sparseir.SparseVectors.from_dicts([{"cat": 1.0}, {"dog": 2.0}], vocab=sparseir.Vocabulary.growing())
+    index = sparseir.build_index(docs, kind="exact")
+    before = list(index.vocab.terms)
+    scores, rows = index.search({"cat": 1.0, "never-seen": 5.0}, k=2)
+    assert index.vocab.terms == before  # the unseen query term matched nothing and left no trace
+    assert rows[0].tolist() == [0, -1] and scores[0][0] == 1.0
