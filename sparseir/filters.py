@@ -145,6 +145,14 @@ def resolve(index, n_queries: int, filter=None, filters=None) -> ResolvedFilters
     return ResolvedFilters(Allowed(bits, of_query), counts, resolved)
 
 
+def split_per_query(resolved: ResolvedFilters, select, keep: np.ndarray | None = None) -> list[np.ndarray]:
+    """Each query's filter restricted to the rows `select` (a slice or rows: one shard or segment's
+    part of the collection), and to `keep` there when given. Queries sharing a filter share one
+    array, so that the part is packed once."""
+    parts = [mask[select] if keep is None else mask[select] & keep for mask in resolved.masks]
+    return [parts[f] for f in resolved.allowed.of_query]
+
+
 def direct_queries(resolved: ResolvedFilters, n_docs: int) -> np.ndarray:
     """Per query, whether its filter is selective enough to score its documents directly."""
     return resolved.counts[resolved.allowed.of_query] <= DIRECT_FRACTION * n_docs

@@ -19,11 +19,13 @@ encoded with the given encoder, or the embedded model when none is given.
 
 from __future__ import annotations
 
+import itertools
 import os
 from typing import Iterable, Iterator
 
 import numpy as np
 
+from .encoder import batched
 from .errors import ParameterError
 from .extras import require_extra
 
@@ -166,7 +168,7 @@ class SparseirIndexer(pt.Indexer):
         first = next(records, None)
         if first is None:
             return
-        records = prepend(first, records)
+        records = itertools.chain([first], records)
         if "toks" in first:
             yield from records
             return
@@ -227,17 +229,3 @@ def require_columns(frame, columns: list[str], transformer, alternative: str = "
                              f"{' ' + alternative if alternative else ''}; got {', '.join(map(repr, present))}")
 
 
-def batched(records: Iterable[dict], size: int) -> Iterator[list[dict]]:
-    batch: list[dict] = []
-    for record in records:
-        batch.append(record)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-def prepend(first, rest: Iterator) -> Iterator:
-    yield first
-    yield from rest

@@ -33,6 +33,7 @@ import json
 import os
 import re
 import shutil
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -153,8 +154,9 @@ class SegmentedIndex(SearchableBase):
             raise ParameterError("this segmented index is empty: add documents first")
         return self.segments[0].vocab
 
-    @property
+    @cached_property
     def doc_ids(self) -> np.ndarray:
+        """External ids by global row (assembled from the segments on first use)."""
         if not self.segments:
             return np.empty(0, dtype=object)
         return np.concatenate([np.asarray(segment.doc_ids, dtype=object) for segment in self.segments])
@@ -179,7 +181,7 @@ class SegmentedIndex(SearchableBase):
     def search(self, queries, k: int = 10, threads: int | None = None, filter=None, filters=None,
                **knobs) -> tuple[np.ndarray, np.ndarray]:
         """Top-k over the live documents: (scores float32, global rows int64), each (n_queries, k)."""
-        from .filters import resolve as resolve_filters
+        from .filters import resolve as resolve_filters, split_per_query
         from .query.topk import empty_results
 
         k = check_k(k)
@@ -198,10 +200,9 @@ class SegmentedIndex(SearchableBase):
                 found = segment.search(queries, k=k, threads=threads, filter=self._live_filters[number],
                                        **segment_knobs)
             else:
-                live = ~self.deletes[number]
-                parts = [mask[lo:hi] & live for mask in resolved.masks]  # one object per filter: packed once
                 found = segment.search(queries, k=k, threads=threads,
-                                       filters=[parts[f] for f in resolved.allowed.of_query], **segment_knobs)
+                                       filters=split_per_query(resolved, slice(lo, hi), ~self.deletes[number]),
+                                       **segment_knobs)
             scores.append(found[0])
             rows.append(np.where(found[1] >= 0, found[1] + lo, -1))
         return merge_topk(scores, rows, k)
@@ -310,6 +311,8 @@ class SegmentedIndex(SearchableBase):
     def _commit(self, manifest: dict) -> int:
         commit(self.path, manifest)
         fresh = load_segmented(self.path)
+        # Replace, not merge: what was derived from the old generation (ids, their rows) goes too.
+        self.__dict__.clear()
         self.__dict__.update(fresh.__dict__)
         self._remove_unreferenced()
         return self.generation

@@ -29,7 +29,7 @@ from .errors import IndexFormatError, ParameterError, require
 from .fileio import atomic_directory
 from .index import Index
 from .kinds import get_kind, make_params
-from .filters import resolve as resolve_filters
+from .filters import resolve as resolve_filters, split_per_query
 from .searchable import SearchableBase, check_k, prepare_queries
 from .vectors import SparseVectors
 
@@ -184,10 +184,7 @@ class ShardedIndex(SearchableBase):
         resolved = resolve_filters(self, len(queries), filter, filters)
         scores, rows = [], []
         for shard, global_rows in zip(self.shards, self.global_rows):
-            shard_filters = None
-            if resolved is not None:
-                parts = [mask[global_rows] for mask in resolved.masks]  # one object per filter: packed once
-                shard_filters = [parts[f] for f in resolved.allowed.of_query]
+            shard_filters = None if resolved is None else split_per_query(resolved, global_rows)
             shard_scores, shard_rows = shard.search(queries, k=k, threads=threads, filters=shard_filters, **knobs)
             scores.append(shard_scores)
             rows.append(to_global(shard_rows, global_rows))

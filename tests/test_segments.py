@@ -512,3 +512,19 @@ def test_a_stale_writer_never_undoes_a_committed_write(tmp_path):
     else:
         model.add(batch(14, 30, "stale-"))
     assert live_ids(sparseir.load_index(path, verify=True)) == model.ids()
+
+
+def test_ids_and_rows_follow_each_write(tmp_path):
+    """What a handle derives from its generation (ids by row, rows by id) is renewed when it writes."""
+    rng = np.random.default_rng(11)
+    index = create_segmented(tmp_path / "live", kind="exact", small_segment=5)
+    first = random_vectors(rng, 8, 20, 4, prefix="a")
+    index.add(first)
+    queries = random_vectors(rng, 3, 20, 3, prefix="q")
+    index.search(queries, k=3, filter=["a1", "a2"])  # caches the id -> row map of this generation
+    assert list(index.doc_ids) == list(first.ids)
+    second = random_vectors(rng, 6, 20, 4, prefix="b")
+    index.add(second)
+    assert list(index.doc_ids) == [*first.ids, *second.ids]
+    _, rows = index.search(queries, k=3, filter=["b0", "b5"])
+    assert set(index.doc_ids[rows[rows >= 0]]) <= {"b0", "b5"}

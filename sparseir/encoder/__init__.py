@@ -447,17 +447,21 @@ def sparsify(dense: np.ndarray, options: EncoderOptions) -> tuple[np.ndarray, np
     return sizes, terms.astype(np.int32), dense[rows, terms].astype(np.float32)
 
 
+def batched(items: Iterable, size: int) -> Iterator[list]:
+    """Consecutive lists of `size` items (the last one shorter), streaming."""
+    batch: list = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 def _chunks(records: Iterable[tuple[str, str]], size: int) -> Iterator[tuple[list[str], list[str]]]:
-    ids: list[str] = []
-    texts: list[str] = []
-    for vector_id, text in records:
-        ids.append(vector_id)
-        texts.append(text)
-        if len(ids) == size:
-            yield ids, texts
-            ids, texts = [], []
-    if ids:
-        yield ids, texts
+    for batch in batched(records, size):
+        yield [vector_id for vector_id, _ in batch], [text for _, text in batch]
 
 
 @contextmanager
