@@ -1,9 +1,10 @@
-"""sparseir's kinds against pyseismic-lsr, SINDI (pyvsag), bmp and exact search, under one timing protocol.
+"""sparseir's kinds against pyseismic-lsr, SINDI (pyvsag), bmp, PISA and exact search, under one timing protocol.
 
     python bench/vs_peers.py                                   # debian-pkgs
     python bench/vs_peers.py --collection scifact
     python bench/vs_peers.py --docs D.jsonl.gz --queries Q.jsonl.gz --name pypi-150k
     python bench/vs_peers.py --synthetic 1000000               # generated SPLADE-like vectors
+    python bench/vs_peers.py --systems sparseir-blockmax,bmp,pisa --targets 0.95 --order bp   # block-max pruning
 
 The protocol (``sparseir.timing``), the same for every system:
 - the engine's own call only: inputs converted before the timer, outputs after, and that
@@ -22,6 +23,12 @@ on the tuning half, the fastest one-core batch setting reaching each recall targ
 held-out half. Each system gets its build variants and a grid of query settings (below).
 Writes ``<out>/vs_peers_<name>.json`` and prints one markdown table per recall target with
 ratios to the faster of pyseismic-lsr and SINDI (``--report JSON`` prints them again).
+Systems with rank-safe settings (sparseir's blockmax at alpha = beta = 1, bmp at alpha =
+beta = 1, PISA's block-max WAND and MaxScore) also get a table of those, with their time
+against exhaustive exact search. ``--order`` gives every system the collection in one
+order: as read, shuffled (seeded) or BP-reordered (``sparseir.reorder``), to show what
+reordering does on its own. PISA and SINDI (pyvsag) cannot share a process: run them
+apart.
 
 Synthetic vectors (``--synthetic N``): vocabulary of 30,522 ids; a term's document
 frequency follows a Zipf law (exponent 1.1) over a fixed random order of the ids;
@@ -75,8 +82,17 @@ SYSTEMS = {
     "pyvsag": ("pyvsag", grid(doc_prune_ratio=[0.0, 0.2, 0.4, 0.6], window_size=[10_000, 50_000]),
                grid(query_prune_ratio=[0.0, 0.2, 0.4, 0.6], term_prune_ratio=[0.0, 0.2],
                     n_candidate=[15, 20, 50, 100, 200, 500])),
-    "bmp": ("bmp", [{}], [dict(alpha=a, beta=b) for a, b in [(0.8, 0.8), (0.9, 0.9), (1.0, 1.0)]]),
+    # Block-max pruning, both on the collection in the order --order gives every system.
+    "sparseir-blockmax": ("blockmax", grid(reorder=["none"], block_size=[4, 8, 16, 32]),
+                          grid(alpha=[0.8, 0.9, 0.95, 1.0], beta=[0.7, 0.8, 0.9, 1.0])),
+    "bmp": ("bmp", grid(bsize=[8, 16, 32, 64]), grid(alpha=[0.8, 0.9, 0.95, 1.0], beta=[0.7, 0.8, 0.9, 1.0])),
+    # PISA over the same quantized vectors as bmp: rank-safe dynamic pruning (not with pyvsag in one process).
+    "pisa": ("pisa", [{}], grid(algorithm=["block_max_wand", "maxscore"])),
 }
+# Rank-safe settings, measured on the held-out queries beside the recall targets (the fastest kept).
+SAFE = {"sparseir-blockmax": [{"alpha": 1.0, "beta": 1.0}], "bmp": [{"alpha": 1.0, "beta": 1.0}],
+        "pisa": [{"algorithm": "block_max_wand"}, {"algorithm": "maxscore"}]}
+ORDERS = ("given", "shuffled", "bp")
 
 
 # --- data -------------------------------------------------------------------------------
@@ -156,6 +172,17 @@ def make_engine(source: str, build: dict, docs):
     return IndexEngine(index), index.info["build_seconds"], size
 
 
+def ordered(docs, order: str, seed: int):
+    """The collection in the order every system is given: as read, shuffled (seeded), or by BP."""
+    if order == "shuffled":
+        return docs.take(np.random.default_rng(seed).permutation(len(docs)))
+    if order == "bp":
+        from sparseir.reorder import bp_order
+
+        return docs.take(bp_order(docs))
+    return docs
+
+
 def recall(rows, exact_rows) -> float:
     return float(np.nanmean(recall_at_k(rows, exact_rows)))
 
@@ -179,8 +206,16 @@ def run_system(name, docs, tune, held_out, exact_tune, exact_held, args, log):
                 if best and (target not in chosen or best["us"] < chosen[target]["tune_us"]):
                     chosen[target] = {"build": build, "knobs": best["knobs"], "tune_recall": best["recall"],
                                       "tune_us": best["us"], "build_s": build_s, "index_bytes": index_bytes}
+        for knobs in SAFE.get(name, []):
+            held = measure(engine, held_out, exact_held, knobs, args)
+            log(f"  rank-safe {knobs}: held-out recall {held['recall']:.4f}, "
+                f"{held['batch_one_core']['wall_us_per_query']:.1f} us/query one core")
+            if "safe" not in chosen or held["batch_one_core"]["wall_us_per_query"] < \
+                    chosen["safe"]["held_out"]["batch_one_core"]["wall_us_per_query"]:
+                chosen["safe"] = {"build": build, "knobs": knobs, "build_s": build_s, "index_bytes": index_bytes,
+                                  "held_out": held}
         for target, pick in chosen.items():
-            if pick["build"] is build and "held_out" not in pick:
+            if target != "safe" and pick["build"] is build and "held_out" not in pick:
                 pick["held_out"] = measure(engine, held_out, exact_held, pick["knobs"], args)
                 log(f"  recall {target}: {pick['knobs']} -> held-out recall {pick['held_out']['recall']:.4f}, "
                     f"{pick['held_out']['batch_one_core']['wall_us_per_query']:.1f} us/query one core")
@@ -188,7 +223,7 @@ def run_system(name, docs, tune, held_out, exact_tune, exact_held, args, log):
             engine.close()
         del engine
         gc.collect()
-    return {"swept": swept, "chosen": {str(t): chosen.get(t) for t in args.targets}}
+    return {"swept": swept, "chosen": {str(t): chosen.get(t) for t in args.targets}, "safe": chosen.get("safe")}
 
 
 def measure(engine, queries, exact_rows, knobs, args) -> dict:
@@ -211,6 +246,21 @@ def report(record) -> str:
              f"{record['n_tune']} tuning queries, figures from {record['n_held_out']} held-out queries; one pinned core "
              f"(QPS: {cores} cores). Exact search: {record['exact']['wall_us_per_query']:.1f} us/query (one core, "
              "batch)."]
+    safe = [(name, result["safe"]) for name, result in record["systems"].items() if result.get("safe")]
+    if safe:
+        exact_us = record["exact"]["wall_us_per_query"]
+        lines += ["", f"Rank-safe settings ({record.get('order', 'given')} order, "
+                  f"{record.get('log_gap_bits', float('nan')):.3f} bits per d-gap):", "",
+                  "| system | setting | recall | batch us | x exact (batch) | single mean / p50 / p99 us | build s | MB |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for name, pick in safe:
+            held = pick["held_out"]
+            batch, single = held["batch_one_core"], held["single"]
+            setting = ", ".join(f"{k}={v}" for k, v in {**pick["build"], **pick["knobs"]}.items())
+            lines.append(f"| {name} | {setting} | {held['recall']:.4f} | {batch['wall_us_per_query']:.1f} | "
+                         f"{batch['wall_us_per_query'] / exact_us:.3f} | {single['mean_us']:.1f} / "
+                         f"{single['p50_us']:.1f} / {single['p99_us']:.1f} | {pick['build_s']:.1f} | "
+                         f"{pick['index_bytes'] / 1e6:.1f} |")
     for target in record["targets"]:
         rows = [(name, result["chosen"][str(target)]) for name, result in record["systems"].items()]
         peer_batch = min((pick["held_out"]["batch_one_core"]["wall_us_per_query"] for name, pick in rows
@@ -284,7 +334,9 @@ def main(argv=None):
                         help=f"comma-separated, of {', '.join(SYSTEMS)}")
     parser.add_argument("--core", type=int, default=min(os.sched_getaffinity(0)), help="the core of one-core figures")
     parser.add_argument("--sweep-repeats", type=int, default=1, help="batch calls per swept setting (fastest kept)")
-    parser.add_argument("--seed", type=int, default=0, help="of the tuning / held-out split")
+    parser.add_argument("--seed", type=int, default=0, help="of the tuning / held-out split (and of --order shuffled)")
+    parser.add_argument("--order", choices=ORDERS, default="given",
+                        help="the documents' order, the same for every system: as read, shuffled, or BP-reordered")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
     parser.add_argument("--report", metavar="JSON", help="only print the tables of an earlier run's JSON")
     parser.add_argument("--summary", metavar="JSON", nargs="+", help="only print one row per collection and target")
@@ -304,6 +356,13 @@ def main(argv=None):
     tune, held_out = queries.take(np.sort(split[:len(split) // 2])), queries.take(np.sort(split[len(split) // 2:]))
     log(f"== {name}: {len(docs):,} docs, {docs.nnz:,} non-zeros; {len(tune)} tuning + {len(held_out)} held-out "
         f"queries; loaded in {time.perf_counter() - started:.1f} s; one-core figures on core {args.core}")
+    from sparseir.reorder import log_gap_bits
+
+    ordering = time.perf_counter()
+    docs = ordered(docs, args.order, args.seed)
+    order = {"order": args.order, "order_seconds": round(time.perf_counter() - ordering, 2),
+             "log_gap_bits": round(log_gap_bits(docs), 3)}
+    log(f"documents in {args.order} order ({order['order_seconds']} s): {order['log_gap_bits']} bits per d-gap")
     exact = sparseir.build_index(docs, kind="exact")
     _, exact_tune = exact.search(tune, k=args.k)
     with pinned([args.core]):
@@ -311,7 +370,7 @@ def main(argv=None):
     del exact
     record = {"collection": name, "n_docs": len(docs), "nnz": int(docs.nnz), "k": args.k, "targets": args.targets,
               "n_tune": len(tune), "n_held_out": len(held_out), "core": args.core, "exact": exact_timing.summary(),
-              "systems": {}}
+              **order, "systems": {}}
     for system in args.systems.split(","):
         source = SYSTEMS[system][0]
         if source in PEERS and not PEERS[source].available():
@@ -320,7 +379,7 @@ def main(argv=None):
         record["systems"][system] = run_system(system, docs, tune, held_out, exact_tune, exact_held, args, log)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"vs_peers_{name}.json"
+    path = out / f"vs_peers_{name}{'' if args.order == 'given' else '_' + args.order}.json"
     path.write_text(json.dumps(record, indent=2) + "\n")
     log("\n" + report(record))
     log(f"wrote {path} ({time.perf_counter() - started:.0f} s)")

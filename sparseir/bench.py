@@ -43,7 +43,7 @@ from .evaluate import evaluate, latency_stats, parse_measures, recall_vs_exact, 
 from .extras import require_extra
 from .fileio import atomic_file
 from .formats import Qrel, ScoredDoc, read_qrels
-from .index import build_index
+from .index import build_index, ground_truth_index
 from .kinds import KINDS, get_kind, make_params
 from .searchable import check_k
 from .timing import pinned, time_batch, time_single
@@ -51,7 +51,6 @@ from .vectors import SparseVectors
 
 RESULTS_FILE = "results.json"
 PLOT_FILE = "recall_latency.png"
-REFERENCE_KIND = "exact"
 
 SWEEP_VALUE_TYPES = (bool, int, float, str)
 
@@ -221,6 +220,7 @@ class KindMethod:
         from .timing import IndexEngine
 
         self.index = build_index(docs, kind=self.kind, **self.build_params)
+        self.doc_ids = self.index.doc_ids  # reordering changes rows
         self.build_seconds = float(self.index.info["build_seconds"])
         with tempfile.TemporaryDirectory(dir=workdir, prefix=".bench-index-") as scratch:
             self.index.save(Path(scratch) / "index")
@@ -239,6 +239,7 @@ class PeerMethod:
 
     def build(self, docs: SparseVectors, workdir: Path) -> None:
         self.engine.build(docs)
+        self.doc_ids = docs.ids
         self.build_seconds = float(self.engine.build_seconds)
         self.index_bytes = None if self.engine.index_bytes is None else int(self.engine.index_bytes)
 
@@ -289,7 +290,7 @@ class Workload:
 
 def make_workload(docs: SparseVectors, queries: SparseVectors, qrels: Sequence[Qrel] | None, k: int) -> Workload:
     query_ids = [str(query_id) for query_id in queries.ids]
-    exact = build_index(docs, kind=REFERENCE_KIND).search(queries, k=k, threads=all_threads())
+    exact = ground_truth_index(docs).search(queries, k=k, threads=all_threads())
     if qrels is not None:
         # Judgements of queries left out (max_queries) would count as zeros in every mean.
         searched = set(query_ids)
@@ -323,7 +324,7 @@ def measure_method(method_config: MethodConfig, workload: Workload, config: Benc
                 one_core, _, _ = time_batch(engine, workload.queries, k, 1, knobs, config.batch_repeats)
             all_cores, scores, rows = time_batch(engine, workload.queries, k, all_threads(), knobs,
                                                  config.batch_repeats)
-            run = results_to_run(scores, rows, workload.query_ids, workload.docs.ids)
+            run = results_to_run(scores, rows, workload.query_ids, method.doc_ids)
             quality = ({name: None for name in measures} if workload.qrels is None
                        else evaluate(run, workload.qrels, measures).aggregate)
             figures.append(dict(search=dict(knobs), quality=quality,

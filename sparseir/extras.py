@@ -19,7 +19,8 @@ EXTRAS: dict[str, tuple[tuple[str, str], ...]] = {
     "encode": (("torch", "torch"), ("transformers", "transformers"), ("tokenizers", "tokenizers"),
                ("safetensors", "safetensors"), ("tqdm", "tqdm")),
     "eval": (("ir_measures", "ir-measures"), ("ir_datasets", "ir-datasets")),
-    "bench": (("matplotlib", "matplotlib"), ("seismic", "pyseismic-lsr"), ("pyvsag", "pyvsag"), ("bmp", "bmp")),
+    "bench": (("matplotlib", "matplotlib"), ("seismic", "pyseismic-lsr"), ("pyvsag", "pyvsag"), ("bmp", "bmp"),
+              ("pyterrier_pisa", "pyterrier-pisa")),
     "ray": (("ray", "ray"),),
     "pyterrier": (("pyterrier", "python-terrier"), ("pandas", "pandas")),
 }

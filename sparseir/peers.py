@@ -6,16 +6,24 @@ threads, **knobs) -> (scores float32 (nq, k), rows int64 (nq, k))`` padded with 
 ``build_seconds`` (ingest + build, as the peer's own API needs it) and ``index_bytes``
 (the size of the index file the peer saves). Peers are optional: ``available()``
 tells whether the package imports, and nothing is imported before it is asked.
+
+pisa and pyvsag cannot share a process: pyterrier-pisa's ``_pisathon`` and pyvsag's
+``libvsag`` each bundle their own spdlog, whose registry singleton is a GNU unique symbol
+that the dynamic linker binds to whichever library came first, so the second engine reads
+it with the wrong layout and crashes the interpreter. Each one's ``build`` refuses, with a
+ParameterError, once the other's library is loaded: benchmark them in separate runs.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -40,7 +48,8 @@ class Peer:
 
     name = ""
     module = ""
-    knobs: dict[str, Any] = {}  # every search knob with its default
+    knobs: ClassVar[dict[str, Any]] = {}  # every search knob with its default
+    conflicts: ClassVar[tuple[tuple[str, str], ...]] = ()  # (module, peer): a loaded module that makes this peer crash
 
     @classmethod
     def available(cls) -> bool:
@@ -56,6 +65,13 @@ class Peer:
 
     def close(self) -> None:
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def refuse_conflicts(self) -> None:
+        """A ParameterError, not a crash, when a peer whose library clashes with this one's is loaded."""
+        for module, peer in self.conflicts:
+            if module in sys.modules:
+                raise ParameterError(f"{self.name} cannot run in a process where {peer} has been loaded (their "
+                                     f"native libraries bundle clashing spdlog copies): run it in a separate process")
 
     def __del__(self):
         self.close()
@@ -118,7 +134,7 @@ class PySeismic(Peer):
 
     name = "pyseismic"
     module = "seismic"
-    knobs = {"query_cut": 10, "heap_factor": 0.7, "n_knn": 0, "sorted": True}
+    knobs: ClassVar[dict[str, Any]] = {"query_cut": 10, "heap_factor": 0.7, "n_knn": 0, "sorted": True}
 
     def build(self, docs: SparseVectors) -> None:
         import seismic
@@ -180,12 +196,15 @@ class PyVsag(Peer):
 
     name = "pyvsag"
     module = "pyvsag"
-    knobs = {"query_prune_ratio": 0.0, "term_prune_ratio": 0.0, "n_candidate": 100}
-    build_defaults = {"doc_prune_ratio": 0.0, "window_size": 50_000, "use_reorder": True, "use_quantization": False}
+    knobs: ClassVar[dict[str, Any]] = {"query_prune_ratio": 0.0, "term_prune_ratio": 0.0, "n_candidate": 100}
+    build_defaults: ClassVar[dict[str, Any]] = {"doc_prune_ratio": 0.0, "window_size": 50_000, "use_reorder": True,
+                                                "use_quantization": False}
+    conflicts = (("pyterrier_pisa._pisathon", "pisa"),)
 
     def build(self, docs: SparseVectors) -> None:
         import json
 
+        self.refuse_conflicts()
         import pyvsag
 
         n_terms = len(docs.vocab)
@@ -238,7 +257,7 @@ class BMP(Peer):
 
     name = "bmp"
     module = "bmp"
-    knobs = {"alpha": 1.0, "beta": 1.0}
+    knobs: ClassVar[dict[str, Any]] = {"alpha": 1.0, "beta": 1.0}
 
     def build(self, docs: SparseVectors) -> None:
         import bmp
@@ -259,10 +278,7 @@ class BMP(Peer):
         self.index_bytes = os.path.getsize(path)
 
     def prepare_one(self, queries: SparseVectors):
-        names = queries.terms.astype(str)
-        quantized = quantize(queries.weights, MAX_IMPACT / max(float(queries.weights.max(initial=0)), 1e-9))
-        return [dict(zip(names[lo:hi].tolist(), quantized[lo:hi].tolist()))
-                for lo, hi in zip(queries.offsets[:-1].tolist(), queries.offsets[1:].tolist())]
+        return quantized_dicts(queries)
 
     def search_one(self, one, k: int, knobs: dict):
         if not one:
@@ -274,8 +290,135 @@ class BMP(Peer):
         return padded(np.asarray(hit_scores, dtype=np.float32), np.asarray(docnos, dtype=np.int64), k)
 
 
+class PISA(Peer):
+    """PISA through pyterrier-pisa (``import pyterrier_pisa``), over the integer weights bmp indexes.
+
+    Documents and queries are quantized exactly as for the bmp peer: stored weights are
+    round(weight * scale) clipped to 1..255 (scale, default 255 / the largest weight), and
+    queries are quantized likewise on their own scale. Documents go in as term dicts through
+    ``PisaIndex(stemmer='none', stops='none').toks_indexer(scale=1)`` (learned sparse
+    indexing: no tokenizing, stemming or stopwords), PISA docid = row; search uses PISA's
+    ``quantized`` scorer with weighted queries, so a score is the plain dot product of the
+    integer weights, in those units (pyterrier-pisa passes a query weight w as the term
+    repeated w times, which PISA counts back into w). Every algorithm offered is rank-safe:
+    its top k equals exact search over these integer vectors, up to the order of equal scores.
+
+    Build params: scale; block_size (docs per block of the block-max score data, 64);
+    encoding (posting codec, ``block_simdbp``); batch_size (documents per inverted batch,
+    100,000). ``build_seconds`` covers the toks indexer (pyterrier-pisa inverts in Python)
+    and the retrieval context, which writes the block-max data and compresses the index;
+    ``index_bytes`` counts what search maps: compressed index, block-max data, term and docno
+    lexicons. pyterrier-pisa exposes no docid reordering (PISA's ``reorder-docids``), so
+    docs stay in collection order.
+
+    Search knob: algorithm, one of PISA's rank-safe disjunctive algorithms: block_max_wand
+    (default), maxscore, block_max_maxscore, wand, ranked_or (exhaustive). Timed call:
+    ``_pisathon.retrieve``, the C++ function under ``PisaRetrieve.transform`` (which adds
+    DataFrame checks and construction around it), called with a list of (query number, term
+    dict) pairs prepared before the timer; inside the timer are only the allocation of its
+    four result arrays (k entries per query) and that call, which looks the terms up in the
+    lexicon (expanding a weight w into w copies of the term, which PISA counts back), runs the
+    algorithm, sorts the top k and makes a docno string per hit.
+    ``search_one`` makes one such call per query; ``search_prepared`` one call for the batch,
+    over ``threads`` TBB threads that take queries in turn (each holds the GIL only to read
+    its query and write its hits).
+    """
+
+    name = "pisa"
+    module = "pyterrier_pisa"
+    knobs: ClassVar[dict[str, Any]] = {"algorithm": "block_max_wand"}
+    algorithms = ("block_max_wand", "maxscore", "block_max_maxscore", "wand", "ranked_or")
+    build_defaults: ClassVar[dict[str, Any]] = {"scale": None, "block_size": 64, "encoding": "block_simdbp",
+                                                "batch_size": 100_000}
+    conflicts = (("pyvsag", "pyvsag"),)
+
+    def build(self, docs: SparseVectors) -> None:
+        self.refuse_conflicts()
+        import pyterrier_pisa
+        from pyterrier_pisa import _pisathon
+
+        unknown = sorted(set(self.params) - set(self.build_defaults))
+        if unknown:
+            raise ParameterError(f"unknown pisa build parameter(s) {', '.join(unknown)} "
+                                 f"(known: {', '.join(self.build_defaults)})")
+        params = {**self.build_defaults, **self.params}
+        self.scale = float(params["scale"] or MAX_IMPACT / max(float(docs.weights.max(initial=0)), 1e-9))
+        quantized = quantize(docs.weights, self.scale)
+        names = docs.terms.astype(str)
+        offsets = docs.offsets.tolist()
+
+        def documents():
+            for row in range(len(docs)):
+                lo, hi = offsets[row], offsets[row + 1]
+                yield {"docno": str(row), "toks": dict(zip(names[lo:hi].tolist(), quantized[lo:hi].tolist()))}
+
+        path = self.workdir / "index"
+        started = time.perf_counter()
+        index = pyterrier_pisa.PisaIndex(str(path), stemmer="none", stops="none", index_encoding=params["encoding"],
+                                         batch_size=int(params["batch_size"]))
+        index.toks_indexer(scale=1.0).index(documents())
+        self.retriever = pyterrier_pisa.PisaRetrieve(index, scorer="quantized", stops="none", query_weighted=True,
+                                                     toks_scale=1.0, block_size=int(params["block_size"]))
+        self.context, self.call = self.retriever._ctxt, _pisathon.retrieve
+        self.build_seconds = time.perf_counter() - started
+        wand_data = f"quantized.q0.bmw.{int(params['block_size'])}"  # the file names _pisathon gives them
+        searched = [wand_data, f"{wand_data}.{params['encoding']}", "fwd.termlex", "fwd.doclex"]
+        self.index_bytes = sum(os.path.getsize(path / name) for name in searched)
+
+    def resolve_knobs(self, knobs: Mapping[str, Any]) -> dict:
+        knobs = super().resolve_knobs(knobs)
+        # An algorithm _pisathon does not know would crash the process, not raise.
+        if knobs["algorithm"] not in self.algorithms:
+            raise ParameterError(f"pisa algorithm must be one of {', '.join(self.algorithms)}, "
+                                 f"not {knobs['algorithm']!r}")
+        return knobs
+
+    def prepare(self, queries: SparseVectors):
+        # The term weights as floats: _pisathon reads them with PyFloat_AS_DOUBLE.
+        return [(q, {term: float(weight) for term, weight in one.items()})
+                for q, one in enumerate(quantized_dicts(queries))]
+
+    def prepare_one(self, queries: SparseVectors):
+        return [[(0, one)] for _, one in self.prepare(queries)]
+
+    def retrieve(self, inputs, k: int, threads: int, algorithm: str):
+        n = len(inputs) * k
+        qidxs, docnos = np.empty(n, dtype=np.int32), np.empty(n, dtype=object)
+        ranks, scores = np.empty(n, dtype=np.int32), np.empty(n, dtype=np.float32)
+        size = self.call(self.context, algorithm, inputs, k=k, threads=threads, query_weighted=1,
+                                  pretokenised=True, result_qidxs=qidxs, result_docnos=docnos, result_ranks=ranks,
+                                  result_scores=scores)
+        return size, qidxs, ranks, docnos, scores
+
+    def search_prepared(self, prepared, k: int, threads: int, knobs: dict):
+        return self.retrieve(prepared, k, max(1, threads), knobs["algorithm"])
+
+    def search_one(self, one, k: int, knobs: dict):
+        return self.retrieve(one, k, 1, knobs["algorithm"])
+
+    def collect(self, raw, n_queries: int, k: int):
+        size, qidxs, ranks, docnos, hit_scores = raw
+        scores, rows = empty_results(n_queries, k)
+        # Each hit names its query and rank: with threads, queries come back in any order.
+        scores[qidxs[:size], ranks[:size]] = hit_scores[:size]
+        rows[qidxs[:size], ranks[:size]] = docnos[:size].astype(np.int64)
+        return scores, rows
+
+    def collect_one(self, raw, k: int):
+        size, _, _, docnos, hit_scores = raw
+        return padded(hit_scores[:size], docnos[:size].astype(np.int64), k)
+
+
 def quantize(weights: np.ndarray, scale: float) -> np.ndarray:
     return np.clip(np.rint(weights * scale), 1, MAX_IMPACT).astype(np.int64)
 
 
-PEERS: dict[str, type] = {"pyseismic": PySeismic, "pyvsag": PyVsag, "bmp": BMP}
+def quantized_dicts(queries: SparseVectors) -> list[dict]:
+    """Each query as {term id as str: integer weight}, quantized on the queries' own scale (255 / largest weight)."""
+    names = queries.terms.astype(str)
+    quantized = quantize(queries.weights, MAX_IMPACT / max(float(queries.weights.max(initial=0)), 1e-9))
+    return [dict(zip(names[lo:hi].tolist(), quantized[lo:hi].tolist()))
+            for lo, hi in zip(queries.offsets[:-1].tolist(), queries.offsets[1:].tolist())]
+
+
+PEERS: dict[str, type] = {"pyseismic": PySeismic, "pyvsag": PyVsag, "bmp": BMP, "pisa": PISA}

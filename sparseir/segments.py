@@ -40,7 +40,7 @@ import numpy as np
 
 from .errors import IndexFormatError, ParameterError, require
 from .fileio import atomic_file, remove_stale_temps_in
-from .index import Index, build_index
+from .index import Index, build_index, in_build_order
 from .kinds import get_kind, make_params
 from .searchable import SearchableBase, check_k, prepare_queries
 from .sharded import merge_topk
@@ -302,7 +302,10 @@ class SegmentedIndex(SearchableBase):
         manifest["next_segment"] = number + 1
         large = force_kind or len(docs) >= manifest["small_segment"]
         kind = self.kind if large else SMALL_KIND
-        segment = build_index(docs, kind=kind, **(manifest["build_params"] if large else {}))
+        params = manifest["build_params"] if large else {}
+        # Reordered here, not by the build, so that the vectors kept for merges share the index's rows.
+        docs, _ = in_build_order(docs, None, make_params(get_kind(kind).BuildParams, params, f"{kind} build").reorder)
+        segment = build_index(docs, kind=kind, **{**params, "reorder": "none"})
         segment.arrays.update(zip(VECTOR_ARRAYS, (docs.offsets, docs.terms, docs.weights)))
         name = f"seg-{number:06d}"
         segment.save(self.path / name)

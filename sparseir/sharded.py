@@ -27,7 +27,7 @@ import numpy as np
 from . import storage
 from .errors import IndexFormatError, ParameterError, require
 from .fileio import atomic_directory
-from .index import Index
+from .index import Index, in_build_order
 from .kinds import get_kind, make_params
 from .filters import resolve as resolve_filters, split_per_query
 from .searchable import SearchableBase, check_k, prepare_queries
@@ -255,9 +255,12 @@ def build_sharded(docs: SparseVectors, path: str | os.PathLike, shards: int, kin
     """
     build_params = make_params(get_kind(kind).BuildParams, params, f"{kind} build")
     require(len(docs) > 0, "cannot build an index over zero documents")
+    # The whole collection is reordered once, so that global rows stay the shards' rows in order.
+    docs, attributes = in_build_order(docs, attributes, build_params.reorder)
+    shard_params = {**params, "reorder": "none"}
     parts = partition_rows(docs.ids, shards, partition)
-    built = ((Index.build(docs.take(rows), kind, None if attributes is None else attributes.take(rows), **params), rows)
-             for rows in parts)
+    built = ((Index.build(docs.take(rows), kind, None if attributes is None else attributes.take(rows),
+                          **shard_params), rows) for rows in parts)
     write_sharded(path, built, kind, partition, build_params, len(docs), overwrite)
     return load_sharded(path)
 

@@ -14,7 +14,7 @@ from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from .errors import ParameterError
+from .errors import ParameterError, require
 
 DEFAULT_VOCAB_NAME = "bert-base-uncased"
 
@@ -182,6 +182,26 @@ class SparseVectors:
     @property
     def nnz(self) -> int:
         return len(self.terms)
+
+    @property
+    def is_binary(self) -> bool:
+        """Whether every weight is 1 (binarized vectors, as UHD's): indexes then store no weights."""
+        return self.nnz > 0 and bool(np.all(self.weights == 1.0))
+
+    def binarized(self, top_k: int) -> "SparseVectors":
+        """Each vector's `top_k` heaviest terms (ties: the lower term id) with weight 1, as UHD
+        binarizes its winner-take-all codes."""
+        require(isinstance(top_k, (int, np.integer)) and not isinstance(top_k, bool) and top_k >= 1,
+                f"top_k must be an integer >= 1, got {top_k!r}")
+        rows = np.repeat(np.arange(len(self)), np.diff(self.offsets))
+        # Within each row: heaviest first, then the lower term; the first top_k of each row stay.
+        order = np.lexsort((self.terms, -self.weights, rows))
+        rank = np.arange(self.nnz) - self.offsets[rows[order]]
+        keep = np.sort(order[rank < top_k])  # back in row order, terms ascending
+        offsets = np.zeros(len(self) + 1, dtype=np.int64)
+        np.cumsum(np.minimum(np.diff(self.offsets), top_k), out=offsets[1:])
+        return SparseVectors(offsets, self.terms[keep], np.ones(len(keep), dtype=np.float32), self.ids, self.vocab,
+                             validate=False)
 
     def __getitem__(self, item):
         if isinstance(item, (int, np.integer)):

@@ -26,6 +26,7 @@ COMMANDS = {
     "add": "sparseir.cli.segments:add",
     "delete": "sparseir.cli.segments:delete",
     "compact": "sparseir.cli.segments:compact",
+    "binarize": "sparseir.cli.binarize:binarize",
 }
 
 

@@ -58,6 +58,8 @@ class EncoderOptions:
     threshold: float = field(default=0.0, metadata={"help": "drop weights at or below this value"})
     quantize: float | None = field(default=None, metadata={
         "help": "store integer impacts round(weight * QUANTIZE), e.g. 100; zeros are dropped"})
+    binary: bool = field(default=False, metadata={
+        "help": "weight 1 for every term kept (binary codes, as UHD; with top_k: the k heaviest)"})
     dtype: str = field(default="float32", metadata={"help": "model precision: float32, float16 or bfloat16"})
     threads: int | None = field(default=None, metadata={"help": "torch CPU threads (default: torch's choice)"})
     batch_tokens: int | None = field(default=None, metadata={
@@ -77,6 +79,7 @@ class EncoderOptions:
                 f"threshold must be a non-negative number, got {self.threshold!r}")
         require(self.quantize is None or (_is_number(self.quantize) and self.quantize > 0),
                 f"quantize must be a positive scale or None, got {self.quantize!r}")
+        require(isinstance(self.binary, bool), f"binary must be True or False, got {self.binary!r}")
         require(self.dtype in DTYPES, f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
         require(self.threads is None or (_is_int(self.threads) and self.threads >= 1),
                 f"threads must be a positive integer or None, got {self.threads!r}")
@@ -444,7 +447,8 @@ def sparsify(dense: np.ndarray, options: EncoderOptions) -> tuple[np.ndarray, np
         keep &= dense > 0
     rows, terms = np.nonzero(keep)  # row-major: terms come out ascending within each row
     sizes = np.bincount(rows, minlength=len(dense))
-    return sizes, terms.astype(np.int32), dense[rows, terms].astype(np.float32)
+    weights = np.ones(len(terms), dtype=np.float32) if options.binary else dense[rows, terms].astype(np.float32)
+    return sizes, terms.astype(np.int32), weights
 
 
 def batched(items: Iterable, size: int) -> Iterator[list]:

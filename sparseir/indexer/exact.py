@@ -11,11 +11,13 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from ..kinds import OrderedBuild
+from ..layout import stored_weights
 from ..vectors import SparseVectors
 
 
 @dataclass(frozen=True)
-class BuildParams:
+class BuildParams(OrderedBuild):
     """The exact index has no build knobs."""
 
 
@@ -43,4 +45,6 @@ def invert(docs: SparseVectors) -> dict[str, np.ndarray]:
 
 
 def build(docs: SparseVectors, params: BuildParams) -> dict[str, np.ndarray]:
-    return invert(docs)
+    inverted = invert(docs)
+    inverted["posting_weights"] = stored_weights(inverted["posting_weights"], docs.is_binary)
+    return inverted

@@ -16,17 +16,19 @@ import numpy as np
 
 from ..errors import require
 from ..quantize import SCALINGS, check_bits, levels, quantize, term_scales
+from ..kinds import OrderedBuild
 from ..vectors import SparseVectors
 from .exact import invert
 
 
 @dataclass(frozen=True)
-class BuildParams:
+class BuildParams(OrderedBuild):
     bits: int = field(default=8, metadata={"help": "impact precision: weights become integers in [1, 2^bits - 1]"})
     scaling: str = field(default="global", metadata={
         "help": "global: one quantization scale for all terms; term: each term's largest weight gets the top impact"})
 
     def __post_init__(self):
+        super().__post_init__()
         check_bits(self.bits)
         require(self.scaling in SCALINGS, f"scaling must be one of {', '.join(SCALINGS)}, got {self.scaling!r}")
 

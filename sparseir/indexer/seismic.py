@@ -18,10 +18,12 @@ import numpy as np
 from numba import njit, prange
 
 from ..errors import require
+from ..layout import UNIT_WEIGHTS
 from ..layout.forward import FORWARD_DTYPES, forward_index, term_dtype
 from ..layout.seismic import offsets_of, packed_entry_blocks, smallest_uint
 from ..query.scratch import thread_chunks
 from ..query.topk import heaviest_terms
+from ..kinds import OrderedBuild
 from ..vectors import SparseVectors
 from .exact import invert
 
@@ -34,7 +36,7 @@ SUMMARY_BUCKETS = 256
 
 
 @dataclass(frozen=True)
-class BuildParams:
+class BuildParams(OrderedBuild):
     """Build knobs of the Seismic index (names as in the paper).
 
     Pruning keeps the heaviest postings of the whole collection, n_postings per non-empty
@@ -67,6 +69,7 @@ class BuildParams:
     n_knn: int = field(default=0, metadata={"help": "nearest neighbours stored per document for refinement (0: none)"})
 
     def __post_init__(self):
+        super().__post_init__()
         require(self.n_postings is None or (isinstance(self.n_postings, int) and self.n_postings >= 1),
                 f"n_postings must be an integer >= 1 or None, got {self.n_postings!r}")
         require(self.max_fraction > 0.0, f"max_fraction must be > 0, got {self.max_fraction!r}")
@@ -500,6 +503,8 @@ def build(docs: SparseVectors, params: BuildParams) -> dict[str, np.ndarray]:
     list_block_width, list_block_words, entry_block_bits = packed_entry_blocks(np.diff(term_blocks), list_entries,
                                                                                entry_blocks)
     del entry_blocks
+    if docs.is_binary:  # every summary value is 1: a bound is the query weight its terms meet, no codes stored
+        entry_codes, summary_min, summary_scale = UNIT_WEIGHTS, np.ones_like(summary_min), np.zeros_like(summary_scale)
 
     arrays = {
         "term_blocks": term_blocks, "block_offsets": block_offsets, "block_docs": block_docs,

@@ -18,10 +18,12 @@ import numpy as np
 from numba import njit, prange
 
 from ..errors import require
+from ..layout import UNIT_WEIGHTS
 from ..layout.forward import FORWARD_DTYPES, forward_index
 from ..layout.seismic import offsets_of
 from ..layout.sindi import CODE_LEVELS, MAX_WINDOW
 from ..query.scratch import thread_chunks
+from ..kinds import OrderedBuild
 from ..vectors import SparseVectors
 
 VALUE_DTYPES = ("uint8", "float32")
@@ -29,7 +31,7 @@ MIN_OFFSETS_BUDGET = 1 << 24  # list offsets allowed whatever the collection (12
 
 
 @dataclass(frozen=True)
-class BuildParams:
+class BuildParams(OrderedBuild):
     """Build knobs (names as in the SINDI paper)."""
 
     doc_prune_ratio: float = field(default=0.25, metadata={
@@ -42,6 +44,7 @@ class BuildParams:
         "help": "forward index weights for rescoring: 'float16' or 'float32' (bit-exact scores)"})
 
     def __post_init__(self):
+        super().__post_init__()
         require(isinstance(self.doc_prune_ratio, (int, float)) and not isinstance(self.doc_prune_ratio, bool)
                 and 0.0 <= self.doc_prune_ratio < 1.0, f"doc_prune_ratio must lie in [0, 1), got {self.doc_prune_ratio!r}")
         require(isinstance(self.window_size, (int, np.integer)) and not isinstance(self.window_size, bool)
@@ -139,6 +142,8 @@ def build(docs: SparseVectors, params: BuildParams) -> dict[str, np.ndarray]:
     values = np.empty(posting_offsets[-1], dtype=np.uint8 if params.value_dtype == "uint8" else np.float32)
     scatter_postings(docs.offsets, docs.terms, docs.weights, kept, window_size, n_terms, posting_offsets, scales,
                      params.value_dtype == "uint8", posting_docs, values)
+    if docs.is_binary:  # every kept value is the term's largest: the scale alone carries it
+        values, scales = UNIT_WEIGHTS, (term_max > 0).astype(np.float32)
     return {"posting_offsets": posting_offsets, "posting_docs": posting_docs, "posting_values": values,
             "term_scales": scales, "window_size": np.array([window_size], dtype=np.int64),
             **forward_index(docs, params.forward_dtype)}

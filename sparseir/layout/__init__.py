@@ -6,6 +6,21 @@ the tests decode them through the same module. ``forward`` is the forward index 
 the Seismic and SINDI kinds share for exact rescoring.
 """
 
+from __future__ import annotations
+
+
+
+import numpy as np
+
+# A weight array of a binary collection (every weight 1): nothing stored. Kernels read
+# weights through ``query.bits.weight_at``, which compiles this dtype to the constant 1.
+UNIT_WEIGHTS = np.zeros(0, dtype=np.bool_)
+
+
+def stored_weights(weights: np.ndarray, binary: bool) -> np.ndarray:
+    """The weight array a builder stores: none for a binary collection."""
+    return UNIT_WEIGHTS if binary else weights
+
 
 def read(group: type, arrays):
     """The arrays of one group (a layout NamedTuple whose fields are array names), by name."""

@@ -20,7 +20,8 @@ value is summary_min[b] + summary_scale[b] * code.
     list_block_words     int64, n_terms + 1: first uint32 word of a list's packed block numbers
     list_block_width     uint8, n_terms: bits per block number in that list (0 for one block)
     entry_block_bits     uint32: the packed block numbers (within the list), two spare words
-    entry_codes          uint8: summary codes
+    entry_codes          uint8: summary codes (none for a binary collection, whose summary
+                         values are all 1: summary_min 1, summary_scale 0)
     summary_scale, summary_min  float32, n_blocks
 
 Also ``max_list_blocks`` (int64, [1]) and, with n_knn > 0, ``knn`` (int32, n_docs x n_knn).

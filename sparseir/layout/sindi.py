@@ -8,7 +8,8 @@ Documents are cut into windows of ``window_size`` consecutive rows.
                      window-major so that one window's postings lie together
     posting_docs     uint16: each posting's row within its window, ascending per list
     posting_values   uint8 (value ~ code * term_scales[t], rounded to nearest, at least 1)
-                     or float32 (value_dtype="float32": the document's weight as is)
+                     or float32 (value_dtype="float32": the document's weight as is), or
+                     nothing for a binary collection (``layout.UNIT_WEIGHTS``; scales 1)
     term_scales      float32, n_terms: the uint8 step of each term (1 with float32 values),
                      0 for a term without postings, which the query side reads as "absent"
     window_size      int64, [1]

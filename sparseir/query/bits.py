@@ -16,7 +16,10 @@ CACHE_LINE = 64  # bytes
 
 
 def weight_at(weights, p):
-    """Forward-index weight p as float32: stored as float32, or as float16 bits (uint16)."""
+    """Weight p as float32: stored as float32 (or uint8 codes), as float16 bits (uint16), or not
+    stored at all (``layout.UNIT_WEIGHTS``, a binary collection: every weight is 1)."""
+    if weights.dtype == np.bool_:
+        return np.float32(1.0)
     if weights.dtype == np.uint16:
         return np.float32(weights[p:p + 1].view(np.float16)[0])
     return np.float32(weights[p])
@@ -66,7 +69,9 @@ def float32_from_half_bits(typingctx, bits):
 
 @overload(weight_at, inline="always")
 def _weight_at(weights, p):
-    if weights.dtype == types.uint16:  # resolved at compile time: one implementation per signature
+    if weights.dtype == types.boolean:  # resolved at compile time: one implementation per signature
+        return lambda weights, p: np.float32(1.0)
+    if weights.dtype == types.uint16:
         return lambda weights, p: float32_from_half_bits(weights[p])
     return lambda weights, p: np.float32(weights[p])
 

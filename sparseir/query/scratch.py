@@ -3,6 +3,8 @@
 import numpy as np
 from numba import njit
 
+from .bits import weight_at
+
 
 @njit(cache=True)
 def accumulate_postings(term_offsets, posting_docs, posting_weights, term, query_weight,
@@ -14,7 +16,7 @@ def accumulate_postings(term_offsets, posting_docs, posting_weights, term, query
             seen[doc] = True
             touched[n_touched] = doc
             n_touched += 1
-        scores[doc] += query_weight * posting_weights[p]
+        scores[doc] += query_weight * weight_at(posting_weights, p)
     return n_touched
 
 

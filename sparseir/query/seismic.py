@@ -83,7 +83,7 @@ def add_entries(packing, entry_codes, lo, hi, weight, base, coded):
     for e in range(lo, hi):
         block = entry_block(entry_block_bits, word, width, e - base_entry)
         base[block] += weight
-        coded[block] += weight * np.float32(entry_codes[e])
+        coded[block] += weight * weight_at(entry_codes, e)
 
 
 @njit(cache=True, inline="always")

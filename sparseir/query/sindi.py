@@ -22,7 +22,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..errors import require
-from .bits import bits_of_float32
+from .bits import bits_of_float32, weight_at
 from .allow import allowed_row, everything, is_allowed
 from .scratch import thread_chunks
 from ..layout.forward import read_forward
@@ -86,7 +86,7 @@ def accumulate_window(posting_offsets, posting_docs, posting_values, list_base, 
         factor = q_factors[j]
         lo, hi = posting_offsets[list_base + q_terms[j]], posting_offsets[list_base + q_terms[j] + 1]
         for p in range(lo, hi):
-            accumulator[posting_docs[p]] += factor * np.float32(posting_values[p])
+            accumulator[posting_docs[p]] += factor * weight_at(posting_values, p)
 
 
 @njit(cache=True)

@@ -1,0 +1,53 @@
+"""The arrays of a block-max (BMP) index.
+
+Documents are cut into blocks of ``block_size`` consecutive rows.
+
+Bounds: per term, one entry for each block the term occurs in, with the term's largest
+weight in that block, quantized to 8 bits and rounded up so that it never falls below a
+weight it stands for.
+
+    term_entries     int64, n_terms + 1: term t's entries are term_entries[t]:term_entries[t + 1]
+    entry_blocks     int32: the entry's block, ascending within a term
+    entry_maxima     uint8: the block-max code; code x term_scales[t] >= every weight it covers
+    term_scales      float32, n_terms: the value of one code step, per term
+
+A binary collection (every weight 1) stores neither maxima nor weights (``layout.UNIT_WEIGHTS``;
+its scales are 1).
+
+Postings: every posting, grouped by entry, so that scoring a block reads only the
+query terms' postings inside it.
+
+    entry_postings   uint32 (int64 past 2^32 postings), n_entries + 1: an entry's postings
+    posting_slots    uint8: the document's place in its block (row = block x block_size + slot)
+    posting_weights  float32: the document's exact weight
+    block_size       int32, [1]: rows per block (at most 64: a block's documents fit one bitmask)
+
+The postings together are the whole, unpruned collection.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+LAYOUT_VERSION = 1
+MAX_CODE = 255
+MAX_BLOCK_SIZE = 64
+
+
+class Bounds(NamedTuple):
+    term_entries: np.ndarray
+    entry_blocks: np.ndarray
+    entry_maxima: np.ndarray
+    term_scales: np.ndarray
+
+
+class Postings(NamedTuple):
+    entry_postings: np.ndarray
+    posting_slots: np.ndarray
+    posting_weights: np.ndarray
+
+
+def block_size(arrays) -> int:
+    return int(arrays["block_size"][0])
