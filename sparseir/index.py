@@ -70,7 +70,9 @@ class Index(SearchableBase):
         return cls(kind, arrays, docs.ids, docs.vocab, build_params, info=info, attributes=attributes)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, verify: bool = False) -> "Index":
+    def load(cls, path: str | os.PathLike, verify: bool = False, memory: str = "mapped") -> "Index":
+        """Open a saved index; `memory` says what is read into RAM (``storage.load_arrays``):
+        "summaries" leaves the kind's bulk (``layout.<kind>.ON_DISK``) on disk."""
         manifest = storage.read_manifest(path)
         kind = manifest.get("kind")
         spec = get_kind(kind)
@@ -78,7 +80,8 @@ class Index(SearchableBase):
         if layout != spec.layout_version:
             raise IndexFormatError(f"{path}: a {kind} index of array layout {layout}, which this sparseir does not read "
                                    f"(it reads layout {spec.layout_version}); rebuild the index")
-        arrays, vocab = storage.load_arrays(path, manifest, verify=verify)
+        arrays, vocab = storage.load_arrays(path, manifest, verify=verify, memory=memory,
+                                            on_disk=spec.layout.ON_DISK)
         doc_ids = arrays.pop("doc_ids")
         build_params = make_params(spec.BuildParams, manifest.get("build_params", {}), f"{kind} build")
         attributes = None

@@ -9,14 +9,18 @@ from .segments import is_segmented, load_segmented
 from .sharded import is_sharded, load_sharded
 
 
-def load_index(path: str | os.PathLike, verify: bool = False):
-    """Open a saved index (arrays memory-mapped). verify=True also checks sha256 of every file.
+def load_index(path: str | os.PathLike, verify: bool = False, memory: str = "mapped"):
+    """Open a saved index. verify=True also checks sha256 of every file.
+
+    memory: "mapped" (arrays memory-mapped, paged in by the OS as used), "all" (read into
+    RAM), or "summaries": the small, hot arrays (summaries, bounds, directories, offsets)
+    in RAM, the bulk (postings, forward index) left on disk and read at random.
 
     A sharded index directory opens as a ``ShardedIndex``, a segmented one (``sparseir.segments``)
     at its latest generation as a ``SegmentedIndex``, with the same search interface.
     """
     if is_sharded(path):
-        return load_sharded(path, verify=verify)
+        return load_sharded(path, verify=verify, memory=memory)
     if is_segmented(path):
-        return load_segmented(path, verify=verify)
-    return Index.load(path, verify=verify)
+        return load_segmented(path, verify=verify, memory=memory)
+    return Index.load(path, verify=verify, memory=memory)

@@ -88,7 +88,7 @@ def commit(path: Path, manifest: dict) -> None:
         f.write((json.dumps(manifest, indent=2) + "\n").encode("utf-8"))
 
 
-def load_segmented(path: str | os.PathLike, verify: bool = False) -> "SegmentedIndex":
+def load_segmented(path: str | os.PathLike, verify: bool = False, memory: str = "mapped") -> "SegmentedIndex":
     """Open the latest committed generation."""
     path = Path(path)
     generation = latest_generation(path)
@@ -101,7 +101,7 @@ def load_segmented(path: str | os.PathLike, verify: bool = False) -> "SegmentedI
         raise IndexFormatError(f"{file}: not a {FORMAT_NAME} of version {FORMAT_VERSION}")
     segments, deletes = [], []
     for entry in manifest["segments"]:
-        segment = Index.load(path / entry["dir"], verify=verify)
+        segment = Index.load(path / entry["dir"], verify=verify, memory=memory)
         if segment.n_docs != entry["n_docs"]:
             raise IndexFormatError(f"{path / entry['dir']}: {segment.n_docs} documents, the commit point says "
                                    f"{entry['n_docs']}")

@@ -115,7 +115,8 @@ def to_global(rows: np.ndarray, global_rows: np.ndarray) -> np.ndarray:
     return np.where(rows >= 0, global_rows[np.maximum(rows, 0)], -1)
 
 
-def open_shard(root: Path, info: ShardInfo, kind: str, verify: bool = False) -> tuple[Index, np.ndarray]:
+def open_shard(root: Path, info: ShardInfo, kind: str, verify: bool = False, memory: str = "mapped"
+               ) -> tuple[Index, np.ndarray]:
     """Load one shard after checking its manifest against the top-level checksum."""
     shard_dir = root / info.dir
     manifest_file = shard_dir / storage.MANIFEST
@@ -124,7 +125,7 @@ def open_shard(root: Path, info: ShardInfo, kind: str, verify: bool = False) -> 
     if storage.sha256_file(manifest_file) != info.manifest_sha256:
         raise IndexFormatError(f"{manifest_file}: shard {info.number} manifest checksum mismatch "
                                "(replaced or corrupted)")
-    index = Index.load(shard_dir, verify=verify)
+    index = Index.load(shard_dir, verify=verify, memory=memory)
     if index.kind != kind or index.n_docs != info.n_docs:
         raise IndexFormatError(f"{shard_dir}: shard {info.number} holds {index.n_docs} {index.kind} docs, "
                                f"the sharded manifest says {info.n_docs} {kind}")
@@ -234,11 +235,11 @@ def is_sharded(path: str | os.PathLike) -> bool:
     return isinstance(manifest, dict) and manifest.get("format") == FORMAT_NAME
 
 
-def load_sharded(path: str | os.PathLike, verify: bool = False) -> ShardedIndex:
+def load_sharded(path: str | os.PathLike, verify: bool = False, memory: str = "mapped") -> ShardedIndex:
     """Open a sharded index directory (every shard memory-mapped). verify=True hashes every file."""
     path = Path(path)
     manifest, infos = read_sharded_manifest(path)
-    opened = [open_shard(path, info, manifest["kind"], verify) for info in infos]
+    opened = [open_shard(path, info, manifest["kind"], verify, memory) for info in infos]
     vocab = opened[0][0].vocab
     for info, (shard, _) in zip(infos, opened):
         if shard.vocab != vocab:

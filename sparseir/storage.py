@@ -11,11 +11,11 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from .errors import IndexFormatError
+from .errors import IndexFormatError, require
 from .fileio import atomic_directory, atomic_file, crash_point
 from .vectors import Vocabulary
 
@@ -93,16 +93,29 @@ def update_manifest(path: str | os.PathLike, changes: Mapping) -> dict:
     return manifest
 
 
-def load_arrays(path: str | os.PathLike, manifest: dict, verify: bool = False, mmap: bool = True
-                ) -> tuple[dict[str, np.ndarray], Vocabulary]:
-    """Open each array (memory-mapped) after checking its size, and its hash when verify."""
+MEMORY_MODES = ("mapped", "all", "summaries")
+
+
+def load_arrays(path: str | os.PathLike, manifest: dict, verify: bool = False, memory: str = "mapped",
+                on_disk: Sequence[str] = ()) -> tuple[dict[str, np.ndarray], Vocabulary]:
+    """Open each array after checking its size, and its hash when verify.
+
+    memory: "mapped" memory-maps every array (the OS pages them in as they are used);
+    "all" reads every array into RAM; "summaries" reads all but the `on_disk` arrays into
+    RAM and leaves those mapped with random-access advice, so that the page cache does not
+    read ahead around each document a query touches.
+    """
+    require(memory in MEMORY_MODES, f"memory must be one of {', '.join(MEMORY_MODES)}, got {memory!r}")
     path = Path(path)
     arrays = {}
     for name, entry in manifest["arrays"].items():
         file = path / entry["file"]
         check_file(file, entry, verify)
+        mapped = memory == "mapped" or (memory == "summaries" and name in on_disk)
         try:
-            arrays[name] = np.load(file, mmap_mode="r" if mmap else None, allow_pickle=False)
+            arrays[name] = np.load(file, mmap_mode="r" if mapped else None, allow_pickle=False)
+            if memory == "summaries" and mapped:
+                advise_random(arrays[name])
         except ValueError as e:
             raise IndexFormatError(f"{file}: unreadable array ({e})") from None
         if list(arrays[name].shape) != entry["shape"] or str(arrays[name].dtype) != entry["dtype"]:
@@ -112,6 +125,15 @@ def load_arrays(path: str | os.PathLike, manifest: dict, verify: bool = False, m
     check_file(vocab_file, vocab_entry, verify=True)  # small: always hashed
     terms = vocab_file.read_text(encoding="utf-8").split("\n")[:-1]
     return arrays, Vocabulary(terms, vocab_entry.get("name"), vocab_entry.get("open", False))
+
+
+def advise_random(array: np.ndarray) -> None:
+    """madvise(MADV_RANDOM) over a memory-mapped array, where the platform has it."""
+    import mmap
+
+    mapping = getattr(array, "_mmap", None)
+    if mapping is not None and hasattr(mmap, "MADV_RANDOM"):
+        mapping.madvise(mmap.MADV_RANDOM)
 
 
 def check_file(file: Path, entry: dict, verify: bool) -> None:

@@ -31,13 +31,13 @@ def ray_options(command):
 
 
 def open_searchable(index_dir: str, use_ray: bool, ray_address: str | None, cpus_per_shard: float,
-                    verify: bool = False):
+                    verify: bool = False, memory: str = "mapped"):
     """The index to search: in this process, or on Ray when --ray or --ray-address is given."""
     from ..loading import load_index
     from ..sharded import is_sharded
 
     if not (use_ray or ray_address):
-        return load_index(index_dir, verify=verify)
+        return load_index(index_dir, verify=verify, memory=memory)
     if not is_sharded(index_dir):
         raise ParameterError(f"--ray needs a sharded index (sparseir index --shards N); {index_dir} is not one")
     from ..distributed import DistributedIndex

@@ -33,6 +33,9 @@ BATCH = 256  # queries per progress step; large enough that prange keeps every c
               help="term<TAB>idf or .json table for --query-encoder idf (default: the --model directory's "
                    "idf.json, else the index's document frequencies).")
 @click.option("--verify", is_flag=True, help="Check every index file's sha256 before searching.")
+@click.option("--memory", type=click.Choice(["mapped", "all", "summaries"]), default="mapped", show_default=True,
+              help="What is read into RAM: nothing (memory-mapped), everything, or the summaries and directories "
+                   "(the bulk stays on disk, read at random).")
 @click.option("--skip-bad-lines", is_flag=True, help="Skip malformed query lines (counted) instead of failing.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run file.")
 @click.option("--filter", "filter_expression", metavar="EXPR",
@@ -41,15 +44,17 @@ BATCH = 256  # queries per progress step; large enough that prange keeps every c
 @ray_options
 @kind_options("search")
 def search(index_dir, queries, k, output, run_format, input_format, tag, threads, model, query_encoder, idf_path,
-           verify, skip_bad_lines, overwrite, filter_expression, use_ray, ray_address, cpus_per_shard, allow_partial,
+           verify, memory, skip_bad_lines, overwrite, filter_expression, use_ray, ray_address, cpus_per_shard, allow_partial,
            **knobs):
     """Search INDEX_DIR with QUERIES (vectors, or queries.tsv / irds:<dataset id> with --model) and write a run."""
     refuse_existing(output, overwrite)
     if allow_partial and not (use_ray or ray_address):
         raise ParameterError("--allow-partial applies to searches on Ray (--ray)")
+    if memory != "mapped" and (use_ray or ray_address):
+        raise ParameterError("--memory applies to an index searched in this process, not on Ray")
     if filter_expression is not None and (use_ray or ray_address):
         raise ParameterError("--filter is not served on Ray yet; search the sharded index without --ray")
-    index = open_searchable(index_dir, use_ray, ray_address, cpus_per_shard, verify)
+    index = open_searchable(index_dir, use_ray, ray_address, cpus_per_shard, verify, memory)
     # A Ray-served index holds actors to release; a local one holds nothing.
     with index:
         # Evaluated once, not per batch of queries.

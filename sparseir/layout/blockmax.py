@@ -32,6 +32,8 @@ from typing import NamedTuple
 import numpy as np
 
 LAYOUT_VERSION = 1
+# The bulk, left on disk by load_index(memory="summaries"): bounds stay in memory, postings are read per block.
+ON_DISK = ("entry_postings", "posting_slots", "posting_weights")
 MAX_CODE = 255
 MAX_BLOCK_SIZE = 64
 

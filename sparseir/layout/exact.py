@@ -12,6 +12,7 @@ from typing import NamedTuple
 import numpy as np
 
 LAYOUT_VERSION = 1
+ON_DISK = ("posting_docs", "posting_weights")  # the bulk, left on disk by load_index(memory="summaries")
 
 
 class Postings(NamedTuple):

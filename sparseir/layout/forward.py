@@ -16,6 +16,7 @@ from ..vectors import SparseVectors
 from . import UNIT_WEIGHTS
 
 FORWARD_DTYPES = ("float16", "float32")
+ON_DISK = ("doc_terms", "doc_weights")  # under load_index(memory="summaries"): read per candidate
 # Prefetching pays once the forward index outgrows the last-level cache; below that its
 # instructions only cost (measured crossover between 11 and 21 MiB, on a 32 MiB L3).
 PREFETCH_ABOVE_BYTES = 16 << 20

@@ -18,6 +18,7 @@ from typing import NamedTuple
 import numpy as np
 
 LAYOUT_VERSION = 1
+ON_DISK = ("posting_docs",)  # the bulk, left on disk by load_index(memory="summaries")
 
 
 class Segments(NamedTuple):

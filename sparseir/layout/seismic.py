@@ -34,8 +34,13 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit, prange
 
+from .forward import ON_DISK as FORWARD_ON_DISK
+
 # Bumped whenever the arrays change shape or meaning: an older index must be rebuilt.
 LAYOUT_VERSION = 3
+# The bulk, left on disk by load_index(memory="summaries"): summaries and directories stay in
+# memory; a visited block's documents and their forward vectors are read from disk.
+ON_DISK = ("block_docs", "knn", *FORWARD_ON_DISK)
 
 
 class Blocks(NamedTuple):

@@ -21,8 +21,12 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .forward import ON_DISK as FORWARD_ON_DISK
+
 # Bumped whenever the arrays change shape or meaning: an older index must be rebuilt.
 LAYOUT_VERSION = 1
+# The bulk, left on disk by load_index(memory="summaries").
+ON_DISK = ("posting_docs", "posting_values", *FORWARD_ON_DISK)
 MAX_WINDOW = 1 << 16  # rows within a window are uint16
 CODE_LEVELS = 255
 

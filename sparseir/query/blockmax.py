@@ -23,7 +23,7 @@ from ..layout import read
 from ..layout.blockmax import Bounds, Postings, block_size
 from .bits import weight_at
 from .allow import allowed_row, everything, is_allowed
-from .scratch import thread_chunks
+from .scratch import run_chunks
 from .topk import empty_results, heap_drain, heap_push, heap_threshold
 
 FLOAT32_EPSILON = 2.0 ** -23
@@ -199,12 +199,7 @@ def search(arrays, n_docs: int, queries, k: int, params: SearchParams, allowed=N
     out_scores, out_rows = empty_results(len(queries), k)
     args = (read(Bounds, arrays), read(Postings, arrays), block_size(arrays), n_docs, queries.offsets, queries.terms, queries.weights,
             float(params.alpha), float(params.beta), everything(len(queries)) if allowed is None else allowed)
-    n_chunks = thread_chunks(len(queries))
-    if n_chunks == 1:
-        search_chunk(*args, 0, 1, out_scores, out_rows)
-    else:
-        search_batch(*args, n_chunks, out_scores, out_rows)
-    return out_scores, out_rows
+    return run_chunks(search_chunk, search_batch, args, len(queries), out_scores, out_rows)
 
 
 def tuning_grid(arrays, n_docs: int) -> dict[str, list]:

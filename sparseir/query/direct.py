@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .scratch import thread_chunks
+from .scratch import run_chunks
 from .seismic import score_doc
 from .topk import empty_results, heap_drain, heap_push
 
@@ -52,9 +52,4 @@ def search(forward, n_terms: int, queries, k: int, filter_offsets: np.ndarray, f
     out_scores, out_rows = empty_results(len(queries), k)
     args = (forward, n_terms, queries.offsets, queries.terms, queries.weights, filter_offsets, filter_rows,
             filter_of_query)
-    n_chunks = thread_chunks(len(queries))
-    if n_chunks == 1:
-        score_chunk(*args, 0, 1, out_scores, out_rows)
-    else:
-        score_batch(*args, n_chunks, out_scores, out_rows)
-    return out_scores, out_rows
+    return run_chunks(score_chunk, score_batch, args, len(queries), out_scores, out_rows)

@@ -10,7 +10,7 @@ from numba import njit, prange
 from ..layout import read
 from ..layout.exact import Postings
 from .allow import allowed_row, everything, is_allowed
-from .scratch import accumulate_postings, new_accumulator, thread_chunks
+from .scratch import accumulate_postings, new_accumulator, run_chunks
 from .topk import empty_results, heap_drain, heap_push
 
 
@@ -60,9 +60,4 @@ def search(arrays, n_docs: int, queries, k: int, params: SearchParams, allowed=N
     out_scores, out_rows = empty_results(len(queries), k)
     args = (read(Postings, arrays), n_docs, queries.offsets, queries.terms, queries.weights,
             everything(len(queries)) if allowed is None else allowed)
-    n_chunks = thread_chunks(len(queries))
-    if n_chunks == 1:  # one query, or one thread: no parallel region to launch (its threads may share a core)
-        search_chunk(*args, 0, 1, out_scores, out_rows)
-    else:
-        search_batch(*args, n_chunks, out_scores, out_rows)
-    return out_scores, out_rows
+    return run_chunks(search_chunk, search_batch, args, len(queries), out_scores, out_rows)

@@ -20,6 +20,18 @@ def accumulate_postings(term_offsets, posting_docs, posting_weights, term, query
     return n_touched
 
 
+def run_chunks(search_chunk, search_batch, args: tuple, n_queries: int, out_scores, out_rows):
+    """A kind's kernels over a batch, results into out_*: search_chunk(*args, chunk, n_chunks, out_*)
+    serially when there is one chunk (one query, or one thread: no parallel region to launch,
+    whose threads may share a core), else search_batch(*args, n_chunks, out_*) in parallel."""
+    n_chunks = thread_chunks(n_queries)
+    if n_chunks == 1:
+        search_chunk(*args, 0, 1, out_scores, out_rows)
+    else:
+        search_batch(*args, n_chunks, out_scores, out_rows)
+    return out_scores, out_rows
+
+
 def thread_chunks(n_queries: int) -> int:
     """How many interleaved chunks of queries to run in parallel (one scratch each)."""
     if n_queries <= 1:  # asking numba for its thread count takes locks: a single query need not

@@ -23,7 +23,7 @@ from ..layout import read
 from ..layout.seismic import Blocks, Summaries, entry_block
 from .bits import bits_of_float32, float32_from_bits, prefetch, prefetch_lines, weight_at
 from .allow import allowed_row, everything, is_allowed
-from .scratch import thread_chunks
+from .scratch import run_chunks
 from .topk import empty_results, heap_drain, heap_push, heap_threshold, heaviest_terms, is_worse
 
 
@@ -283,12 +283,7 @@ def search_arrays(arrays, queries, k: int, params: SearchParams, allowed=None):
             int(arrays["max_list_blocks"][0]),
             len(arrays["term_blocks"]) - 1, queries.offsets, queries.terms, queries.weights, params.query_cut,
             np.float32(params.heap_factor), everything(len(queries)) if allowed is None else allowed)
-    n_chunks = thread_chunks(len(queries))
-    if n_chunks == 1:  # one query, or one thread: no parallel region to launch
-        search_chunk(*args, 0, 1, out_scores, out_rows)
-    else:
-        search_batch(*args, n_chunks, out_scores, out_rows)
-    return out_scores, out_rows
+    return run_chunks(search_chunk, search_batch, args, len(queries), out_scores, out_rows)
 
 
 def search(arrays, n_docs: int, queries, k: int, params: SearchParams, allowed=None):

@@ -1,0 +1,152 @@
+"""Serving under a memory budget: resident memory, latency and bytes read per query, cold and warm.
+
+    python bench/memory_disk.py                                  # debian-pkgs, seismic
+    python bench/memory_disk.py --kind blockmax --index DIR      # an index already built
+
+Each measurement runs in a fresh process pinned to one core (``sparseir.timing.pinned``),
+searching the queries one call per query (``Index.search``), after the kernels are compiled:
+
+- ``all``: every array read into RAM (``load_index(memory="all")``);
+- ``summaries, warm``: summaries and directories in RAM, the kind's bulk
+  (``layout.<kind>.ON_DISK``) memory-mapped with MADV_RANDOM, every query run once before;
+- ``summaries, cold``: the same, with the bulk evicted from the page cache first
+  (``madvise(MADV_DONTNEED)`` on the mappings, then ``posix_fadvise(POSIX_FADV_DONTNEED)``
+  on the files), so each query's documents come from disk.
+
+Reported: index bytes; the index's own resident memory after the run (arrays in RAM plus the
+resident pages of the mapped ones, from /proc/self/smaps) against them, and the process's
+VmRSS beside it (interpreter, numba and libraries included); mean / p50 / p99 latency; and
+bytes the process read from storage per query (``/proc/self/io`` read_bytes: what missed
+the page cache).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import mmap
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+DATA = ROOT.parent / "shared" / "data"
+MODES = ("all", "summaries-warm", "summaries-cold")
+
+
+def proc_value(path: str, key: str) -> int:
+    for line in Path(path).read_text().splitlines():
+        if line.startswith(key):
+            return int(line.split()[1])
+    raise KeyError(key)
+
+
+def index_resident_bytes(index) -> int:
+    """The index's own resident memory: the arrays read into RAM, plus the resident pages of
+    the mapped ones (their Rss in /proc/self/smaps). The interpreter, numba and the libraries
+    (a few hundred MB whatever the index) are not counted here; VmRSS is reported beside it."""
+    in_ram = sum(array.nbytes for array in index.arrays.values() if not isinstance(array, np.memmap))
+    mapped_files = {str(Path(array.filename).resolve()) for array in index.arrays.values()
+                    if isinstance(array, np.memmap)}
+    resident, current = 0, None
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        fields = line.split()
+        if len(fields) >= 6 and "-" in fields[0]:  # a mapping's header line: its pathname is last
+            current = fields[-1]
+        elif fields and fields[0] == "Rss:" and current in mapped_files:
+            resident += int(fields[1]) * 1024
+    return in_ram + resident
+
+
+def evict(index) -> None:
+    """Drop the index's on-disk arrays from this process's mappings and from the page cache."""
+    from sparseir.kinds import get_kind
+
+    for name in get_kind(index.kind).layout.ON_DISK:
+        array = index.arrays.get(name)
+        mapping = getattr(array, "_mmap", None)
+        if mapping is None:
+            continue
+        mapping.madvise(mmap.MADV_DONTNEED)
+        with open(array.filename, "rb") as f:
+            os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+
+
+def child(args) -> dict:
+    """One measurement, in this (fresh) process."""
+    import sparseir
+    from sparseir.timing import pinned
+
+    memory = "all" if args.mode == "all" else "summaries"
+    index = sparseir.load_index(args.index, memory=memory)
+    queries = sparseir.read_vectors(args.queries, vocab=index.vocab)[:args.n_queries]
+    knobs = json.loads(args.knobs)
+    with pinned([args.core]):
+        index.search(queries[:1], k=10, **knobs)  # compiles the kernels
+        if args.mode == "summaries-warm":
+            index.search(queries, k=10, **knobs)
+        if args.mode == "summaries-cold":
+            evict(index)
+        read_before = proc_value("/proc/self/io", "read_bytes:")
+        latencies = []
+        for q in range(len(queries)):
+            started = time.perf_counter()
+            index.search(queries[q:q + 1], k=10, **knobs)
+            latencies.append(time.perf_counter() - started)
+        read = proc_value("/proc/self/io", "read_bytes:") - read_before
+    ms = np.array(latencies) * 1e3
+    return {"mode": args.mode, "rss_bytes": proc_value("/proc/self/status", "VmRSS:") * 1024,
+            "index_resident_bytes": index_resident_bytes(index),
+            "mean_ms": float(ms.mean()), "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
+            "read_bytes_per_query": read / len(queries)}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--kind", default="seismic")
+    parser.add_argument("--index", help="an index directory (default: built from --docs into a temp dir)")
+    parser.add_argument("--docs", default=str(DATA / "debian-pkgs" / "vectors" / "collection.jsonl.gz"))
+    parser.add_argument("--queries", default=str(DATA / "debian-pkgs" / "vectors" / "queries.jsonl.gz"))
+    parser.add_argument("--knobs", default="{}", help="search knobs as JSON, e.g. '{\"query_cut\": 5}'")
+    parser.add_argument("--n-queries", type=int, default=1000)
+    parser.add_argument("--core", type=int, default=min(os.sched_getaffinity(0)))
+    parser.add_argument("--mode", choices=MODES, help=argparse.SUPPRESS)  # set in the child processes
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    args = parser.parse_args(argv)
+    if args.mode:
+        print(json.dumps(child(args)))
+        return
+    with tempfile.TemporaryDirectory() as scratch:
+        if args.index is None:
+            import sparseir
+
+            args.index = str(Path(scratch) / "index")
+            sparseir.build_index(sparseir.read_vectors(args.docs), kind=args.kind).save(args.index)
+        index_bytes = sum(f.stat().st_size for f in Path(args.index).iterdir())
+        results = []
+        for mode in MODES:
+            command = [sys.executable, __file__, "--mode", mode, "--index", args.index, "--queries", args.queries,
+                       "--knobs", args.knobs, "--n-queries", str(args.n_queries), "--core", str(args.core)]
+            result = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
+            result["resident_share"] = result["index_resident_bytes"] / index_bytes
+            results.append(result)
+            print(f"{mode:15s} index resident {result['index_resident_bytes'] / 1e6:7.1f} MB "
+                  f"({result['resident_share']:.0%} of the index; process RSS {result['rss_bytes'] / 1e6:.0f} MB) "
+                  f"mean {result['mean_ms']:.3f} ms p50 {result['p50_ms']:.3f} p99 {result['p99_ms']:.3f}  "
+                  f"read {result['read_bytes_per_query'] / 1024:.1f} KiB/query", flush=True)
+    record = {"kind": args.kind, "index_bytes": index_bytes, "knobs": json.loads(args.knobs), "results": results}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"memory_disk_{args.kind}.json").write_text(json.dumps(record, indent=2) + "\n")
+    print(f"index {index_bytes / 1e6:.1f} MB; wrote {out / f'memory_disk_{args.kind}.json'}")
+
+
+if __name__ == "__main__":
+    main()
