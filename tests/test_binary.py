@@ -96,3 +96,32 @@ def test_binarized_real_like_vectors_search_exactly():
     queries.vocab = docs.vocab
     for kind, (build, knobs) in EXHAUSTIVE.items():
         assert_same_topk(docs, queries, *sparseir.build_index(docs, kind=kind, **build).search(queries, k=10, **knobs))
+
+
+def test_term_ids_up_to_2_31_read_from_jsonl_and_parquet(tmp_path):
+    pyarrow = pytest.importorskip("pyarrow")
+    import gzip
+    import json
+
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(9)
+    dims = rng.choice(2**31 - 1, size=300, replace=False)
+    rows = [sorted(rng.choice(dims, size=12, replace=False).tolist()) for _ in range(200)]
+    with gzip.open(tmp_path / "docs.jsonl.gz", "wt") as f:
+        for i, row in enumerate(rows):
+            f.write(json.dumps({"id": f"d{i}", "vector": {str(term): 1 for term in row}}) + "\n")
+    # A foreign Parquet file: integer term ids and no vocabulary in its metadata.
+    pq.write_table(pyarrow.table({"id": [f"d{i}" for i in range(len(rows))],
+                                  "terms": pyarrow.array(rows, type=pyarrow.list_(pyarrow.int64())),
+                                  "weights": [[1.0] * len(row) for row in rows]}), tmp_path / "docs.parquet")
+    from_jsonl = sparseir.read_vectors(tmp_path / "docs.jsonl.gz")
+    from_parquet = sparseir.read_vectors(tmp_path / "docs.parquet")
+    for docs in (from_jsonl, from_parquet):
+        assert docs.is_binary and len(docs.vocab) == len(np.unique(np.concatenate(rows)))
+        as_dims = [sorted(int(docs.vocab.term(t)) for t in vector.terms) for vector in docs]
+        assert as_dims == rows  # the vocabulary keeps the dimensions used, named by their numbers
+    queries = SparseVectors.from_dicts([{str(term): 1.5 for term in rows[0][:4]}], vocab=from_jsonl.vocab)
+    for kind, (build, knobs) in EXHAUSTIVE.items():
+        scores, found = sparseir.build_index(from_jsonl, kind=kind, **build).search(queries, k=3, **knobs)
+        assert found[0, 0] == 0 and scores[0, 0] == pytest.approx(6.0)
