@@ -49,13 +49,15 @@ def _move_terms(offsets, terms, doc, degrees_from, degrees_to):
 
 
 @njit(cache=True)
-def _bisect_part(offsets, terms, order, lo, hi, iterations, log2_of, in_right, gains, slots,
-                 degrees_left, degrees_right, gain_to_right, gain_to_left, part_terms):
+def _bisect_part(offsets, terms, order, lo, hi, iterations, log2_of, in_right, slots, slot_changes,
+                 degrees_left, degrees_right, change_to_right, change_to_left, part_terms):
     """Split positions [lo, hi) in two and refine the halves; then write order[lo:hi] as the
     left half's rows, then the right half's, each ascending.
 
     Documents are named by position (offsets/terms are the level's CSR); the degree and
-    per-term gain arrays are this worker's, the degrees all zero on entry and on exit.
+    per-term arrays are this worker's, the degrees all zero on entry and on exit. A move's
+    cost change is the negated gain of the paper: documents are sorted by it ascending and
+    pairs swapped while their summed change is negative.
     """
     mid = lo + (hi - lo) // 2
     n_terms_seen = 0
@@ -73,41 +75,42 @@ def _bisect_part(offsets, terms, order, lo, hi, iterations, log2_of, in_right, g
                 degrees_left[term] += 1
     log2_left, log2_right = log2_of[mid - lo], log2_of[hi - mid]
     for _ in range(iterations):
-        # A document's gain is a sum of per-term gains, which depend on the degrees only.
+        # A document's cost change is a sum of per-term changes, which depend on the degrees only.
         for k in range(n_terms_seen):
             term = part_terms[k]
             left, right = degrees_left[term], degrees_right[term]
             cost = _log_gap_cost(left, log2_left, log2_of) + _log_gap_cost(right, log2_right, log2_of)
             if left > 0:
-                gain_to_right[term] = (cost - _log_gap_cost(left - 1, log2_left, log2_of)
-                                       - _log_gap_cost(right + 1, log2_right, log2_of))
+                change_to_right[term] = (_log_gap_cost(left - 1, log2_left, log2_of)
+                                         + _log_gap_cost(right + 1, log2_right, log2_of) - cost)
             if right > 0:
-                gain_to_left[term] = (cost - _log_gap_cost(left + 1, log2_left, log2_of)
-                                      - _log_gap_cost(right - 1, log2_right, log2_of))
+                change_to_left[term] = (_log_gap_cost(left + 1, log2_left, log2_of)
+                                        + _log_gap_cost(right - 1, log2_right, log2_of) - cost)
         # slots[lo:mid] lists the left half's documents and slots[mid:hi] the right's, each ascending.
         next_left, next_right = lo, mid
         for doc in range(lo, hi):
-            gain = 0.0
+            change = 0.0
             if in_right[doc]:
                 for p in range(offsets[doc], offsets[doc + 1]):
-                    gain += gain_to_left[terms[p]]
+                    change += change_to_left[terms[p]]
                 slots[next_right] = doc
+                slot_changes[next_right] = change
                 next_right += 1
             else:
                 for p in range(offsets[doc], offsets[doc + 1]):
-                    gain += gain_to_right[terms[p]]
+                    change += change_to_right[terms[p]]
                 slots[next_left] = doc
+                slot_changes[next_left] = change
                 next_left += 1
-            gains[doc] = gain
-        left_docs, right_docs = slots[lo:mid], slots[mid:hi]
-        # Stable sorts of ascending lists: equal gains keep the lower position (= row) first.
-        left_ranked = left_docs[np.argsort(-gains[left_docs], kind="mergesort")]
-        right_ranked = right_docs[np.argsort(-gains[right_docs], kind="mergesort")]
+        # Stable sorts of ascending lists: equal changes keep the lower position (= row) first.
+        left_ranks = np.argsort(slot_changes[lo:mid], kind="mergesort")
+        right_ranks = np.argsort(slot_changes[mid:hi], kind="mergesort")
         n_swapped = 0
-        for i in range(min(left_ranked.shape[0], right_ranked.shape[0])):
-            a, b = left_ranked[i], right_ranked[i]
-            if gains[a] + gains[b] <= 0.0:
+        for i in range(min(mid - lo, hi - mid)):
+            left_slot, right_slot = lo + left_ranks[i], mid + right_ranks[i]
+            if slot_changes[left_slot] + slot_changes[right_slot] >= 0.0:
                 break
+            a, b = slots[left_slot], slots[right_slot]
             in_right[a] = True
             in_right[b] = False
             _move_terms(offsets, terms, a, degrees_left, degrees_right)
@@ -130,16 +133,16 @@ def _bisect_part(offsets, terms, order, lo, hi, iterations, log2_of, in_right, g
 
 
 @njit(parallel=True, cache=True)
-def _bisect_level(offsets, terms, order, parts, iterations, log2_of, in_right, gains, slots,
-                  degrees_left, degrees_right, gain_to_right, gain_to_left, part_terms):
+def _bisect_level(offsets, terms, order, parts, iterations, log2_of, in_right, slots, slot_changes,
+                  degrees_left, degrees_right, change_to_right, change_to_left, part_terms):
     """Bisect every part [parts[j, 0], parts[j, 1]); worker w takes parts w, w + W, ...
     (a level's parts differ in size by one document at most)."""
     n_workers = degrees_left.shape[0]
     for worker in prange(n_workers):
         for j in range(worker, parts.shape[0], n_workers):
-            _bisect_part(offsets, terms, order, parts[j, 0], parts[j, 1], iterations, log2_of, in_right, gains, slots,
-                         degrees_left[worker], degrees_right[worker], gain_to_right[worker], gain_to_left[worker],
-                         part_terms[worker])
+            _bisect_part(offsets, terms, order, parts[j, 0], parts[j, 1], iterations, log2_of, in_right, slots,
+                         slot_changes, degrees_left[worker], degrees_right[worker], change_to_right[worker],
+                         change_to_left[worker], part_terms[worker])
 
 
 def _check_int(value, name: str, minimum: int) -> None:
@@ -167,13 +170,13 @@ def bp_order(docs: SparseVectors, iterations: int = 20, leaf_size: int = 16, dep
     n_workers = numba.get_num_threads()
     degrees_left = np.zeros((n_workers, n_terms), dtype=np.int32)
     degrees_right = np.zeros((n_workers, n_terms), dtype=np.int32)
-    gain_to_right = np.zeros((n_workers, n_terms), dtype=np.float64)
-    gain_to_left = np.zeros((n_workers, n_terms), dtype=np.float64)
+    change_to_right = np.zeros((n_workers, n_terms), dtype=np.float64)
+    change_to_left = np.zeros((n_workers, n_terms), dtype=np.float64)
     part_terms = np.empty((n_workers, n_terms), dtype=np.int32)
     log2_of = np.log2(np.maximum(np.arange(n_docs + 2), 1))  # degrees and sizes <= n_docs: log2 by lookup
     in_right = np.empty(n_docs, dtype=np.bool_)
-    gains = np.empty(n_docs, dtype=np.float64)
     slots = np.empty(n_docs, dtype=np.int64)
+    slot_changes = np.empty(n_docs, dtype=np.float64)
     sizes = np.diff(docs.offsets)
     level_offsets = np.zeros(n_docs + 1, dtype=np.int64)
     level_terms = np.empty(docs.nnz, dtype=np.int32)
@@ -182,8 +185,8 @@ def bp_order(docs: SparseVectors, iterations: int = 20, leaf_size: int = 16, dep
     while len(parts) and (depth is None or level < depth):
         np.cumsum(sizes[order], out=level_offsets[1:])
         _gather_rows(docs.offsets, docs.terms, order, level_offsets, level_terms)
-        _bisect_level(level_offsets, level_terms, order, parts, iterations, log2_of, in_right, gains, slots,
-                      degrees_left, degrees_right, gain_to_right, gain_to_left, part_terms)
+        _bisect_level(level_offsets, level_terms, order, parts, iterations, log2_of, in_right, slots, slot_changes,
+                      degrees_left, degrees_right, change_to_right, change_to_left, part_terms)
         mids = parts[:, 0] + (parts[:, 1] - parts[:, 0]) // 2
         halves = np.stack([parts[:, 0], mids, mids, parts[:, 1]], axis=1).reshape(-1, 2)
         parts = halves[halves[:, 1] - halves[:, 0] > leaf_size]
