@@ -58,8 +58,8 @@ def index_resident_bytes(index) -> int:
     resident, current = 0, None
     for line in Path("/proc/self/smaps").read_text().splitlines():
         fields = line.split()
-        if len(fields) >= 6 and "-" in fields[0]:  # a mapping's header line: its pathname is last
-            current = fields[-1]
+        if "-" in fields[0] and not fields[0].endswith(":"):  # a mapping's header: pathname last, if any
+            current = fields[5] if len(fields) >= 6 else None
         elif fields and fields[0] == "Rss:" and current in mapped_files:
             resident += int(fields[1]) * 1024
     return in_ram + resident
