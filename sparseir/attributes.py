@@ -76,9 +76,15 @@ def read_attributes(path: str | os.PathLike, fields: Sequence[str] | None = None
     objects and other mixes of types are InputErrors naming the file, line and field.
     `format` ("jsonl" or "parquet") overrides the extension.
     """
-    from .formats import detect_format
+    from .formats import detect_format, vector_parts
 
     fields = _check_field_list(fields)
+    parts = vector_parts(path)
+    if len(parts) > 1:  # a directory or glob of one collection's parts, in read_vectors' order
+        import pyarrow as pa
+
+        tables = [read_attributes(part, fields, format=format) for part in parts]
+        return pa.concat_tables(tables, promote_options="default")
     format = format or detect_format(path)
     if format == "jsonl":
         return _read_jsonl_attributes(path, fields)

@@ -335,6 +335,17 @@ class VectorBuilder:
         self._terms.frombytes(term_ids[keep].astype(np.int32).tobytes())
         self._weights.frombytes(weights[keep].astype(np.float32).tobytes())
 
+    def add_rows(self, ids: list[str], sizes: np.ndarray, terms: np.ndarray, weights: np.ndarray) -> None:
+        """Add rows in bulk, already checked and in this vocabulary's ids: `sizes` int64,
+        `terms` int32 and `weights` float32, as a fast reader makes them."""
+        self._ids.extend(ids)
+        for buffer, values in ((self._sizes, sizes), (self._terms, terms), (self._weights, weights)):
+            buffer.frombytes(values.view(np.uint8))
+
+    def open_vocabulary(self) -> None:
+        """Carry on with an open vocabulary, as `add` does on its first unknown term."""
+        self._switch_to_open_vocabulary()
+
     def build(self) -> SparseVectors:
         offsets = np.zeros(len(self._sizes) + 1, dtype=np.int64)
         np.cumsum(np.frombuffer(self._sizes, dtype=np.int64), out=offsets[1:])

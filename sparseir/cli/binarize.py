@@ -10,7 +10,7 @@ from .common import echo
 
 
 @click.command()
-@click.argument("vectors", type=click.Path(dir_okay=False))
+@click.argument("vectors", type=click.Path())
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="Binary vectors to write (.jsonl[.gz], .bin, .parquet).")
 @click.option("--top-k", type=click.IntRange(min=1), required=True, help="Terms kept per vector: its heaviest.")

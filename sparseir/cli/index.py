@@ -15,7 +15,7 @@ from .common import echo, given, kind_options, read_input_vectors
 
 
 @click.command()
-@click.argument("vectors", type=click.Path(dir_okay=False))
+@click.argument("vectors", type=click.Path())
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Index directory to write.")
 @click.option("--kind", type=click.Choice(KINDS), default="exact", show_default=True)
 @click.option("--format", "input_format", type=click.Choice(VECTOR_FORMATS), help="Input format (default: by extension).")

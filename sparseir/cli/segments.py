@@ -24,7 +24,7 @@ def report(index, action: str) -> None:
 
 @click.command("add")
 @click.argument("index_dir", type=click.Path(file_okay=False, exists=True))
-@click.argument("vectors", type=click.Path(dir_okay=False))
+@click.argument("vectors", type=click.Path())
 @click.option("--format", "input_format", type=click.Choice(VECTOR_FORMATS), help="Input format (default: by extension).")
 @click.option("--model", help="Encoder for raw text input: 'default' (embedded) or a local model directory.")
 @click.option("--upsert", is_flag=True, help="Replace documents whose id is already in the index.")

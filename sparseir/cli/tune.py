@@ -16,7 +16,7 @@ from .common import echo, read_input_vectors
 @click.argument("queries", type=click.Path(dir_okay=False))
 @click.option("--target-recall", type=float, default=0.95, show_default=True, help="Recall@k against exact search to reach.")
 @click.option("-k", type=int, default=10, show_default=True)
-@click.option("--docs", type=click.Path(dir_okay=False), help="The collection's vectors, for exact ground truth.")
+@click.option("--docs", type=click.Path(), help="The collection's vectors, for exact ground truth.")
 @click.option("--exact", "exact_dir", type=click.Path(file_okay=False), help="An exact index of the same collection.")
 @click.option("--sample", type=int, default=1000, show_default=True, help="Queries sampled (part held out).")
 @click.option("--heldout-fraction", type=float, default=0.3, show_default=True)

@@ -8,11 +8,12 @@ MS MARCO runs. Documents, queries and qrels may also come from ir_datasets as
 
 from __future__ import annotations
 
+import glob
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
-from ..errors import ParameterError
+from ..errors import InputError, ParameterError
 from ..vectors import SparseVectors, Vocabulary
 from .irds import IRDS_PREFIX, is_irds_source, read_irds
 from .jsonl import read_jsonl, write_jsonl
@@ -28,18 +29,38 @@ from .vocabs import VOCAB_CHOICES, check_vocab
 VECTOR_FORMATS = ("jsonl", "bin", "parquet")
 _EXTENSIONS = {".jsonl": "jsonl", ".json": "jsonl", ".bin": "bin", ".parquet": "parquet",
                ".tsv": "tsv", ".txt": "tsv", ".tsv.gz": "tsv"}
+# What a directory's parts end in: the names sparseir writes (not .json, which is also
+# encode-ray's plan file parts.json).
+_PART_SUFFIXES = (".jsonl", ".jsonl.gz", ".parquet", ".bin", ".bin.gz")
 
-__all__ = ["BadLines", "IRDS_PREFIX", "Qrel", "ScoredDoc", "TextRecord", "VECTOR_FORMATS", "VOCAB_CHOICES",
-           "RUN_FORMATS", "detect_format", "is_irds_source", "is_text_file", "read_vectors", "write_vectors",
-           "read_texts", "read_documents", "read_queries", "write_texts", "read_qrels", "read_run", "write_run"]
+__all__ = [
+    "IRDS_PREFIX",
+    "RUN_FORMATS",
+    "VECTOR_FORMATS",
+    "VOCAB_CHOICES",
+    "BadLines",
+    "Qrel",
+    "ScoredDoc",
+    "TextRecord",
+    "detect_format",
+    "is_irds_source",
+    "is_text_file",
+    "read_documents",
+    "read_qrels",
+    "read_queries",
+    "read_run",
+    "read_texts",
+    "read_vectors",
+    "vector_parts",
+    "write_run",
+    "write_texts",
+    "write_vectors",
+]
 
 
 def detect_format(path: str | os.PathLike) -> str | None:
     """The format named by the file's extension (ignoring a trailing .gz), or None."""
-    name = Path(path).name.lower()
-    if name.endswith(".gz"):
-        name = name[:-3]
-    return _EXTENSIONS.get(Path(name).suffix)
+    return _EXTENSIONS.get(Path(Path(path).name.lower().removesuffix(".gz")).suffix)
 
 
 def is_text_file(path: str | os.PathLike) -> bool:
@@ -70,23 +91,52 @@ def _vector_format(path, format: str | None) -> str:
     return format
 
 
+def vector_parts(path: str | os.PathLike) -> list[Path]:
+    """The files `read_vectors` reads for `path`: the file itself; the vector files of a
+    directory (as `sparseir encode-ray` writes: part-00000.parquet, ...; hidden ones and
+    others left out); or the files a glob pattern matches. Parts come in sorted order."""
+    path = Path(path)
+    if path.is_dir():
+        parts = sorted(child for child in path.iterdir() if child.is_file() and not child.name.startswith(".")
+                       and child.name.lower().endswith(_PART_SUFFIXES))
+        if not parts:
+            raise InputError(f"is a directory holding no vector files ({', '.join(_PART_SUFFIXES)})", path)
+        return parts
+    if not path.exists() and any(char in os.fspath(path) for char in "*?["):
+        parts = sorted(Path(match) for match in glob.glob(os.fspath(path)) if Path(match).is_file())
+        if not parts:
+            raise InputError("no file matches this pattern", path)
+        return parts
+    return [path]
+
+
 def read_vectors(path: str | os.PathLike, format: str | None = None, vocab: Vocabulary | str | None = "auto",
                  bad_lines: BadLines | None = None) -> SparseVectors:
-    """Read sparse vectors from a file, format picked by extension unless given.
+    """Read sparse vectors from a file, format picked by extension unless given; or from the
+    parts of one collection as one: a directory of them, or a glob pattern (`vector_parts`).
 
     vocab: ``"auto"`` (default; None too): the BERT uncased WordPiece vocabulary when every
     term of the file is in it, else an open one; ``"bert"`` (unknown terms are errors);
     ``"open"`` (terms are added as they appear); or a Vocabulary, e.g. ``index.vocab`` for
     queries. A vocabulary embedded in a Parquet file wins; .bin term ids beyond BERT's
-    become terms named by their ids ("70000").
+    become terms named by their ids ("70000"). Parts are read like one file: ids unique
+    across them, one vocabulary; they share one format (.bin, without ids, stands alone).
     """
-    format = _vector_format(path, format)
+    parts = vector_parts(path)
+    formats = {_vector_format(part, format) for part in parts}
+    if len(formats) > 1:
+        raise ParameterError(f"{os.fspath(path)}: parts in several formats ({', '.join(sorted(formats))}); "
+                             "keep one collection's parts in one format")
+    format = formats.pop()
     check_vocab(vocab)  # before any reading, even where a Parquet file's own vocabulary wins
     if format == "jsonl":
-        return read_jsonl(path, vocab, bad_lines)
-    if format == "bin":
-        return read_seismic_bin(path, vocab)
-    return read_parquet(path, vocab)
+        return read_jsonl(parts, vocab, bad_lines)
+    if format == "parquet":
+        return read_parquet(parts, vocab)
+    if len(parts) > 1:
+        raise ParameterError(f"{os.fspath(path)}: Seismic .bin files carry no ids, so their parts cannot be read "
+                             "as one collection; convert them to .jsonl or .parquet")
+    return read_seismic_bin(parts[0], vocab)
 
 
 def write_vectors(vectors: SparseVectors, path: str | os.PathLike, format: str | None = None,

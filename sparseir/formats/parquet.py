@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -60,8 +60,65 @@ def write_parquet(vectors: SparseVectors, path: str | os.PathLike, overwrite: bo
         write(vectors)
 
 
-def read_parquet(path: str | os.PathLike, vocab: Vocabulary | str | None = "auto") -> SparseVectors:
-    """The vocabulary embedded in the file wins over `vocab`, which serves files from elsewhere."""
+def read_parquet(paths: str | os.PathLike | Sequence[str | os.PathLike],
+                 vocab: Vocabulary | str | None = "auto") -> SparseVectors:
+    """One file, or the parts of one collection in order, streamed a row group at a time
+    into arrays sized once from the files' metadata.
+
+    The vocabulary embedded in the files (the same in every part) wins over `vocab`, which
+    serves files from elsewhere.
+    """
+    import pyarrow as pa
+
+    paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    files = [_open(path) for path in paths]
+    embedded_vocab = _embedded_vocab(paths, files)
+    n_rows = sum(parquet.metadata.num_rows for parquet in files)
+    # Term ids keep a foreign file's wider integers until vocab_for_term_ids has renumbered them.
+    wide = any(parquet.schema_arrow.field("terms").type.value_type != pa.int32() for parquet in files)
+    offsets = np.zeros(n_rows + 1, dtype=np.int64)
+    terms = np.empty(sum(_values(parquet, "terms") for parquet in files), dtype=np.int64 if wide else np.int32)
+    weights = np.empty(len(terms), dtype=np.float32)
+    ids: list = []
+    seen: set = set()
+    rows = nnz = 0
+    for path, parquet in zip(paths, files):
+        first_row = rows
+        for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=["id", "terms", "weights"]):
+            term_lists, weight_lists = batch.column("terms"), batch.column("weights")
+            sizes = term_lists.value_lengths().fill_null(0).to_numpy()
+            if not np.array_equal(sizes, weight_lists.value_lengths().fill_null(0).to_numpy()):
+                raise InputError("terms and weights lists differ in length", path)
+            term_values, weight_values = term_lists.flatten(), weight_lists.flatten()
+            if term_values.null_count or weight_values.null_count:
+                raise InputError("null term id or weight in a list", path)
+            end = nnz + len(term_values)
+            if end > len(terms):
+                raise InputError("more list values than the file's metadata counts (corrupt file?)", path)
+            terms[nnz:end] = term_values.to_numpy()  # Arrow's buffers, copied once
+            weights[nnz:end] = weight_values.to_numpy()
+            np.cumsum(sizes, out=offsets[rows + 1:rows + 1 + len(sizes)])
+            offsets[rows + 1:rows + 1 + len(sizes)] += nnz
+            ids.extend(batch.column("id").to_pylist())
+            rows, nnz = rows + len(sizes), end
+        if rows == first_row:
+            raise InputError("no vectors found (empty file?)", path)
+        seen.update(ids[first_row:])
+        if len(seen) != rows:
+            raise InputError("duplicate ids", path)
+    terms, weights = terms[:nnz], weights[:nnz]
+    source = paths[0] if len(paths) == 1 else os.path.commonpath([os.path.abspath(path) for path in paths])
+    try:
+        if embedded_vocab is not None:
+            vocab = _vocab_from_metadata(embedded_vocab)
+        else:
+            vocab, terms = vocab_for_term_ids(terms, offsets, vocab)
+        return SparseVectors(offsets, terms, weights, ids, vocab)
+    except ValueError as e:
+        raise InputError(str(e), source) from None
+
+
+def _open(path: str | os.PathLike):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -70,33 +127,31 @@ def read_parquet(path: str | os.PathLike, vocab: Vocabulary | str | None = "auto
         parquet = pq.ParquetFile(path)
     except (pa.ArrowInvalid, OSError) as e:
         raise InputError(f"not a Parquet file: {e}", path) from None
-    names = set(parquet.schema_arrow.names)
-    missing = {"id", "terms", "weights"} - names
+    missing = {"id", "terms", "weights"} - set(parquet.schema_arrow.names)
     if missing:
         raise InputError(f"missing column(s) {sorted(missing)}; expected id, terms, weights", path)
-    embedded_vocab = (parquet.schema_arrow.metadata or {}).get(VOCAB_KEY)
-    ids, sizes, terms, weights = [], [], [], []
-    for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=["id", "terms", "weights"]):
-        term_lists, weight_lists = batch.column("terms"), batch.column("weights")
-        term_sizes = np.asarray(term_lists.value_lengths().fill_null(0))
-        if not np.array_equal(term_sizes, np.asarray(weight_lists.value_lengths().fill_null(0))):
-            raise InputError("terms and weights lists differ in length", path)
-        ids.extend(batch.column("id").to_pylist())
-        sizes.append(term_sizes)
-        terms.append(np.asarray(term_lists.flatten(), dtype=np.int64))
-        weights.append(np.asarray(weight_lists.flatten(), dtype=np.float32))
-    if not ids:
-        raise InputError("no vectors found (empty file?)", path)
-    offsets = np.zeros(len(ids) + 1, dtype=np.int64)
-    np.cumsum(np.concatenate(sizes), out=offsets[1:])
-    if len(set(ids)) != len(ids):
-        raise InputError("duplicate ids", path)
-    terms = np.concatenate(terms)
-    try:
-        if embedded_vocab is not None:
-            vocab = _vocab_from_metadata(embedded_vocab)
-        else:
-            vocab, terms = vocab_for_term_ids(terms, offsets, vocab)
-        return SparseVectors(offsets, terms, np.concatenate(weights), ids, vocab)
-    except ValueError as e:
-        raise InputError(str(e), path) from None
+    integers = pa.types.is_integer
+    for column, values, what in (("terms", integers, "integers"),
+                                 ("weights", lambda kind: integers(kind) or pa.types.is_floating(kind), "numbers")):
+        kind = parquet.schema_arrow.field(column).type
+        if not (pa.types.is_list(kind) or pa.types.is_large_list(kind)) or not values(kind.value_type):
+            raise InputError(f"column {column!r} is {kind}, expected lists of {what}", path)
+    return parquet
+
+
+def _embedded_vocab(paths: list, files: list) -> bytes | None:
+    """The vocabulary metadata the files carry: the same in every part, or none in any."""
+    embedded = [(parquet.schema_arrow.metadata or {}).get(VOCAB_KEY) for parquet in files]
+    for path, raw in zip(paths[1:], embedded[1:]):
+        if raw != embedded[0]:
+            raise InputError(f"its vocabulary differs from that of {os.fspath(paths[0])}", path)
+    return embedded[0]
+
+
+def _values(parquet, column: str) -> int:
+    """How many values the file's list column holds, at most (its metadata counts null and
+    empty lists too): room enough for the column."""
+    metadata = parquet.metadata
+    return sum(metadata.row_group(group).column(j).num_values for group in range(metadata.num_row_groups)
+               for j in range(metadata.num_columns)
+               if metadata.row_group(group).column(j).path_in_schema.split(".")[0] == column)
