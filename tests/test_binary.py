@@ -14,6 +14,7 @@ import sparseir
 from sparseir import SparseVectors, Vocabulary
 from sparseir.errors import ParameterError
 from sparseir.layout import UNIT_WEIGHTS
+from sparseir.layout.forward import forward_index
 
 from conftest import assert_same_topk, random_vectors
 from test_saat import assert_exact_over_quantized
@@ -63,12 +64,24 @@ def test_every_kind_is_exact_over_binary_vectors_of_120k_dimensions(seed, n_docs
     assert_exact_over_quantized(docs, queries, saat, k)
 
 
-def test_binary_indexes_round_trip_and_forward_terms_are_int32(tmp_path):
+def test_forward_terms_above_16_bits_are_stored_as_gaps_where_every_gap_fits():
+    vocab = Vocabulary([str(i) for i in range(N_DIMENSIONS)], name="uhd", open=True)
+    fits = SparseVectors.from_dicts([{5: 1.0, 65540: 1.0}, {65_000: 1.0, 119_999: 1.0}, {}], vocab=vocab)
+    assert fits.terms.tolist() == [5, 65540, 65_000, 119_999]
+    stored = forward_index(fits, "float32")
+    assert stored["doc_terms"].dtype == np.uint16 and stored["doc_term_gaps"][0]
+    too_far = SparseVectors.from_dicts([{1: 1.0, 70_000: 1.0}], vocab=vocab)
+    stored = forward_index(too_far, "float32")
+    assert stored["doc_terms"].dtype == np.int32 and not stored["doc_term_gaps"][0]
+    np.testing.assert_array_equal(stored["doc_terms"], too_far.terms)
+
+
+def test_binary_indexes_round_trip_and_forward_terms_are_gaps(tmp_path):
     docs, queries = uhd_collection(5, 300, 20, 16)
     for kind in ("seismic", "sindi", "blockmax", "exact"):
         index = sparseir.build_index(docs, kind=kind, **EXHAUSTIVE[kind][0])
         if "doc_terms" in index.arrays:
-            assert index.arrays["doc_terms"].dtype == np.int32
+            assert index.arrays["doc_terms"].dtype == np.uint16 and index.arrays["doc_term_gaps"][0]
         index.save(tmp_path / kind)
         loaded = sparseir.load_index(tmp_path / kind, verify=True)
         for got, want in zip(loaded.search(queries, k=10, **EXHAUSTIVE[kind][1]),

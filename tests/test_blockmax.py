@@ -91,8 +91,11 @@ def test_block_maxima_bound_every_weight_they_cover():
     assert arrays["entry_maxima"].max() <= MAX_CODE
     for e in range(len(arrays["entry_blocks"])):
         postings = slice(offsets[e], offsets[e + 1])
-        rows = arrays["entry_blocks"][e] * size + arrays["posting_slots"][postings]
-        assert np.all(rows // size == arrays["entry_blocks"][e])
+        mask = int(arrays["entry_masks"][e])
+        slots = [s for s in range(size) if mask >> s & 1]
+        rows = arrays["entry_blocks"][e] * size + np.array(slots)
+        assert len(slots) == offsets[e + 1] - offsets[e] >= 1
+        assert np.all(dense[rows, term_of_entry[e]] > 0)  # the mask names the block's documents holding the term
         bound = np.float32(arrays["entry_maxima"][e]) * arrays["term_scales"][term_of_entry[e]]
         weights = arrays["posting_weights"][postings]
         assert np.all(weights <= bound)

@@ -14,7 +14,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..errors import require
-from ..layout.blockmax import MAX_BLOCK_SIZE, MAX_CODE
+from ..layout.blockmax import MAX_BLOCK_SIZE, MAX_CODE, mask_dtype
 from ..kinds import OrderedBuild
 from ..layout import UNIT_WEIGHTS, stored_weights
 from ..vectors import SparseVectors
@@ -113,13 +113,16 @@ def build(docs: SparseVectors, params: BuildParams) -> dict[str, np.ndarray]:
                                                                         "posting_weights"))
     size = params.block_size
     term_entries, entry_blocks, entry_postings = runs(term_offsets, posting_docs, size)
-    if docs.is_binary:  # every block maximum is 1: neither codes nor weights are stored
+    masks = mask_dtype(size).type(1) << (posting_docs % size).astype(mask_dtype(size))
+    masks = np.bitwise_or.reduceat(masks, entry_postings[:-1]) if len(masks) else masks
+    binary = docs.is_binary
+    if binary:  # every block maximum and weight is 1: the masks are the postings
         scales, maxima = np.ones(len(term_offsets) - 1, dtype=np.float32), UNIT_WEIGHTS
+        entry_postings = np.empty(0, dtype=np.uint32)
     else:
         scales = code_scales(term_offsets, weights)
         maxima = run_maxima(rounded_up_codes(term_offsets, weights, scales), entry_postings)
+        entry_postings = entry_postings.astype(np.uint32 if len(weights) <= np.iinfo(np.uint32).max else np.int64)
     return {"term_entries": term_entries, "entry_blocks": entry_blocks, "entry_maxima": maxima, "term_scales": scales,
-            "entry_postings": entry_postings.astype(np.uint32 if len(weights) <= np.iinfo(np.uint32).max
-                                                    else np.int64),
-            "posting_slots": (posting_docs % size).astype(np.uint8),
-            "posting_weights": stored_weights(weights, docs.is_binary), "block_size": np.array([size], dtype=np.int32)}
+            "entry_masks": masks, "entry_postings": entry_postings, "posting_weights": stored_weights(weights, binary),
+            "block_size": np.array([size], dtype=np.int32)}

@@ -4,7 +4,9 @@ Posting lists are statically pruned with one global weight threshold (`n_posting
 per non-empty list on average, at most `max_fraction` x `n_postings` in any one), then split
 into blocks of similar documents; every block carries a summary (the coordinate-wise
 max of its documents, pruned to `summary_energy` of its L1 mass, 8-bit quantized) that
-upper-bounds, approximately, the score of anything inside it. Documents are scored
+upper-bounds, approximately, the score of anything inside it. In a binary collection every
+maximum is 1: a summary keeps the terms most of the block's documents share, to
+`summary_energy` of their counts, and stores no values. Documents are scored
 exactly from a forward index. The arrays are declared in ``sparseir.layout.seismic`` and
 ``sparseir.layout.forward``.
 """
@@ -268,8 +270,9 @@ def make_blocks(kept_offsets, kept_docs, block_slots, clustered, block_size, min
 
 
 @njit(cache=True)
-def block_max(block_docs, lo, hi, doc_offsets, doc_terms, doc_weights, dense, touched):
-    """Coordinate-wise max of the block's documents into dense; its terms into touched; returns their count."""
+def block_max(block_docs, lo, hi, doc_offsets, doc_terms, doc_weights, by_count, dense, touched):
+    """Coordinate-wise max of the block's documents into dense (by_count: how many of them
+    hold each term); its terms into touched; returns their count."""
     n_touched = 0
     for p in range(lo, hi):
         doc = block_docs[p]
@@ -278,7 +281,7 @@ def block_max(block_docs, lo, hi, doc_offsets, doc_terms, doc_weights, dense, to
             if dense[term] == 0.0:
                 touched[n_touched] = term
                 n_touched += 1
-            dense[term] = max(dense[term], doc_weights[q])
+            dense[term] = dense[term] + np.float32(1.0) if by_count else max(dense[term], doc_weights[q])
     return n_touched
 
 
@@ -309,13 +312,16 @@ def energy_floor(dense, touched, n_touched, summary_energy, bucket_mass):
 
 
 @njit(parallel=True, cache=True)
-def summarize(block_offsets, block_docs, doc_offsets, doc_terms, doc_weights, n_terms, summary_energy, counting,
-              summary_offsets, n_chunks, summary_floor, summary_terms, summary_codes, summary_scale, summary_min):
+def summarize(block_offsets, block_docs, doc_offsets, doc_terms, doc_weights, n_terms, summary_energy, by_count,
+              counting, summary_offsets, n_chunks, summary_floor, summary_terms, summary_codes, summary_scale,
+              summary_min):
     """Summaries of every block, in two calls over the same deterministic block maxima.
 
     The first (counting) sets each block's floor in summary_floor and its
     entry count in summary_offsets[block + 1]; the second writes the entries. Memory
-    stays at the output size.
+    stays at the output size. by_count (binary collections, where every maximum is 1 and
+    the energy share would keep every term) ranks terms by how many of the block's
+    documents hold them instead; the values kept are still all 1.
     """
     n_blocks = block_offsets.shape[0] - 1
     for chunk in prange(n_chunks):
@@ -324,7 +330,7 @@ def summarize(block_offsets, block_docs, doc_offsets, doc_terms, doc_weights, n_
         bucket_mass = np.empty(SUMMARY_BUCKETS, dtype=np.float32)
         for block in range(chunk, n_blocks, n_chunks):
             n_touched = block_max(block_docs, block_offsets[block], block_offsets[block + 1], doc_offsets, doc_terms,
-                                  doc_weights, dense, touched)
+                                  doc_weights, by_count, dense, touched)
             if counting:
                 floor = energy_floor(dense, touched, n_touched, summary_energy, bucket_mass)
                 summary_floor[block] = floor
@@ -468,19 +474,22 @@ def build(docs: SparseVectors, params: BuildParams) -> dict[str, np.ndarray]:
     n_blocks = len(block_offsets) - 1
 
     small_terms = term_dtype(n_terms)
+    binary = docs.is_binary
     summary_offsets = np.zeros(n_blocks + 1, dtype=np.int64)
     summary_floor = np.empty(n_blocks, dtype=np.float32)
     summary_scale = np.empty(n_blocks, dtype=np.float32)
     summary_min = np.empty(n_blocks, dtype=np.float32)
     summary_terms = np.empty(0, dtype=small_terms)
     summary_codes = np.empty(0, dtype=np.uint8)
-    summarize(block_offsets, block_docs, docs.offsets, docs.terms, docs.weights, n_terms, params.summary_energy, True,
-              summary_offsets, chunks, summary_floor, summary_terms, summary_codes, summary_scale, summary_min)
+    summarize(block_offsets, block_docs, docs.offsets, docs.terms, docs.weights, n_terms, params.summary_energy,
+              binary, True, summary_offsets, chunks, summary_floor, summary_terms, summary_codes, summary_scale,
+              summary_min)
     np.cumsum(summary_offsets, out=summary_offsets)
     summary_terms = np.empty(summary_offsets[-1], dtype=small_terms)
     summary_codes = np.empty(summary_offsets[-1], dtype=np.uint8)
-    summarize(block_offsets, block_docs, docs.offsets, docs.terms, docs.weights, n_terms, params.summary_energy, False,
-              summary_offsets, chunks, summary_floor, summary_terms, summary_codes, summary_scale, summary_min)
+    summarize(block_offsets, block_docs, docs.offsets, docs.terms, docs.weights, n_terms, params.summary_energy,
+              binary, False, summary_offsets, chunks, summary_floor, summary_terms, summary_codes, summary_scale,
+              summary_min)
 
     max_list_blocks = max(1, int(np.diff(term_blocks).max()))
     list_single_offsets = np.zeros(n_terms + 1, dtype=np.int64)
@@ -503,7 +512,7 @@ def build(docs: SparseVectors, params: BuildParams) -> dict[str, np.ndarray]:
     list_block_width, list_block_words, entry_block_bits = packed_entry_blocks(np.diff(term_blocks), list_entries,
                                                                                entry_blocks)
     del entry_blocks
-    if docs.is_binary:  # every summary value is 1: a bound is the query weight its terms meet, no codes stored
+    if binary:  # every summary value is 1: a bound is the query weight its terms meet, no codes stored
         entry_codes, summary_min, summary_scale = UNIT_WEIGHTS, np.ones_like(summary_min), np.zeros_like(summary_scale)
 
     arrays = {

@@ -17,12 +17,16 @@ its scales are 1).
 Postings: every posting, grouped by entry, so that scoring a block reads only the
 query terms' postings inside it.
 
-    entry_postings   uint32 (int64 past 2^32 postings), n_entries + 1: an entry's postings
-    posting_slots    uint8: the document's place in its block (row = block x block_size + slot)
+    entry_masks      uint8/16/32/64 (the narrowest holding block_size bits): bit s is set
+                     when the block's document s (row = block x block_size + s) holds the term
+    entry_postings   uint32 (int64 past 2^32 postings), n_entries + 1: where an entry's
+                     weights start, in the order of its mask's set bits
     posting_weights  float32: the document's exact weight
-    block_size       int32, [1]: rows per block (at most 64: a block's documents fit one bitmask)
+    block_size       int32, [1]: rows per block (at most 64: a block's documents fit one mask)
 
-The postings together are the whole, unpruned collection.
+A binary collection stores neither weights nor where they start (both zero-length): its
+postings are the masks alone, a bitset per term and block. The postings together are the
+whole, unpruned collection.
 """
 
 from __future__ import annotations
@@ -31,9 +35,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
 # The bulk, left on disk by load_index(memory="summaries"): bounds stay in memory, postings are read per block.
-ON_DISK = ("entry_postings", "posting_slots", "posting_weights")
+ON_DISK = ("entry_masks", "entry_postings", "posting_weights")
 MAX_CODE = 255
 MAX_BLOCK_SIZE = 64
 
@@ -46,9 +50,15 @@ class Bounds(NamedTuple):
 
 
 class Postings(NamedTuple):
+    entry_masks: np.ndarray
     entry_postings: np.ndarray
-    posting_slots: np.ndarray
     posting_weights: np.ndarray
+
+
+def mask_dtype(size: int) -> np.dtype:
+    """The narrowest unsigned integer with a bit for each of a block's `size` documents."""
+    return np.dtype(next(dtype for dtype in (np.uint8, np.uint16, np.uint32, np.uint64)
+                         if np.iinfo(dtype).bits >= size))
 
 
 def block_size(arrays) -> int:

@@ -1,4 +1,4 @@
-"""The arrays of a Seismic index (layout 3), beside the forward index of ``layout.forward``.
+"""The arrays of a Seismic index (layout 4), beside the forward index of ``layout.forward``.
 
 Blocks: each term's statically pruned posting list, clustered into blocks.
 
@@ -37,7 +37,7 @@ from numba import njit, prange
 from .forward import ON_DISK as FORWARD_ON_DISK
 
 # Bumped whenever the arrays change shape or meaning: an older index must be rebuilt.
-LAYOUT_VERSION = 3
+LAYOUT_VERSION = 4
 # The bulk, left on disk by load_index(memory="summaries"): summaries and directories stay in
 # memory; a visited block's documents and their forward vectors are read from disk.
 ON_DISK = ("block_docs", "knn", *FORWARD_ON_DISK)

@@ -1,4 +1,4 @@
-"""The arrays of a SINDI-style windowed index (layout 1), beside the forward index of
+"""The arrays of a SINDI-style windowed index (layout 2), beside the forward index of
 ``layout.forward`` that rescores its candidates.
 
 Documents are cut into windows of ``window_size`` consecutive rows.
@@ -24,7 +24,7 @@ import numpy as np
 from .forward import ON_DISK as FORWARD_ON_DISK
 
 # Bumped whenever the arrays change shape or meaning: an older index must be rebuilt.
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
 # The bulk, left on disk by load_index(memory="summaries").
 ON_DISK = ("posting_docs", "posting_values", *FORWARD_ON_DISK)
 MAX_WINDOW = 1 << 16  # rows within a window are uint16

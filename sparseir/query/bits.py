@@ -1,4 +1,4 @@
-"""Scalar primitives numba lacks on CPU: float16 decoding, float32 bit casts, prefetching.
+"""Scalar primitives numba lacks on CPU: float16 decoding, float32 bit casts, lowest set bit, prefetching.
 
 Each is a plain Python function (what runs under NUMBA_DISABLE_JIT) with an
 ``@overload`` that compiles it to one LLVM instruction.
@@ -74,6 +74,25 @@ def _weight_at(weights, p):
     if weights.dtype == types.uint16:
         return lambda weights, p: float32_from_half_bits(weights[p])
     return lambda weights, p: np.float32(weights[p])
+
+
+def lowest_bit(mask):
+    """The position of the lowest set bit of the non-zero unsigned integer `mask`."""
+    mask = int(mask)
+    return (mask & -mask).bit_length() - 1
+
+
+@intrinsic
+def count_trailing_zeros(typingctx, mask):
+    """llvm.cttz: one instruction (tzcnt / bsf)."""
+    def codegen(context, builder, signature, args):
+        return builder.zext(builder.cttz(args[0], ir.Constant(ir.IntType(1), 1)), ir.IntType(64))
+    return types.int64(mask), codegen
+
+
+@overload(lowest_bit, inline="always")
+def _lowest_bit(mask):
+    return lambda mask: count_trailing_zeros(mask)
 
 
 def prefetch(array, index):

@@ -21,7 +21,7 @@ from numba import njit, prange
 from ..errors import require
 from ..layout import read
 from ..layout.blockmax import Bounds, Postings, block_size
-from .bits import weight_at
+from .bits import lowest_bit, weight_at
 from .allow import allowed_row, everything, is_allowed
 from .scratch import run_chunks
 from .topk import empty_results, heap_drain, heap_push, heap_threshold
@@ -125,10 +125,14 @@ def score_block(bounds_arrays, postings, size, n_docs, b, terms, weights, n_term
         if r < 0 or r >= bounds_arrays.term_entries[t + 1] - first or bounds_arrays.entry_blocks[first + r] != b:
             continue  # the term does not occur in this block
         w = weights[i]
-        for p in range(np.int64(postings.entry_postings[first + r]), np.int64(postings.entry_postings[first + r + 1])):
-            slot = postings.posting_slots[p]
-            scores[slot] += w * weight_at(postings.posting_weights, p)
-            touched |= np.uint64(1) << np.uint64(slot)
+        e = first + r
+        mask = np.uint64(postings.entry_masks[e])
+        touched |= mask
+        p = np.int64(postings.entry_postings[e]) if postings.entry_postings.shape[0] else 0  # binary: no weights
+        while mask:
+            scores[lowest_bit(mask)] += w * weight_at(postings.posting_weights, p)
+            p += 1
+            mask &= mask - np.uint64(1)
     start = b * size
     for slot in range(min(size, n_docs - start)):
         if (touched >> np.uint64(slot)) & np.uint64(1):

@@ -30,7 +30,8 @@ def score_chunk(forward, n_terms, q_offsets, q_terms, q_weights, filter_offsets,
         size = 0
         for p in range(filter_offsets[f], filter_offsets[f + 1]):
             doc = filter_rows[p]
-            score = score_doc(forward.doc_offsets, forward.doc_terms, forward.doc_weights, doc, dense_query)
+            score = score_doc(forward.doc_offsets, forward.doc_terms, forward.doc_weights, forward.term_gaps, doc,
+                              dense_query)
             if score > 0:  # as in the index kernels: a document sharing no term is no result
                 size = heap_push(heap_scores, heap_rows, size, score, doc)
         heap_drain(heap_scores, heap_rows, size, out_scores[q], out_rows[q])

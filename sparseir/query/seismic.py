@@ -58,10 +58,17 @@ VECTORIZE = {"reassoc", "nsz", "contract"}
 
 
 @njit(cache=True, fastmath=VECTORIZE)
-def score_doc(doc_offsets, doc_terms, doc_weights, doc, dense_query):
+def score_doc(doc_offsets, doc_terms, doc_weights, term_gaps, doc, dense_query):
     """Exact dot product of a document (forward index) with the dense query."""
     score = np.float32(0.0)
-    for p in range(np.int64(doc_offsets[doc]), np.int64(doc_offsets[doc + 1])):
+    lo, hi = np.int64(doc_offsets[doc]), np.int64(doc_offsets[doc + 1])
+    if term_gaps:  # a running sum, which keeps this loop from vectorizing: only where ids need it
+        term = np.int64(0)
+        for p in range(lo, hi):
+            term += doc_terms[p]
+            score += dense_query[term] * weight_at(doc_weights, p)
+        return score
+    for p in range(lo, hi):
         score += dense_query[doc_terms[p]] * weight_at(doc_weights, p)
     return score
 
@@ -147,8 +154,8 @@ def prefetch_doc(doc_offsets, doc_terms, doc_weights, doc):
 
 
 @njit(cache=True)
-def score_candidates(candidates, lo, hi, doc_offsets, doc_terms, doc_weights, prefetch_docs, dense_query, visited,
-                     touched, n_touched, heap_scores, heap_rows, size, allowed):
+def score_candidates(candidates, lo, hi, doc_offsets, doc_terms, doc_weights, term_gaps, prefetch_docs, dense_query,
+                     visited, touched, n_touched, heap_scores, heap_rows, size, allowed):
     """Score each of candidates[lo:hi] that `allowed` (a filter's bitset, empty: all) lets through and
     that is not yet scored in this query; returns (n_touched, heap size).
 
@@ -173,7 +180,7 @@ def score_candidates(candidates, lo, hi, doc_offsets, doc_terms, doc_weights, pr
             visited[word] |= bit
             touched[n_touched] = doc
             n_touched += 1
-            score = score_doc(doc_offsets, doc_terms, doc_weights, doc, dense_query)
+            score = score_doc(doc_offsets, doc_terms, doc_weights, term_gaps, doc, dense_query)
             # Most candidates lose to the root: test here and spare them the call. (Moving this
             # test into an inlined heap_push measured 3-6% slower on pypi-summaries.)
             if size < heap_scores.shape[0] or is_worse(heap_scores[0], heap_rows[0], score, doc):
@@ -190,7 +197,7 @@ def search_one(blocks, summaries, forward, knn, n_knn, q_terms, q_weights, query
     """
     term_blocks, block_offsets, block_docs = blocks.term_blocks, blocks.block_offsets, blocks.block_docs
     doc_offsets, doc_terms, doc_weights = forward.doc_offsets, forward.doc_terms, forward.doc_weights
-    prefetch_docs = forward.prefetch
+    term_gaps, prefetch_docs = forward.term_gaps, forward.prefetch
     for j in range(q_terms.shape[0]):
         dense_query[q_terms[j]] = q_weights[j]
     n_cut = heaviest_terms(q_terms, q_weights, query_cut, cut_terms)
@@ -221,8 +228,8 @@ def search_one(blocks, summaries, forward, knn, n_knn, q_terms, q_weights, query
                 for p in range(block_offsets[following], block_offsets[following + 1]):
                     prefetch(doc_offsets, block_docs[p])
             n_touched, size = score_candidates(block_docs, block_offsets[block], block_offsets[block + 1], doc_offsets,
-                                               doc_terms, doc_weights, prefetch_docs, dense_query, visited, touched,
-                                               n_touched, heap_scores, heap_rows, size, allowed)
+                                               doc_terms, doc_weights, term_gaps, prefetch_docs, dense_query, visited,
+                                               touched, n_touched, heap_scores, heap_rows, size, allowed)
     if n_knn > 0:
         n_results = size
         # Snapshot the results: the heap changes while their neighbours are scored.
@@ -230,8 +237,8 @@ def search_one(blocks, summaries, forward, knn, n_knn, q_terms, q_weights, query
             cut_terms[r] = heap_rows[r]
         for r in range(n_results):
             n_touched, size = score_candidates(knn[cut_terms[r]], 0, n_knn, doc_offsets, doc_terms, doc_weights,
-                                               prefetch_docs, dense_query, visited, touched, n_touched, heap_scores,
-                                               heap_rows, size, allowed)
+                                               term_gaps, prefetch_docs, dense_query, visited, touched, n_touched,
+                                               heap_scores, heap_rows, size, allowed)
     for i in range(n_touched):
         visited[touched[i] >> 6] = 0  # touched documents hold every set bit
     for j in range(q_terms.shape[0]):
