@@ -71,6 +71,7 @@ def grid(**values) -> list[dict]:
 SEISMIC_GRID = [dict(query_cut=c, heap_factor=h) for c, h in [
     (3, 0.9), (4, 0.9), (5, 0.9), (5, 0.8), (6, 1.0), (6, 0.9), (6, 0.8), (8, 0.9), (8, 0.8), (10, 0.8), (12, 0.9),
     (12, 0.7), (15, 0.7), (20, 0.6)]]
+SPARSEIR_DEFAULT = "sparseir's default"  # a build value resolved per collection (make_engine)
 # name -> (kind or peer, build variants, query settings)
 SYSTEMS = {
     "sparseir-sindi": ("sindi", grid(doc_prune_ratio=[0.2, 0.3, 0.4, 0.5, 0.6]),
@@ -78,6 +79,9 @@ SYSTEMS = {
                             n_candidate=[15, 20, 30, 50, 75, 100, 150, 200, 300])),
     "sparseir-seismic": ("seismic", [{}], SEISMIC_GRID),
     "pyseismic": ("pyseismic", [{}], SEISMIC_GRID),
+    # pyseismic-lsr keeps n_postings = 3500 whatever the size; this one gets sparseir's default
+    # for the collection (3500 x sqrt(n / 8.8M)), so that both prune their lists alike.
+    "pyseismic-matched": ("pyseismic", [{"n_postings": SPARSEIR_DEFAULT}], SEISMIC_GRID),
     # The same ranges of pruning as sparseir-sindi's, and wider where they can still pay.
     "pyvsag": ("pyvsag", grid(doc_prune_ratio=[0.0, 0.2, 0.4, 0.6], window_size=[10_000, 50_000]),
                grid(query_prune_ratio=[0.0, 0.2, 0.4, 0.6], term_prune_ratio=[0.0, 0.2],
@@ -155,6 +159,10 @@ def load(args):
 
 def make_engine(source: str, build: dict, docs):
     """(engine, build seconds, index bytes), built in this process (pinned by the caller)."""
+    if build.get("n_postings") == SPARSEIR_DEFAULT:
+        from sparseir.indexer.seismic import BuildParams
+
+        build = {**build, "n_postings": BuildParams().postings_for(len(docs))}
     if source in PEERS:
         peer = PEERS[source](**build)
         peer.build(docs)

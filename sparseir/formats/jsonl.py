@@ -90,7 +90,7 @@ class _Block:
 class _JsonlReader:
     def __init__(self, vocab: Vocabulary | str | None, bad_lines: BadLines):
         self.builder = VectorBuilder(resolve_vocab(vocab), open_on_unknown_term=is_auto(vocab),
-                                unknown_term_hint=unknown_term_hint(vocab))
+                                     unknown_term_hint=unknown_term_hint(vocab))
         self.bad_lines = bad_lines
         self.seen: set[str] = set()
         self.spellings = fastjson.new_spellings()
