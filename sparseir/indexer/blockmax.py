@@ -113,7 +113,8 @@ def build(docs: SparseVectors, params: BuildParams) -> dict[str, np.ndarray]:
                                                                         "posting_weights"))
     size = params.block_size
     term_entries, entry_blocks, entry_postings = runs(term_offsets, posting_docs, size)
-    masks = mask_dtype(size).type(1) << (posting_docs % size).astype(mask_dtype(size))
+    mask = mask_dtype(size).type
+    masks = mask(1) << (posting_docs % size).astype(mask)
     masks = np.bitwise_or.reduceat(masks, entry_postings[:-1]) if len(masks) else masks
     binary = docs.is_binary
     if binary:  # every block maximum and weight is 1: the masks are the postings
