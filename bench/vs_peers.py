@@ -195,13 +195,14 @@ def recall(rows, exact_rows) -> float:
     return float(np.nanmean(recall_at_k(rows, exact_rows)))
 
 
-def run_system(name, docs, tune, held_out, exact_tune, exact_held, args, log):
-    """Sweep on the tuning half (one core), then the chosen settings' figures on the held-out half."""
+def run_system(name, docs, tune, held_out, exact_tune, exact_held, args, log, make=make_engine):
+    """Sweep on the tuning half (one core), then the chosen settings' figures on the held-out half.
+    make(source, build, docs) -> (engine, build seconds, index bytes): builds by default."""
     source, builds, settings = SYSTEMS[name]
     swept, chosen = [], {}
     for build in builds:
         with pinned([args.core]):
-            engine, build_s, index_bytes = make_engine(source, build, docs)
+            engine, build_s, index_bytes = make(source, build, docs)
             log(f"{name} {build}: built in {build_s:.1f} s (one core), {index_bytes / 1e6:.1f} MB")
             time_batch(engine, tune[:50], args.k, 1, settings[0], repeats=1)  # caches warm
             for knobs in settings:

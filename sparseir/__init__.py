@@ -12,12 +12,12 @@ __version__ = "0.1.0"
 from .errors import IndexFormatError, InputError, ParameterError, SparseirError
 from .formats import (BadLines, Qrel, ScoredDoc, TextRecord, read_documents, read_qrels, read_queries, read_run,
                       read_texts, read_vectors, write_run, write_texts, write_vectors)
-from .index import KINDS, Index, build_index
+from .index import KINDS, Index, build_index, build_index_from
 from .loading import load_index
 from .searchable import Searchable
 from .vectors import SparseVector, SparseVectors, Vocabulary
 
 __all__ = ["__version__", "BadLines", "Index", "IndexFormatError", "InputError", "KINDS", "ParameterError", "Qrel",
            "ScoredDoc", "Searchable", "SparseVector", "SparseVectors", "SparseirError", "TextRecord", "Vocabulary",
-           "build_index", "load_index", "read_documents", "read_qrels", "read_queries", "read_run", "read_texts",
+           "build_index", "build_index_from", "load_index", "read_documents", "read_qrels", "read_queries", "read_run", "read_texts",
            "read_vectors", "write_run", "write_texts", "write_vectors"]

@@ -19,7 +19,9 @@ from .errors import IndexFormatError, ParameterError, require
 from .filters import Allowed, direct_queries, filter_rows, resolve as resolve_filters
 from .kinds import KINDS, Kind, get_kind, make_params
 from .searchable import SearchableBase, as_queries, check_k, prepare_queries
+from .indexer.exact import term_counts
 from .vectors import SparseVectors
+from .workspace import IN_MEMORY, Workspace
 
 __all__ = ["KINDS", "Index", "Kind", "as_queries", "build_index", "get_kind", "make_params"]
 
@@ -54,7 +56,10 @@ class Index(SearchableBase):
     # --- construction -------------------------------------------------------------
 
     @classmethod
-    def build(cls, docs: SparseVectors, kind: str = "exact", attributes=None, **params) -> "Index":
+    def build(cls, docs: SparseVectors, kind: str = "exact", attributes=None, workspace: Workspace = IN_MEMORY,
+              **params) -> "Index":
+        """`workspace` holds the build's large arrays: in memory (default) or out of core
+        (``sparseir.workspace``, as ``build_index_from`` sets it up); the index is the same."""
         spec = get_kind(kind)
         build_params = make_params(spec.BuildParams, params, f"{kind} build")
         require(len(docs) > 0, "cannot build an index over zero documents")
@@ -62,9 +67,9 @@ class Index(SearchableBase):
                 f"attributes have {0 if attributes is None else len(attributes)} rows for {len(docs)} documents")
         started = time.perf_counter()
         docs, attributes = in_build_order(docs, attributes, build_params.reorder)
-        arrays = spec.build(docs, build_params)
+        arrays = spec.build(docs, build_params, workspace)
         # Every kind keeps per-term document counts: IDF for inference-free queries needs them.
-        arrays["doc_frequency"] = np.bincount(docs.terms, minlength=len(docs.vocab)).astype(np.int32)
+        arrays["doc_frequency"] = term_counts(docs, workspace).astype(np.int32)
         info = {"n_docs": len(docs), "n_terms": len(docs.vocab), "nnz": docs.nnz,
                 "build_seconds": round(time.perf_counter() - started, 3)}
         return cls(kind, arrays, docs.ids, docs.vocab, build_params, info=info, attributes=attributes)
@@ -285,7 +290,29 @@ def in_build_order(docs: SparseVectors, attributes, reorder: str):
     return docs.take(order), None if attributes is None else attributes.take(order)
 
 
-def build_index(docs: SparseVectors, kind: str = "exact", attributes=None, **params) -> Index:
+def build_index(docs: SparseVectors, kind: str = "exact", attributes=None, workspace: Workspace = IN_MEMORY,
+                **params) -> Index:
     """Build an index of `kind` (one of ``KINDS``) over `docs`; `attributes` (a pyarrow Table, one
     row per document, see ``sparseir.attributes``) are stored for filtered search."""
-    return Index.build(docs, kind, attributes, **params)
+    return Index.build(docs, kind, attributes, workspace, **params)
+
+
+def build_index_from(vectors: str | os.PathLike, output: str | os.PathLike, kind: str = "exact",
+                     memory_budget: int | str = "1G", format: str | None = None, vocab="auto", bad_lines=None,
+                     attributes=None, overwrite: bool = False, progress: bool = False, **params) -> Index:
+    """Build an index over a vectors file (or a directory or glob of parts) out of core, save it
+    at `output` and return it opened there.
+
+    The input is spooled to a scratch directory beside `output`, and every phase works
+    through it in chunks that touch at most `memory_budget` bytes ("1G", "512M"), so resident
+    memory stays near the index's own size plus the budget, whatever the collection's. The
+    index equals ``build_index`` over the same vectors. A killed build leaves no index; its
+    scratch directory goes at the next write of `output`. progress: bars with an ETA on stderr.
+    """
+    from .fileio import refuse_existing
+    from .formats import read_vectors
+    refuse_existing(output, overwrite)
+    with Workspace.beside(output, memory_budget, progress) as workspace:
+        docs = read_vectors(vectors, format, vocab, bad_lines, workspace=workspace)
+        Index.build(docs, kind, attributes, workspace, **params).save(output, overwrite=overwrite)
+    return Index.load(output)

@@ -43,15 +43,15 @@ class Kind:
     name: str
     BuildParams: type
     SearchParams: type
-    build_arrays: Callable  # (docs, BuildParams) -> dict of arrays
+    build_arrays: Callable  # (docs, BuildParams, Workspace) -> dict of arrays
     search: Callable        # (arrays, n_docs, queries, k, SearchParams) -> (scores, rows)
     grid: Callable | None   # (arrays, n_docs) -> {knob: values from cheap to accurate}, None: nothing to tune
     complete: Callable | None  # (arrays, docs, BuildParams) -> arrays: build steps that search the index
     layout: ModuleType      # sparseir.layout.<kind>: the arrays, declared once
     layout_version: int     # of the kind's arrays; an index saved under another must be rebuilt
 
-    def build(self, docs, params) -> dict:
-        arrays = self.build_arrays(docs, params)
+    def build(self, docs, params, workspace) -> dict:
+        arrays = self.build_arrays(docs, params, workspace)
         return arrays if self.complete is None else self.complete(arrays, docs, params)
 
     def tuning_grid(self, arrays, n_docs: int) -> dict[str, list]:

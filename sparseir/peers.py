@@ -152,6 +152,19 @@ class PySeismic(Peer):
         self.index.save(str(prefix))
         self.index_bytes = sum(f.stat().st_size for f in self.workdir.iterdir())
 
+    @classmethod
+    def load(cls, path: str | os.PathLike, n_docs: int) -> "PySeismic":
+        """An index saved by ``SeismicIndex.save`` (built elsewhere, e.g. in a process of its
+        own at scale) over documents whose ids are their row numbers."""
+        import seismic
+
+        peer = cls()
+        peer.n_docs = n_docs
+        peer.string_dtype = seismic.get_seismic_string()
+        peer.index = seismic.SeismicIndex.load(os.fspath(path))
+        peer.index_bytes = Path(path).stat().st_size
+        return peer
+
     def prepare(self, queries: SparseVectors):
         ids = np.arange(len(queries)).astype(self.string_dtype)
         components = [row_terms.astype(str).astype(self.string_dtype)

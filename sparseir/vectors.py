@@ -17,6 +17,7 @@ import numpy as np
 from .errors import ParameterError, require
 
 DEFAULT_VOCAB_NAME = "bert-base-uncased"
+BINARY_CHECK_SLICE = 1 << 22
 
 
 class Vocabulary:
@@ -186,7 +187,9 @@ class SparseVectors:
     @property
     def is_binary(self) -> bool:
         """Whether every weight is 1 (binarized vectors, as UHD's): indexes then store no weights."""
-        return self.nnz > 0 and bool(np.all(self.weights == 1.0))
+        # By slices: no temporary the size of the collection, and an early stop at the first other weight.
+        return self.nnz > 0 and all(bool(np.all(self.weights[lo:lo + BINARY_CHECK_SLICE] == 1.0))
+                                    for lo in range(0, self.nnz, BINARY_CHECK_SLICE))
 
     def binarized(self, top_k: int) -> "SparseVectors":
         """Each vector's `top_k` heaviest terms (ties: the lower term id) with weight 1, as UHD
@@ -258,16 +261,21 @@ class VectorBuilder:
     however many rows are read (no per-row Python objects kept).
     """
 
-    def __init__(self, vocab: Vocabulary, open_on_unknown_term: bool = False, unknown_term_hint: str = ""):
+    def __init__(self, vocab: Vocabulary, open_on_unknown_term: bool = False, unknown_term_hint: str = "",
+                 workspace=None):
         """open_on_unknown_term: the first term `vocab` lacks switches to an open vocabulary
-        (vocab="auto"); else unknown terms are errors, `unknown_term_hint` ending their message."""
+        (vocab="auto"); else unknown terms are errors, `unknown_term_hint` ending their message.
+        An out-of-core `workspace` (``sparseir.workspace``) spools the rows to its files."""
         self.vocab = vocab
         self.open_on_unknown_term = open_on_unknown_term
         self.unknown_term_hint = unknown_term_hint
         self._ids: list[str] = []
-        self._sizes = array.array("q")
-        self._terms = array.array("i")
-        self._weights = array.array("f")
+        if workspace is not None and workspace.out_of_core:
+            self._sizes, self._terms, self._weights = (SpooledArray(workspace, name, dtype) for name, dtype in
+                                                       (("sizes", np.int64), ("terms", np.int32),
+                                                        ("weights", np.float32)))
+        else:
+            self._sizes, self._terms, self._weights = array.array("q"), array.array("i"), array.array("f")
 
     def __len__(self) -> int:
         return len(self._ids)
@@ -297,7 +305,7 @@ class VectorBuilder:
         sorted. (Seeding the open vocabulary with all of BERT would need no renumbering but
         would carry ~30k terms the collection never uses into the index.)
         """
-        terms = np.frombuffer(self._terms, dtype=np.int32)  # a writable view of the buffer
+        terms = values(self._terms, np.int32)  # a writable view of the buffer
         used = np.zeros(len(self.vocab), dtype=bool)
         used[terms] = True
         new_ids = (np.cumsum(used) - 1).astype(np.int32)
@@ -331,7 +339,7 @@ class VectorBuilder:
             raise ParameterError("term repeated within one vector")
         keep = weights > 0
         self._ids.append(vector_id)
-        self._sizes.append(int(keep.sum()))
+        self._sizes.frombytes(np.int64(keep.sum()).tobytes())
         self._terms.frombytes(term_ids[keep].astype(np.int32).tobytes())
         self._weights.frombytes(weights[keep].astype(np.float32).tobytes())
 
@@ -348,10 +356,41 @@ class VectorBuilder:
 
     def build(self) -> SparseVectors:
         offsets = np.zeros(len(self._sizes) + 1, dtype=np.int64)
-        np.cumsum(np.frombuffer(self._sizes, dtype=np.int64), out=offsets[1:])
-        terms = np.frombuffer(self._terms, dtype=np.int32)  # shares the buffer: no second copy
-        weights = np.frombuffer(self._weights, dtype=np.float32)
+        np.cumsum(values(self._sizes, np.int64, final=True), out=offsets[1:])
+        terms = values(self._terms, np.int32, final=True)  # shares the buffer: no second copy
+        weights = values(self._weights, np.float32, final=True)
         return SparseVectors(offsets, terms, weights, self._ids, self.vocab.frozen(), validate=False)
+
+
+class SpooledArray:
+    """A growing array appended to a file of an out-of-core workspace: VectorBuilder's buffer
+    when the rows read must not stay in memory."""
+
+    def __init__(self, workspace, name: str, dtype):
+        self.workspace = workspace
+        self.path = workspace.new_file(f"spool-{name}.bin")
+        self.dtype = np.dtype(dtype)
+        self.file = open(self.path, "wb")
+        self.count = 0
+
+    def frombytes(self, data) -> None:
+        self.file.write(data)
+        self.count += memoryview(data).nbytes // self.dtype.itemsize
+
+    def __len__(self) -> int:
+        return self.count
+
+    def mapped(self, final: bool = False) -> np.ndarray:
+        """The values so far, mapped writable; appending may go on after them unless final."""
+        self.file.flush()
+        if final:
+            self.file.close()
+        return self.workspace.adopt(self.path, self.dtype, (self.count,))
+
+
+def values(buffer, dtype, final: bool = False) -> np.ndarray:
+    """A VectorBuilder buffer's values as a writable array, without a copy (final: no more appends)."""
+    return buffer.mapped(final) if isinstance(buffer, SpooledArray) else np.frombuffer(buffer, dtype=dtype)
 
 
 def _rows_strictly_increasing(offsets: np.ndarray, terms: np.ndarray) -> bool:

@@ -50,13 +50,14 @@ def indexed_docs(output) -> int | None:
     return sparseir.load_index(output, verify=True).n_docs if output.exists() else None
 
 
-@pytest.mark.parametrize("existing", [False, True], ids=["fresh", "overwrite"])
-def test_index_killed_at_each_write_step_is_old_or_whole(vectors, tmp_path, existing):
+@pytest.mark.parametrize("existing, out_of_core", [(False, False), (True, False), (False, True)],
+                         ids=["fresh", "overwrite", "fresh-out-of-core"])
+def test_index_killed_at_each_write_step_is_old_or_whole(vectors, tmp_path, existing, out_of_core):
     old_vectors, new_vectors = vectors
     old = sparseir.build_index(old_vectors)
     output = tmp_path / "index"
     command = [sys.executable, "-m", "sparseir", "index", str(new_vectors), "-o", str(output), "--vocab", "open",
-               "--overwrite"]
+               "--overwrite"] + (["--memory-budget", "16K"] if out_of_core else [])
     seen, left = [], []
     for step in itertools.count(1):
         if existing:

@@ -9,8 +9,9 @@ import click
 from ..errors import ParameterError
 from ..fileio import refuse_existing
 from ..formats import VECTOR_FORMATS, VOCAB_CHOICES, BadLines
-from ..index import KINDS, build_index
+from ..index import KINDS, build_index, build_index_from
 from ..sharded import build_sharded
+from ..workspace import parse_bytes
 from .common import echo, given, kind_options, read_input_vectors
 
 
@@ -36,22 +37,32 @@ from .common import echo, given, kind_options, read_input_vectors
               help="(--segmented) above this many segments, the smallest adjacent pair is merged.")
 @click.option("--attributes", help="Extra fields of the vectors file kept for `search --filter`: comma-separated "
                                     "names, or '*' for every one.")
+@click.option("--memory-budget", metavar="SIZE",
+              help="Build out of core: spool the vectors to disk beside the output and touch at most SIZE (e.g. 1G, "
+                   "512M) of them at once, so that memory stays near the index size plus SIZE. Phases show progress.")
 @kind_options("build")
 def index(vectors, output, kind, input_format, vocab, model, skip_bad_lines, overwrite, shards, partition, segmented,
-          small_segment, max_segments, attributes, **params):
+          small_segment, max_segments, attributes, memory_budget, **params):
     """Build an index over VECTORS (.jsonl[.gz], .bin, .parquet, or collection.tsv / irds:<dataset id> with
     --model)."""
     refuse_existing(output, overwrite)  # fail before the long work, not after
     if attributes is not None and skip_bad_lines:
         raise ParameterError("--attributes needs every line of the input: drop --skip-bad-lines")
+    if memory_budget is not None:
+        if segmented or shards > 1 or model is not None:
+            raise ParameterError("--memory-budget builds one index from vectors: it takes neither --segmented, "
+                                 "--shards nor --model")
+        started = time.perf_counter()
+        built = build_index_from(vectors, output, kind=kind, memory_budget=parse_bytes(memory_budget),
+                                 format=input_format, vocab=vocab, bad_lines=BadLines(skip=skip_bad_lines),
+                                 attributes=_attribute_table(vectors, attributes, input_format),
+                                 overwrite=overwrite, progress=True, **given(params))
+        echo(f"built {kind} index over {built.n_docs:,} documents out of core in "
+             f"{time.perf_counter() - started:.1f}s -> {output}")
+        return
     docs = read_input_vectors(vectors, vocab, BadLines(skip=skip_bad_lines), model, query=False,
                               input_format=input_format)
-    table = None
-    if attributes is not None:
-        from ..attributes import read_attributes
-
-        fields = None if attributes.strip() == "*" else [name.strip() for name in attributes.split(",") if name.strip()]
-        table = read_attributes(vectors, fields, format=input_format)
+    table = _attribute_table(vectors, attributes, input_format)
     started = time.perf_counter()
     if segmented:
         if shards > 1 or table is not None or overwrite:
@@ -67,3 +78,13 @@ def index(vectors, output, kind, input_format, vocab, model, skip_bad_lines, ove
         build_index(docs, kind=kind, attributes=table, **given(params)).save(output, overwrite=overwrite)
     echo(f"built {kind} index over {len(docs):,} documents ({shards} shard(s)) in "
          f"{time.perf_counter() - started:.1f}s -> {output}")
+
+
+def _attribute_table(vectors, attributes: str | None, input_format):
+    """The --attributes fields of the vectors file, as a table (None: not asked for)."""
+    if attributes is None:
+        return None
+    from ..attributes import read_attributes
+
+    fields = None if attributes.strip() == "*" else [name.strip() for name in attributes.split(",") if name.strip()]
+    return read_attributes(vectors, fields, format=input_format)

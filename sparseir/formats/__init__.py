@@ -111,7 +111,7 @@ def vector_parts(path: str | os.PathLike) -> list[Path]:
 
 
 def read_vectors(path: str | os.PathLike, format: str | None = None, vocab: Vocabulary | str | None = "auto",
-                 bad_lines: BadLines | None = None) -> SparseVectors:
+                 bad_lines: BadLines | None = None, workspace=None) -> SparseVectors:
     """Read sparse vectors from a file, format picked by extension unless given; or from the
     parts of one collection as one: a directory of them, or a glob pattern (`vector_parts`).
 
@@ -121,6 +121,8 @@ def read_vectors(path: str | os.PathLike, format: str | None = None, vocab: Voca
     queries. A vocabulary embedded in a Parquet file wins; .bin term ids beyond BERT's
     become terms named by their ids ("70000"). Parts are read like one file: ids unique
     across them, one vocabulary; they share one format (.bin, without ids, stands alone).
+    An out-of-core `workspace` (``sparseir.workspace``) spools JSONL and Parquet to its
+    files instead of memory; .bin is read into memory.
     """
     parts = vector_parts(path)
     formats = {_vector_format(part, format) for part in parts}
@@ -130,9 +132,9 @@ def read_vectors(path: str | os.PathLike, format: str | None = None, vocab: Voca
     format = formats.pop()
     check_vocab(vocab)  # before any reading, even where a Parquet file's own vocabulary wins
     if format == "jsonl":
-        return read_jsonl(parts, vocab, bad_lines)
+        return read_jsonl(parts, vocab, bad_lines, workspace)
     if format == "parquet":
-        return read_parquet(parts, vocab)
+        return read_parquet(parts, vocab, workspace)
     if len(parts) > 1:
         raise ParameterError(f"{os.fspath(path)}: Seismic .bin files carry no ids, so their parts cannot be read "
                              "as one collection; convert them to .jsonl or .parquet")

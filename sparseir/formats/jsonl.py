@@ -20,6 +20,7 @@ import numpy as np
 
 from ..errors import InputError, ParameterError
 from ..fileio import atomic_file
+from ..workspace import IN_MEMORY
 from ..vectors import SparseVectors, UnknownTermError, VectorBuilder, Vocabulary
 from . import fastjson
 from .fastjson import FAST, UNKNOWN, UNRESOLVED
@@ -50,11 +51,17 @@ def _parse(line: str) -> tuple[str, dict, str]:
 
 
 def read_jsonl(paths: str | os.PathLike | Sequence[str | os.PathLike], vocab: Vocabulary | str | None = "auto",
-               bad_lines: BadLines | None = None) -> SparseVectors:
-    """One file, or the parts of one collection in order (ids unique across them all)."""
-    reader = _JsonlReader(vocab, bad_lines if bad_lines is not None else BadLines())
-    for path in [paths] if isinstance(paths, (str, os.PathLike)) else paths:
+               bad_lines: BadLines | None = None, workspace=None) -> SparseVectors:
+    """One file, or the parts of one collection in order (ids unique across them all); an
+    out-of-core `workspace` spools the rows to its files."""
+    reader = _JsonlReader(vocab, bad_lines if bad_lines is not None else BadLines(), workspace)
+    paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+    sizes = np.cumsum([os.path.getsize(path) if os.path.isfile(path) else 0 for path in paths])
+    bar = (workspace or IN_MEMORY).progress_bar("reading (bytes)", int(sizes[-1]))  # advances part by part
+    for path, read in zip(paths, sizes.tolist()):
         reader.read(path)
+        bar.update(read)
+    bar.close()
     return reader.builder.build()
 
 
@@ -88,9 +95,9 @@ class _Block:
 
 
 class _JsonlReader:
-    def __init__(self, vocab: Vocabulary | str | None, bad_lines: BadLines):
+    def __init__(self, vocab: Vocabulary | str | None, bad_lines: BadLines, workspace=None):
         self.builder = VectorBuilder(resolve_vocab(vocab), open_on_unknown_term=is_auto(vocab),
-                                     unknown_term_hint=unknown_term_hint(vocab))
+                                     unknown_term_hint=unknown_term_hint(vocab), workspace=workspace)
         self.bad_lines = bad_lines
         self.seen: set[str] = set()
         self.spellings = fastjson.new_spellings()

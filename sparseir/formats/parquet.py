@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..fileio import atomic_file, check_readable
+from ..workspace import IN_MEMORY
 from ..vectors import DEFAULT_VOCAB_NAME, SparseVectors, Vocabulary
 from .vocabs import vocab_for_term_ids
 
@@ -61,12 +62,12 @@ def write_parquet(vectors: SparseVectors, path: str | os.PathLike, overwrite: bo
 
 
 def read_parquet(paths: str | os.PathLike | Sequence[str | os.PathLike],
-                 vocab: Vocabulary | str | None = "auto") -> SparseVectors:
+                 vocab: Vocabulary | str | None = "auto", workspace=None) -> SparseVectors:
     """One file, or the parts of one collection in order, streamed a row group at a time
-    into arrays sized once from the files' metadata.
+    into arrays sized once from the files' metadata (an out-of-core `workspace`'s files).
 
     The vocabulary embedded in the files (the same in every part) wins over `vocab`, which
-    serves files from elsewhere.
+    serves files from elsewhere; with it, each batch is checked as it is read.
     """
     import pyarrow as pa
 
@@ -77,14 +78,18 @@ def read_parquet(paths: str | os.PathLike | Sequence[str | os.PathLike],
     # Term ids keep a foreign file's wider integers until vocab_for_term_ids has renumbered them.
     wide = any(parquet.schema_arrow.field("terms").type.value_type != pa.int32() for parquet in files)
     offsets = np.zeros(n_rows + 1, dtype=np.int64)
-    terms = np.empty(sum(_values(parquet, "terms") for parquet in files), dtype=np.int64 if wide else np.int32)
-    weights = np.empty(len(terms), dtype=np.float32)
+    workspace = workspace if workspace is not None else IN_MEMORY
+    known_vocab = None if embedded_vocab is None else _vocab_from_metadata(embedded_vocab)
+    terms = workspace.empty(sum(_values(parquet, "terms") for parquet in files), np.int64 if wide else np.int32)
+    weights = workspace.empty(len(terms), np.float32)
+    del files  # an open file read through holds its data (a part's size in memory): one part at a time below
     ids: list = []
     seen: set = set()
     rows = nnz = 0
-    for path, parquet in zip(paths, files):
+    bar = workspace.progress_bar("reading", n_rows)
+    for path in paths:
         first_row = rows
-        for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=["id", "terms", "weights"]):
+        for batch in _open(path).iter_batches(batch_size=BATCH_ROWS, columns=["id", "terms", "weights"]):
             term_lists, weight_lists = batch.column("terms"), batch.column("weights")
             sizes = term_lists.value_lengths().fill_null(0).to_numpy()
             if not np.array_equal(sizes, weight_lists.value_lengths().fill_null(0).to_numpy()):
@@ -100,19 +105,29 @@ def read_parquet(paths: str | os.PathLike | Sequence[str | os.PathLike],
             np.cumsum(sizes, out=offsets[rows + 1:rows + 1 + len(sizes)])
             offsets[rows + 1:rows + 1 + len(sizes)] += nnz
             ids.extend(batch.column("id").to_pylist())
+            if known_vocab is not None:  # checked here, while the batch is in memory
+                try:
+                    SparseVectors(offsets[rows:rows + len(sizes) + 1] - nnz, terms[nnz:end], weights[nnz:end],
+                                  ids[rows:], known_vocab)
+                except ValueError as e:
+                    raise InputError(str(e), path) from None
+                workspace.release()
             rows, nnz = rows + len(sizes), end
+            bar.update(rows)
         if rows == first_row:
             raise InputError("no vectors found (empty file?)", path)
         seen.update(ids[first_row:])
         if len(seen) != rows:
             raise InputError("duplicate ids", path)
+        del batch, term_lists, weight_lists, term_values, weight_values
+        pa.default_memory_pool().release_unused()  # Arrow's allocator would keep the part's pages
+    bar.close()
     terms, weights = terms[:nnz], weights[:nnz]
     source = paths[0] if len(paths) == 1 else os.path.commonpath([os.path.abspath(path) for path in paths])
     try:
-        if embedded_vocab is not None:
-            vocab = _vocab_from_metadata(embedded_vocab)
-        else:
-            vocab, terms = vocab_for_term_ids(terms, offsets, vocab)
+        if known_vocab is not None:
+            return SparseVectors(offsets, terms, weights, ids, known_vocab, validate=False)
+        vocab, terms = vocab_for_term_ids(terms, offsets, vocab)
         return SparseVectors(offsets, terms, weights, ids, vocab)
     except ValueError as e:
         raise InputError(str(e), source) from None

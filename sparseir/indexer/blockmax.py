@@ -18,6 +18,7 @@ from ..layout.blockmax import MAX_BLOCK_SIZE, MAX_CODE, mask_dtype
 from ..kinds import OrderedBuild
 from ..layout import UNIT_WEIGHTS, stored_weights
 from ..vectors import SparseVectors
+from ..workspace import IN_MEMORY, Workspace
 from .exact import invert
 
 
@@ -107,8 +108,8 @@ def code_scales(term_offsets: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return np.where(largest > 0, scales, np.float32(1.0)).astype(np.float32)
 
 
-def build(docs: SparseVectors, params: BuildParams) -> dict[str, np.ndarray]:
-    inverted = invert(docs)
+def build(docs: SparseVectors, params: BuildParams, workspace: Workspace = IN_MEMORY) -> dict[str, np.ndarray]:
+    inverted = invert(docs, workspace)
     term_offsets, posting_docs, weights = (inverted[name] for name in ("term_offsets", "posting_docs",
                                                                         "posting_weights"))
     size = params.block_size

@@ -18,6 +18,7 @@ from ..errors import require
 from ..quantize import SCALINGS, check_bits, levels, quantize, term_scales
 from ..kinds import OrderedBuild
 from ..vectors import SparseVectors
+from ..workspace import IN_MEMORY, Workspace
 from .exact import invert
 
 
@@ -33,8 +34,8 @@ class BuildParams(OrderedBuild):
         require(self.scaling in SCALINGS, f"scaling must be one of {', '.join(SCALINGS)}, got {self.scaling!r}")
 
 
-def build(docs: SparseVectors, params: BuildParams) -> dict[str, np.ndarray]:
-    inverted = invert(docs)
+def build(docs: SparseVectors, params: BuildParams, workspace: Workspace = IN_MEMORY) -> dict[str, np.ndarray]:
+    inverted = invert(docs, workspace)
     term_offsets = inverted["term_offsets"]
     n_terms = len(term_offsets) - 1
     scales = term_scales(term_offsets, inverted["posting_weights"], params.bits, params.scaling)

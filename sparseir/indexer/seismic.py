@@ -4,7 +4,10 @@ Posting lists are statically pruned with one global weight threshold (`n_posting
 per non-empty list on average, at most `max_fraction` x `n_postings` in any one), then split
 into blocks of similar documents; every block carries a summary (the coordinate-wise
 max of its documents, pruned to `summary_energy` of its L1 mass, 8-bit quantized) that
-upper-bounds, approximately, the score of anything inside it. In a binary collection every
+upper-bounds, approximately, the score of anything inside it. Clustering and summaries
+read the documents from the forward index the build stores (float16 weights by default):
+the weights search scores, and a copy small enough to stay in memory when the collection
+itself does not (an out-of-core build, ``sparseir.workspace``). In a binary collection every
 maximum is 1: a summary keeps the terms most of the block's documents share, to
 `summary_energy` of their counts, and stores no values. Documents are scored
 exactly from a forward index. The arrays are declared in ``sparseir.layout.seismic`` and
@@ -21,13 +24,14 @@ from numba import njit, prange
 
 from ..errors import require
 from ..layout import UNIT_WEIGHTS
-from ..layout.forward import FORWARD_DTYPES, forward_index, term_dtype
+from ..layout.forward import FORWARD_DTYPES, forward_index, read_doc, term_dtype
 from ..layout.seismic import offsets_of, packed_entry_blocks, smallest_uint
 from ..query.scratch import thread_chunks
 from ..query.topk import heaviest_terms
 from ..kinds import OrderedBuild
 from ..vectors import SparseVectors
-from .exact import invert
+from ..workspace import IN_MEMORY, NONZERO_BYTES, Workspace
+from .exact import ALL_WEIGHTS, invert, term_counts
 
 CLUSTERINGS = ("clustered", "fixed")
 # MS MARCO passage (8.8M documents) is where the paper's n_postings = 3500 comes from.
@@ -100,26 +104,60 @@ class BuildParams(OrderedBuild):
 # --- static pruning ---------------------------------------------------------------
 
 
-def kept_list_sizes(docs: SparseVectors, list_sizes: np.ndarray, n_postings: int, max_fraction: float) -> np.ndarray:
+def kept_list_sizes(docs: SparseVectors, list_sizes: np.ndarray, n_postings: int, max_fraction: float,
+                    workspace: Workspace = IN_MEMORY) -> tuple[np.ndarray, float, np.ndarray]:
     """How many postings each list keeps: those above one global weight threshold, capped per list.
 
     The threshold keeps n_postings per non-empty list on average (the heaviest postings
     of the collection, ties included); no list keeps more than max_fraction * n_postings.
+    Returns (kept per list, the threshold (ALL_WEIGHTS: no pruning), postings per list at or
+    above it).
     """
     budget = n_postings * int(np.count_nonzero(list_sizes))
-    kept = list_sizes
-    if budget < len(docs.weights):
-        threshold = np.partition(docs.weights, len(docs.weights) - budget)[len(docs.weights) - budget]
-        kept = np.bincount(docs.terms[docs.weights >= threshold], minlength=len(list_sizes))
-    return np.minimum(kept, max(1, int(n_postings * max_fraction)))
+    threshold, above = ALL_WEIGHTS, list_sizes
+    if budget < docs.nnz:
+        threshold = kth_smallest(docs, docs.nnz - budget, workspace)
+        above = term_counts(docs, workspace, threshold)
+    return np.minimum(above, max(1, int(n_postings * max_fraction))), threshold, above
+
+
+def kth_smallest(docs: SparseVectors, rank: int, workspace: Workspace) -> np.float32:
+    """The weight at position `rank` of the sorted weights (as np.partition gives it), found by
+    radix selection on the float bits in two streamed passes: no copy of the weights.
+
+    Non-negative float32 values order as their bit patterns do (the sign bit, set only by
+    -0.0, is masked off), so the top 16 bits pick a bucket and the low 16 bits the value.
+    """
+    bits = docs.weights.view(np.uint32)
+    high_counts = np.zeros(1 << 16, dtype=np.int64)
+    for lo, hi in workspace.row_ranges(docs.offsets, "pruning (1 of 2)", 4):
+        count_bit_halves(bits, docs.offsets[lo], docs.offsets[hi], -1, high_counts)
+    high = int(np.searchsorted(np.cumsum(high_counts), rank, side="right"))
+    low_counts = np.zeros(1 << 16, dtype=np.int64)
+    for lo, hi in workspace.row_ranges(docs.offsets, "pruning (2 of 2)", 4):
+        count_bit_halves(bits, docs.offsets[lo], docs.offsets[hi], high, low_counts)
+    below = int(high_counts[:high].sum())
+    low = int(np.searchsorted(np.cumsum(low_counts), rank - below, side="right"))
+    return np.array([(high << 16) | low], dtype=np.uint32).view(np.float32)[0]
+
+
+@njit(cache=True)
+def count_bit_halves(bits, lo, hi, high, counts):
+    """Histogram of bits[lo:hi] (sign masked off): of the top 16 bits (high < 0), else of the
+    low 16 bits of the values whose top 16 bits are `high`."""
+    for p in range(lo, hi):
+        value = bits[p] & 0x7FFFFFFF
+        if high < 0:
+            counts[value >> 16] += 1
+        elif value >> 16 == high:
+            counts[value & 0xFFFF] += 1
 
 
 @njit(parallel=True, cache=True)
-def prune_postings(term_offsets, posting_docs, posting_weights, kept_offsets, n_chunks, kept_docs):
-    """Per term: keep the kept_offsets[t+1]-kept_offsets[t] heaviest postings, rows ascending."""
-    n_terms = term_offsets.shape[0] - 1
+def prune_postings(term_lo, term_hi, term_offsets, posting_docs, posting_weights, kept_offsets, n_chunks, kept_docs):
+    """Per term of term_lo:term_hi: keep the kept_offsets[t+1]-kept_offsets[t] heaviest postings, rows ascending."""
     for chunk in prange(n_chunks):
-        for term in range(chunk, n_terms, n_chunks):
+        for term in range(term_lo + chunk, term_hi, n_chunks):
             lo, hi = term_offsets[term], term_offsets[term + 1]
             out_lo, out_hi = kept_offsets[term], kept_offsets[term + 1]
             if out_hi - out_lo == hi - lo:
@@ -130,18 +168,20 @@ def prune_postings(term_offsets, posting_docs, posting_weights, kept_offsets, n_
 
 
 @njit(parallel=True, cache=True)
-def doc_heads(doc_offsets, doc_terms, doc_weights, doc_cut, head_offsets, n_chunks, head_terms, head_weights):
-    """Each document's doc_cut heaviest terms (what clustering compares)."""
-    n_docs = doc_offsets.shape[0] - 1
+def doc_heads(row_lo, row_hi, doc_offsets, doc_terms, doc_weights, term_gaps, max_doc, doc_cut, head_offsets,
+              n_chunks, head_terms, head_weights):
+    """Each document of row_lo:row_hi (of the forward index): its doc_cut heaviest terms (what clustering compares)."""
     for chunk in prange(n_chunks):
         picked = np.empty(doc_cut, dtype=np.int64)
-        for doc in range(chunk, n_docs, n_chunks):
-            lo, hi = doc_offsets[doc], doc_offsets[doc + 1]
-            n = heaviest_terms(doc_terms[lo:hi], doc_weights[lo:hi], doc_cut, picked)
+        terms = np.empty(max_doc, dtype=np.int64)
+        weights = np.empty(max_doc, dtype=np.float32)
+        for doc in range(row_lo + chunk, row_hi, n_chunks):
+            length = read_doc(doc_offsets, doc_terms, doc_weights, term_gaps, doc, terms, weights)
+            n = heaviest_terms(terms[:length], weights[:length], doc_cut, picked)
             out = head_offsets[doc]
             for i in range(n):
-                head_terms[out + i] = doc_terms[lo + picked[i]]
-                head_weights[out + i] = doc_weights[lo + picked[i]]
+                head_terms[out + i] = terms[picked[i]]
+                head_weights[out + i] = weights[picked[i]]
 
 
 # --- blocking -----------------------------------------------------------------------
@@ -172,9 +212,9 @@ def nearest_centroid(doc, head_offsets, head_terms, head_weights, entry_head, en
 
 
 @njit(cache=True)
-def assign_to_centroids(docs, n_centroids, doc_offsets, doc_terms, doc_weights, head_offsets, head_terms,
+def assign_to_centroids(docs, n_centroids, doc_offsets, doc_terms, doc_weights, term_gaps, head_offsets, head_terms,
                         head_weights, min_cluster_size, entry_head, entry_next, entry_centroid, entry_weight, dots,
-                        dot_touched, dropped, cluster_sizes, assignment):
+                        dot_touched, dropped, cluster_sizes, assignment, terms, weights):
     """Each doc to the centroid with the highest dot product between its head terms and the centroid.
 
     Centroids are documents of the list evenly strided in row order (a deterministic
@@ -187,11 +227,11 @@ def assign_to_centroids(docs, n_centroids, doc_offsets, doc_terms, doc_weights, 
     n = docs.shape[0]
     n_entries = 0
     for c in range(n_centroids):
-        centroid = docs[(c * n) // n_centroids]
-        for p in range(doc_offsets[centroid], doc_offsets[centroid + 1]):
-            term = doc_terms[p]
+        length = read_doc(doc_offsets, doc_terms, doc_weights, term_gaps, docs[(c * n) // n_centroids], terms, weights)
+        for i in range(length):
+            term = terms[i]
             entry_centroid[n_entries] = c
-            entry_weight[n_entries] = doc_weights[p]
+            entry_weight[n_entries] = weights[i]
             entry_next[n_entries] = entry_head[term]
             entry_head[term] = n_entries
             n_entries += 1
@@ -213,21 +253,20 @@ def assign_to_centroids(docs, n_centroids, doc_offsets, doc_terms, doc_weights, 
                                                  entry_next, entry_centroid, entry_weight, dropped, fallback, dots,
                                                  dot_touched)
     for c in range(n_centroids):
-        centroid = docs[(c * n) // n_centroids]
-        for p in range(doc_offsets[centroid], doc_offsets[centroid + 1]):
-            entry_head[doc_terms[p]] = -1
+        length = read_doc(doc_offsets, doc_terms, doc_weights, term_gaps, docs[(c * n) // n_centroids], terms, weights)
+        for i in range(length):
+            entry_head[terms[i]] = -1
 
 
 @njit(parallel=True, cache=True)
-def make_blocks(kept_offsets, kept_docs, block_slots, clustered, block_size, min_cluster_size, n_terms_total, doc_offsets,
-                doc_terms, doc_weights, head_offsets, head_terms, head_weights, max_list, max_slots, max_entries,
-                n_chunks, block_docs, slot_sizes):
-    """Partition every pruned list into blocks: rows regrouped in block_docs, sizes in slot_sizes.
+def make_blocks(term_lo, term_hi, kept_offsets, kept_docs, block_slots, clustered, block_size, min_cluster_size,
+                n_terms_total, doc_offsets, doc_terms, doc_weights, term_gaps, max_doc, head_offsets, head_terms,
+                head_weights, max_list, max_slots, max_entries, n_chunks, block_docs, slot_sizes):
+    """Partition the pruned lists of term_lo:term_hi into blocks: rows regrouped in block_docs, sizes in slot_sizes.
 
     block_slots[t]:block_slots[t+1] are term t's candidate blocks (one per centroid);
     empty ones keep size 0 and are dropped afterwards. Rows stay ascending in a block.
     """
-    n_terms = kept_offsets.shape[0] - 1
     for chunk in prange(n_chunks):
         entry_head = np.full(n_terms_total, -1, dtype=np.int32)
         entry_next = np.empty(max_entries, dtype=np.int32)
@@ -239,7 +278,9 @@ def make_blocks(kept_offsets, kept_docs, block_slots, clustered, block_size, min
         cluster_sizes = np.empty(max_slots, dtype=np.int64)
         assignment = np.empty(max_list, dtype=np.int32)
         fill = np.empty(max_slots + 1, dtype=np.int64)
-        for term in range(chunk, n_terms, n_chunks):
+        terms = np.empty(max_doc, dtype=np.int64)
+        weights = np.empty(max_doc, dtype=np.float32)
+        for term in range(term_lo + chunk, term_hi, n_chunks):
             lo, hi = kept_offsets[term], kept_offsets[term + 1]
             n = hi - lo
             n_slots = block_slots[term + 1] - block_slots[term]
@@ -247,9 +288,10 @@ def make_blocks(kept_offsets, kept_docs, block_slots, clustered, block_size, min
                 continue
             docs = kept_docs[lo:hi]
             if clustered:
-                assign_to_centroids(docs, n_slots, doc_offsets, doc_terms, doc_weights, head_offsets, head_terms,
-                                    head_weights, min_cluster_size, entry_head, entry_next, entry_centroid,
-                                    entry_weight, dots, dot_touched, dropped, cluster_sizes, assignment)
+                assign_to_centroids(docs, n_slots, doc_offsets, doc_terms, doc_weights, term_gaps, head_offsets,
+                                    head_terms, head_weights, min_cluster_size, entry_head, entry_next,
+                                    entry_centroid, entry_weight, dots, dot_touched, dropped, cluster_sizes,
+                                    assignment, terms, weights)
             else:
                 for i in range(n):
                     assignment[i] = i // block_size
@@ -270,18 +312,19 @@ def make_blocks(kept_offsets, kept_docs, block_slots, clustered, block_size, min
 
 
 @njit(cache=True)
-def block_max(block_docs, lo, hi, doc_offsets, doc_terms, doc_weights, by_count, dense, touched):
+def block_max(block_docs, lo, hi, doc_offsets, doc_terms, doc_weights, term_gaps, by_count, dense, touched, terms,
+              weights):
     """Coordinate-wise max of the block's documents into dense (by_count: how many of them
     hold each term); its terms into touched; returns their count."""
     n_touched = 0
     for p in range(lo, hi):
-        doc = block_docs[p]
-        for q in range(doc_offsets[doc], doc_offsets[doc + 1]):
-            term = doc_terms[q]
+        length = read_doc(doc_offsets, doc_terms, doc_weights, term_gaps, block_docs[p], terms, weights)
+        for i in range(length):
+            term = terms[i]
             if dense[term] == 0.0:
                 touched[n_touched] = term
                 n_touched += 1
-            dense[term] = dense[term] + np.float32(1.0) if by_count else max(dense[term], doc_weights[q])
+            dense[term] = dense[term] + np.float32(1.0) if by_count else max(dense[term], weights[i])
     return n_touched
 
 
@@ -312,10 +355,10 @@ def energy_floor(dense, touched, n_touched, summary_energy, bucket_mass):
 
 
 @njit(parallel=True, cache=True)
-def summarize(block_offsets, block_docs, doc_offsets, doc_terms, doc_weights, n_terms, summary_energy, by_count,
-              counting, summary_offsets, n_chunks, summary_floor, summary_terms, summary_codes, summary_scale,
-              summary_min):
-    """Summaries of every block, in two calls over the same deterministic block maxima.
+def summarize(block_lo, block_hi, block_offsets, block_docs, doc_offsets, doc_terms, doc_weights, term_gaps, max_doc,
+              n_terms, summary_energy, by_count, counting, summary_offsets, n_chunks, summary_floor, summary_terms,
+              summary_codes, summary_scale, summary_min):
+    """Summaries of the blocks block_lo:block_hi, in two passes over the same deterministic block maxima.
 
     The first (counting) sets each block's floor in summary_floor and its
     entry count in summary_offsets[block + 1]; the second writes the entries. Memory
@@ -323,14 +366,15 @@ def summarize(block_offsets, block_docs, doc_offsets, doc_terms, doc_weights, n_
     the energy share would keep every term) ranks terms by how many of the block's
     documents hold them instead; the values kept are still all 1.
     """
-    n_blocks = block_offsets.shape[0] - 1
     for chunk in prange(n_chunks):
         dense = np.zeros(n_terms, dtype=np.float32)
         touched = np.empty(n_terms, dtype=np.int32)
         bucket_mass = np.empty(SUMMARY_BUCKETS, dtype=np.float32)
-        for block in range(chunk, n_blocks, n_chunks):
+        terms = np.empty(max_doc, dtype=np.int64)
+        weights = np.empty(max_doc, dtype=np.float32)
+        for block in range(block_lo + chunk, block_hi, n_chunks):
             n_touched = block_max(block_docs, block_offsets[block], block_offsets[block + 1], doc_offsets, doc_terms,
-                                  doc_weights, by_count, dense, touched)
+                                  doc_weights, term_gaps, by_count, dense, touched, terms, weights)
             if counting:
                 floor = energy_floor(dense, touched, n_touched, summary_energy, bucket_mass)
                 summary_floor[block] = floor
@@ -366,10 +410,10 @@ def summarize(block_offsets, block_docs, doc_offsets, doc_terms, doc_weights, n_
 
 
 @njit(parallel=True, cache=True)
-def transpose_summaries(term_blocks, summary_offsets, summary_terms, summary_codes, n_terms, counting,
+def transpose_summaries(list_lo, list_hi, term_blocks, summary_offsets, summary_terms, summary_codes, n_terms, counting,
                         list_single_offsets, list_term_offsets, n_chunks, single_terms, list_terms, term_entries,
                         entry_blocks, entry_codes):
-    """Per posting list, regroup its summaries by term: term -> (block within the list, code) entries.
+    """Per posting list of list_lo:list_hi, regroup its summaries by term: term -> (block within the list, code) entries.
 
     A query then meets only the summary entries of its own terms. Within a list's range
     of entries (summary_offsets[first block]:summary_offsets[last block]) come first the
@@ -380,11 +424,10 @@ def transpose_summaries(term_blocks, summary_offsets, summary_terms, summary_cod
     singletons, so this saves them a start offset each. The first call (counting) puts
     each list's counts of both kinds of terms in the offsets at t + 1; the second writes.
     """
-    n_lists = term_blocks.shape[0] - 1
     for chunk in prange(n_chunks):
         cursor = np.zeros(n_terms, dtype=np.int64)
         touched = np.empty(n_terms, dtype=np.int32)
-        for t in range(chunk, n_lists, n_chunks):
+        for t in range(list_lo + chunk, list_hi, n_chunks):
             first, last = term_blocks[t], term_blocks[t + 1]
             lo, hi = summary_offsets[first], summary_offsets[last]
             n_touched = 0
@@ -433,16 +476,27 @@ def transpose_summaries(term_blocks, summary_offsets, summary_terms, summary_cod
 # --- assembly -----------------------------------------------------------------------
 
 
-def build(docs: SparseVectors, params: BuildParams) -> dict[str, np.ndarray]:
+def build(docs: SparseVectors, params: BuildParams, workspace: Workspace = IN_MEMORY) -> dict[str, np.ndarray]:
+    """Out of core, every phase runs in chunks of rows, lists or blocks sized to the
+    workspace's budget, with the mapped collection and scratch arrays released after each."""
     n_terms = len(docs.vocab)
     chunks = thread_chunks(max(len(docs), n_terms))
-    inverted = invert(docs)
+    # Clustering and summaries read documents at random: from the forward index, which is in
+    # memory (part of the index) and holds the very weights that search scores.
+    forward = forward_index(docs, params.forward_dtype, workspace)
+    stored = (forward["doc_offsets"], forward["doc_terms"], forward["doc_weights"], bool(forward["doc_term_gaps"][0]),
+              int(np.diff(docs.offsets).max(initial=0)))
+    kept, threshold, above = kept_list_sizes(docs, term_counts(docs, workspace), params.postings_for(len(docs)),
+                                             params.max_fraction, workspace)
+    # Only the postings that pass the threshold are inverted: the full inverted copy of the
+    # collection is never made. A list's heaviest postings among them are its heaviest overall.
+    inverted = invert(docs, workspace, threshold, above)
     term_offsets = inverted["term_offsets"]
-    kept_offsets = offsets_of(kept_list_sizes(docs, np.diff(term_offsets), params.postings_for(len(docs)),
-                                              params.max_fraction))
+    kept_offsets = offsets_of(kept)
     kept_docs = np.empty(kept_offsets[-1], dtype=np.int32)
-    prune_postings(term_offsets, inverted["posting_docs"], inverted["posting_weights"], kept_offsets, chunks,
-                   kept_docs)
+    for lo, hi in workspace.ranges(np.diff(term_offsets) * NONZERO_BYTES, "pruning lists"):
+        prune_postings(lo, hi, term_offsets, inverted["posting_docs"], inverted["posting_weights"], kept_offsets,
+                       chunks, kept_docs)
     del inverted
 
     list_sizes = np.diff(kept_offsets)
@@ -452,8 +506,8 @@ def build(docs: SparseVectors, params: BuildParams) -> dict[str, np.ndarray]:
         head_offsets = offsets_of(np.minimum(np.diff(docs.offsets), params.doc_cut))
         head_terms = np.empty(head_offsets[-1], dtype=np.int32)
         head_weights = np.empty(head_offsets[-1], dtype=np.float32)
-        doc_heads(docs.offsets, docs.terms, docs.weights, params.doc_cut, head_offsets, chunks, head_terms,
-                  head_weights)
+        for lo, hi in workspace.steps(len(docs), "document heads"):
+            doc_heads(lo, hi, *stored, params.doc_cut, head_offsets, chunks, head_terms, head_weights)
     else:
         slots = -(-list_sizes // params.block_size)
         head_offsets = np.zeros(1, dtype=np.int64)
@@ -463,9 +517,10 @@ def build(docs: SparseVectors, params: BuildParams) -> dict[str, np.ndarray]:
     slot_sizes = np.zeros(block_slots[-1], dtype=np.int64)
     max_slots = int(slots.max(initial=0))
     max_entries = max_slots * int(np.diff(docs.offsets).max(initial=0)) if clustered else 0
-    make_blocks(kept_offsets, kept_docs, block_slots, clustered, params.block_size, params.min_cluster_size, n_terms,
-                docs.offsets, docs.terms, docs.weights, head_offsets, head_terms, head_weights,
-                int(list_sizes.max(initial=0)), max_slots, max_entries, chunks, block_docs, slot_sizes)
+    for lo, hi in workspace.steps(len(list_sizes), "clustering"):
+        make_blocks(lo, hi, kept_offsets, kept_docs, block_slots, clustered, params.block_size,
+                    params.min_cluster_size, n_terms, *stored, head_offsets, head_terms, head_weights,
+                    int(list_sizes.max(initial=0)), max_slots, max_entries, chunks, block_docs, slot_sizes)
     del kept_docs, head_terms, head_weights
 
     nonempty = slot_sizes > 0
@@ -481,36 +536,42 @@ def build(docs: SparseVectors, params: BuildParams) -> dict[str, np.ndarray]:
     summary_min = np.empty(n_blocks, dtype=np.float32)
     summary_terms = np.empty(0, dtype=small_terms)
     summary_codes = np.empty(0, dtype=np.uint8)
-    summarize(block_offsets, block_docs, docs.offsets, docs.terms, docs.weights, n_terms, params.summary_energy,
-              binary, True, summary_offsets, chunks, summary_floor, summary_terms, summary_codes, summary_scale,
-              summary_min)
+    for lo, hi in workspace.steps(n_blocks, "summaries (1 of 2)"):
+        summarize(lo, hi, block_offsets, block_docs, *stored, n_terms, params.summary_energy, binary, True,
+                  summary_offsets, chunks, summary_floor, summary_terms, summary_codes, summary_scale, summary_min)
     np.cumsum(summary_offsets, out=summary_offsets)
-    summary_terms = np.empty(summary_offsets[-1], dtype=small_terms)
-    summary_codes = np.empty(summary_offsets[-1], dtype=np.uint8)
-    summarize(block_offsets, block_docs, docs.offsets, docs.terms, docs.weights, n_terms, params.summary_energy,
-              binary, False, summary_offsets, chunks, summary_floor, summary_terms, summary_codes, summary_scale,
-              summary_min)
+    # Block by block, then regrouped by term below: out of core, the first copy stays on disk.
+    summary_terms = workspace.empty(summary_offsets[-1], small_terms)
+    summary_codes = workspace.empty(summary_offsets[-1], np.uint8)
+    for lo, hi in workspace.ranges(np.diff(summary_offsets) * (summary_terms.itemsize + 1), "summaries (2 of 2)"):
+        summarize(lo, hi, block_offsets, block_docs, *stored, n_terms, params.summary_energy, binary, False,
+                  summary_offsets, chunks, summary_floor, summary_terms, summary_codes, summary_scale, summary_min)
 
     max_list_blocks = max(1, int(np.diff(term_blocks).max()))
     list_single_offsets = np.zeros(n_terms + 1, dtype=np.int64)
     list_term_offsets = np.zeros(n_terms + 1, dtype=np.int64)
     no_terms = np.empty(0, dtype=small_terms)
-    entry_blocks = np.empty(len(summary_codes), dtype=smallest_uint(max_list_blocks - 1))
+    # Regrouped here, then bit-packed below: out of core, the unpacked copy stays on disk.
+    entry_blocks = workspace.empty(len(summary_codes), smallest_uint(max_list_blocks - 1))
     entry_codes = np.empty(len(summary_codes), dtype=np.uint8)
-    transpose_summaries(term_blocks, summary_offsets, summary_terms, summary_codes, n_terms, True, list_single_offsets,
-                        list_term_offsets, chunks, no_terms, no_terms, np.empty(0, dtype=np.uint8), entry_blocks,
-                        entry_codes)
+    list_entries = summary_offsets[term_blocks]
+    list_costs = np.diff(list_entries) * (summary_terms.itemsize + 1 + entry_blocks.itemsize)
+    for lo, hi in workspace.ranges(list_costs, "regrouping (1 of 2)"):
+        transpose_summaries(lo, hi, term_blocks, summary_offsets, summary_terms, summary_codes, n_terms, True,
+                            list_single_offsets, list_term_offsets, chunks, no_terms, no_terms,
+                            np.empty(0, dtype=np.uint8), entry_blocks, entry_codes)
     np.cumsum(list_single_offsets, out=list_single_offsets)
     np.cumsum(list_term_offsets, out=list_term_offsets)
     single_terms = np.empty(list_single_offsets[-1], dtype=small_terms)
     list_terms = np.empty(list_term_offsets[-1], dtype=small_terms)
-    list_entries = summary_offsets[term_blocks]
     term_entries = np.empty(list_term_offsets[-1], dtype=smallest_uint(int(np.diff(list_entries).max())))
-    transpose_summaries(term_blocks, summary_offsets, summary_terms, summary_codes, n_terms, False, list_single_offsets,
-                        list_term_offsets, chunks, single_terms, list_terms, term_entries, entry_blocks, entry_codes)
+    for lo, hi in workspace.ranges(list_costs, "regrouping (2 of 2)"):
+        transpose_summaries(lo, hi, term_blocks, summary_offsets, summary_terms, summary_codes, n_terms, False,
+                            list_single_offsets, list_term_offsets, chunks, single_terms, list_terms, term_entries,
+                            entry_blocks, entry_codes)
     del summary_offsets, summary_terms, summary_codes
     list_block_width, list_block_words, entry_block_bits = packed_entry_blocks(np.diff(term_blocks), list_entries,
-                                                                               entry_blocks)
+                                                                               entry_blocks, workspace)
     del entry_blocks
     if binary:  # every summary value is 1: a bound is the query weight its terms meet, no codes stored
         entry_codes, summary_min, summary_scale = UNIT_WEIGHTS, np.ones_like(summary_min), np.zeros_like(summary_scale)
@@ -522,7 +583,7 @@ def build(docs: SparseVectors, params: BuildParams) -> dict[str, np.ndarray]:
         "list_block_words": list_block_words, "list_block_width": list_block_width,
         "entry_block_bits": entry_block_bits, "entry_codes": entry_codes,
         "summary_scale": summary_scale, "summary_min": summary_min,
-        **forward_index(docs, params.forward_dtype),
+        **forward,
         "max_list_blocks": np.array([max_list_blocks], dtype=np.int64),
     }
     return arrays  # the kNN graph (n_knn > 0) is added by the query side, which can search

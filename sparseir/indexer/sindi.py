@@ -25,6 +25,7 @@ from ..layout.sindi import CODE_LEVELS, MAX_WINDOW
 from ..query.scratch import thread_chunks
 from ..kinds import OrderedBuild
 from ..vectors import SparseVectors
+from ..workspace import IN_MEMORY, Workspace
 
 VALUE_DTYPES = ("uint8", "float32")
 MIN_OFFSETS_BUDGET = 1 << 24  # list offsets allowed whatever the collection (128 MiB)
@@ -117,7 +118,7 @@ def scatter_postings(doc_offsets, doc_terms, doc_weights, kept, window_size, n_t
                 cursor[window_base + term] = slot + 1
 
 
-def build(docs: SparseVectors, params: BuildParams) -> dict[str, np.ndarray]:
+def build(docs: SparseVectors, params: BuildParams, workspace: Workspace = IN_MEMORY) -> dict[str, np.ndarray]:
     n_terms = len(docs.vocab)
     window_size = int(params.window_size)
     kept = np.ones(docs.nnz, dtype=np.bool_)
@@ -146,4 +147,4 @@ def build(docs: SparseVectors, params: BuildParams) -> dict[str, np.ndarray]:
         values, scales = UNIT_WEIGHTS, (term_max > 0).astype(np.float32)
     return {"posting_offsets": posting_offsets, "posting_docs": posting_docs, "posting_values": values,
             "term_scales": scales, "window_size": np.array([window_size], dtype=np.int64),
-            **forward_index(docs, params.forward_dtype)}
+            **forward_index(docs, params.forward_dtype, workspace)}

@@ -34,6 +34,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit, prange
 
+from ..workspace import IN_MEMORY, Workspace
 from .forward import ON_DISK as FORWARD_ON_DISK
 
 # Bumped whenever the arrays change shape or meaning: an older index must be rebuilt.
@@ -90,9 +91,10 @@ def block_field_widths(list_blocks: np.ndarray) -> np.ndarray:
 
 
 @njit(parallel=True, cache=True)
-def pack_entry_blocks(list_entries, list_block_words, list_block_width, entry_blocks, entry_block_bits):
-    """Write each list's entry block numbers as list_block_width-bit fields from its first uint32 word on."""
-    for t in prange(list_entries.shape[0] - 1):
+def pack_entry_blocks(list_lo, list_hi, list_entries, list_block_words, list_block_width, entry_blocks,
+                      entry_block_bits):
+    """Write the entry block numbers of lists list_lo:list_hi as list_block_width-bit fields from each one's first uint32 word on."""
+    for t in prange(list_lo, list_hi):
         width = np.int64(list_block_width[t])
         first = list_entries[t]
         for e in range(first, list_entries[t + 1]):
@@ -104,14 +106,17 @@ def pack_entry_blocks(list_entries, list_block_words, list_block_width, entry_bl
                 entry_block_bits[word + 1] |= np.uint32(field >> np.uint64(32))
 
 
-def packed_entry_blocks(list_blocks: np.ndarray, list_entries: np.ndarray, entry_blocks: np.ndarray):
-    """(list_block_width, list_block_words, entry_block_bits): every entry's block number, bit-packed per list."""
+def packed_entry_blocks(list_blocks: np.ndarray, list_entries: np.ndarray, entry_blocks: np.ndarray,
+                        workspace: Workspace = IN_MEMORY):
+    """(list_block_width, list_block_words, entry_block_bits): every entry's block number, bit-packed per list
+    (read from entry_blocks a workspace chunk of lists at a time)."""
     widths = block_field_widths(list_blocks)
     words = offsets_of(-(-np.diff(list_entries) * widths // 32))
     # Two spare words: a field is read as a pair of words, and a list of one block (width 0),
     # which has none, still reads the pair at its start.
     bits = np.zeros(words[-1] + 2, dtype=np.uint32)
-    pack_entry_blocks(list_entries, words, widths, entry_blocks, bits)
+    for lo, hi in workspace.ranges(np.diff(list_entries) * entry_blocks.itemsize, "packing blocks"):
+        pack_entry_blocks(lo, hi, list_entries, words, widths, entry_blocks, bits)
     return widths, words, bits
 
 

@@ -1,0 +1,199 @@
+"""sparseir's Seismic index against pyseismic-lsr at MS MARCO scale, each built in a process of its own.
+
+    python bench/msmarco_synthetic.py DATA                                  # 8.8M passages in Parquet parts
+    python bench/at_scale.py DATA/collection DATA/queries.parquet OUT       # builds, ground truth, latency
+
+At this size no process may hold the collection beside an index, so every build runs in a
+child process and reads the parts itself, on both cores:
+- sparseir: ``sparseir index --kind seismic --memory-budget B`` (out of core);
+- pyseismic-lsr: its ``SeismicDataset`` fed one part at a time, then ``build_from_dataset``
+  (its defaults; ``num_threads`` = the cores), and ``save``;
+- ground truth: ``sparseir index --kind exact --memory-budget B``, searched on both cores.
+Each build reports wall time and the child's peak resident memory (``wait4``), with the
+index bytes on disk. Then each system's index is opened in this process and timed under
+the protocol of ``bench/vs_peers.py`` (``sparseir.timing``: engine call only, one pinned
+core): query settings swept on a tuning half of the queries, the fastest reaching each
+recall target chosen there, figures from the held-out half. Steps whose output exists are
+skipped, so an interrupted run resumes. Writes OUT/at_scale.json and prints the tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import sparseir  # noqa: E402
+from sparseir.formats import vector_parts  # noqa: E402
+
+import vs_peers  # noqa: E402
+
+
+def child_build(command: list[str], log) -> dict:
+    """Run a build command; its wall seconds, peak RSS (MB) and exit status."""
+    log("$ " + " ".join(command))
+    started = time.perf_counter()
+    child = subprocess.Popen(command)
+    _, status, usage = os.wait4(child.pid, 0)
+    seconds = time.perf_counter() - started
+    code = os.waitstatus_to_exitcode(status)
+    record = {"seconds": round(seconds, 1), "peak_rss_mb": round(usage.ru_maxrss / 1024), "exit": code,
+              "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1)}
+    log(f"  -> {record}")
+    return record
+
+
+def directory_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def build_pyseismic(docs: str, prefix: str, threads: int) -> None:
+    """In the child: pyseismic-lsr over the parts, one part in memory at a time, ids = row numbers."""
+    import seismic
+
+    dataset = seismic.SeismicDataset()
+    rows = 0
+    for part in vector_parts(docs):
+        vectors = sparseir.read_vectors(part)
+        dataset.add_documents_by_id(np.arange(rows, rows + len(vectors)).astype(str).tolist(),
+                                    vectors.terms.astype(np.int64), vectors.weights, vectors.offsets)
+        rows += len(vectors)
+        del vectors
+    index = seismic.SeismicIndex.build_from_dataset(dataset, num_threads=threads)
+    del dataset
+    index.save(prefix)
+
+
+def ground_truth(exact_dir: Path, queries, k: int, cores: int) -> np.ndarray:
+    index = sparseir.load_index(exact_dir)
+    _, rows = index.search(queries, k=k, threads=cores)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("docs", help="the collection: a directory or glob of parts, or one file")
+    parser.add_argument("queries")
+    parser.add_argument("out")
+    parser.add_argument("--budget", default="1G", help="sparseir's --memory-budget")
+    parser.add_argument("--n-queries", type=int, default=2000)
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--targets", default="0.95")
+    parser.add_argument("--systems", default="sparseir-seismic,pyseismic")
+    parser.add_argument("--core", type=int, default=min(os.sched_getaffinity(0)))
+    parser.add_argument("--sweep-repeats", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--pyseismic-child", nargs=2, metavar=("DOCS", "PREFIX"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    cores = len(os.sched_getaffinity(0))
+    if args.pyseismic_child:
+        build_pyseismic(*args.pyseismic_child, threads=cores)
+        return
+    args.targets = [float(t) for t in args.targets.split(",")]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    record_path = out / "at_scale.json"
+    record = json.loads(record_path.read_text()) if record_path.exists() else {"builds": {}, "systems": {}}
+
+    def log(message: str) -> None:
+        print(message, flush=True)
+
+    def save() -> None:
+        record_path.write_text(json.dumps(record, indent=2) + "\n")
+
+    systems = args.systems.split(",")
+    builds = {"exact": (out / "exact", ["--kind", "exact"]), "sparseir-seismic": (out / "seismic", ["--kind", "seismic"])}
+    for name, (path, kind) in builds.items():
+        if name in record["builds"] or (name != "exact" and name not in systems):
+            continue
+        result = child_build([sys.executable, "-m", "sparseir", "index", args.docs, "-o", str(path), *kind,
+                              "--memory-budget", args.budget], log)
+        if result["exit"] == 0:
+            result["index_mb"] = round(directory_bytes(path) / 1e6)
+        record["builds"][name] = result
+        save()
+    prefix = out / "pyseismic" / "index"
+    if "pyseismic" in systems and "pyseismic" not in record["builds"]:
+        prefix.parent.mkdir(exist_ok=True)
+        result = child_build([sys.executable, __file__, args.docs, args.queries, args.out,
+                              "--pyseismic-child", args.docs, str(prefix)], log)
+        if result["exit"] == 0:
+            result["index_mb"] = round(directory_bytes(prefix.parent) / 1e6)
+        record["builds"]["pyseismic"] = result
+        save()
+
+    exact = sparseir.load_index(out / "exact")
+    n_docs = exact.n_docs
+    queries = sparseir.read_vectors(args.queries, vocab=exact.vocab)[:args.n_queries]
+    truth_path = out / f"truth_{args.n_queries}_{args.k}.npy"
+    if not truth_path.exists():
+        started = time.perf_counter()
+        np.save(truth_path, ground_truth(out / "exact", queries, args.k, cores))
+        record["exact_seconds_all_cores"] = round(time.perf_counter() - started, 1)
+        save()
+    del exact
+    truth = np.load(truth_path)
+    order = np.random.default_rng(args.seed).permutation(len(queries))
+    tune_rows, held_rows = np.sort(order[:len(order) // 2]), np.sort(order[len(order) // 2:])
+    tune, held_out = queries.take(tune_rows), queries.take(held_rows)
+
+    def open_built(source, build, docs):
+        if source == "pyseismic":
+            from sparseir.peers import PySeismic
+
+            index_file = next(prefix.parent.glob("index*"))
+            engine = PySeismic.load(index_file, n_docs)
+            return engine, record["builds"]["pyseismic"]["seconds"], record["builds"]["pyseismic"]["index_mb"] * 1e6
+        index = sparseir.load_index(out / "seismic", memory="all")
+        index.warmup()
+        from sparseir.timing import IndexEngine
+
+        build = record["builds"]["sparseir-seismic"]
+        return IndexEngine(index), build["seconds"], build["index_mb"] * 1e6
+
+    for name in systems:
+        if name in record["systems"] or record["builds"].get(name, {}).get("exit") != 0:
+            continue
+        record["systems"][name] = vs_peers.run_system(name, None, tune, held_out, truth[tune_rows], truth[held_rows],
+                                                      args, log, make=open_built)
+        save()
+        gc.collect()
+    print(report(record, args))
+
+
+def report(record, args) -> str:
+    lines = ["| system | build s (2 cores) | peak RSS MB | index MB |", "|---|---|---|---|"]
+    for name, build in record["builds"].items():
+        lines.append(f"| {name} | {build['seconds']} | {build['peak_rss_mb']:,} | {build.get('index_mb', '-')} |"
+                     + ("" if build["exit"] == 0 else f" exit {build['exit']}"))
+    for target in args.targets:
+        lines += ["", f"recall@{args.k} >= {target} (held-out queries, one pinned core):", "",
+                  "| system | setting | recall | batch us | single mean / p50 / p99 us | QPS all cores |",
+                  "|---|---|---|---|---|---|"]
+        for name, result in record["systems"].items():
+            pick = result["chosen"].get(str(target))
+            if not pick:
+                lines.append(f"| {name} | no swept setting reached the target | | | | |")
+                continue
+            held = pick["held_out"]
+            batch, single = held["batch_one_core"], held["single"]
+            setting = ", ".join(f"{k}={v}" for k, v in pick["knobs"].items())
+            lines.append(f"| {name} | {setting} | {held['recall']:.4f} | {batch['wall_us_per_query']:.1f} | "
+                         f"{single['mean_us']:.1f} / {single['p50_us']:.1f} / {single['p99_us']:.1f} | "
+                         f"{held['qps_all_cores']:,.0f} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,213 @@
+"""Where a build keeps its large arrays: in memory, or out of core under a memory budget.
+
+An out-of-core workspace is a scratch directory. Its arrays are files mapped into memory,
+and a build works through them in chunks. After each chunk the workspace drops every
+mapped page from the process (``madvise(MADV_DONTNEED)``: the pages stay in the page cache
+or go back to their files, but no longer count as the build's resident memory). `budget`
+bytes bound what one chunk may touch, so resident memory stays at the arrays the build
+keeps in RAM plus the budget, whatever the collection size.
+
+The in-memory workspace (``IN_MEMORY``) allocates with ``np.empty`` and runs every phase
+as one chunk. Both give the same arrays: chunks change when work is done, never what.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from .errors import ParameterError
+
+PAGE = mmap.PAGESIZE
+NONZERO_BYTES = 8  # a collection's non-zero: its term id and weight, what reading a row touches per entry
+UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_bytes(text: str | int) -> int:
+    """'2G', '512M', '1.5g' or a plain number of bytes -> bytes."""
+    if isinstance(text, (int, np.integer)) and not isinstance(text, bool):
+        value = int(text)
+    else:
+        raw = str(text).strip().lower().removesuffix("ib").removesuffix("b")
+        unit = raw[-1:] if raw[-1:] in UNITS else ""
+        try:
+            value = int(float(raw[:len(raw) - len(unit)]) * UNITS[unit])
+        except ValueError:
+            raise ParameterError(f"memory budget must be bytes or a size like 2G or 512M, got {text!r}") from None
+    if value < PAGE:
+        raise ParameterError(f"memory budget must be at least one page ({PAGE} bytes), got {text!r}")
+    return value
+
+
+class Workspace:
+    """Large build arrays in RAM (no directory) or in files of `directory`, touched at most
+    `budget` bytes per chunk; `progress` shows each chunked phase with an ETA on stderr."""
+
+    def __init__(self, directory: str | os.PathLike | None = None, budget: int | str | None = None,
+                 progress: bool = False):
+        if directory is not None and budget is None:
+            raise ParameterError("an out-of-core workspace needs a memory budget")
+        self.directory = None if directory is None else Path(directory)
+        self.budget = None if budget is None else parse_bytes(budget)
+        self.progress = progress
+        self._mapped: list[np.memmap] = []
+        self._files = 0
+
+    @classmethod
+    def beside(cls, target: str | os.PathLike, budget: int | str, progress: bool = False) -> "Workspace":
+        """A scratch directory next to `target`, named as its writer's temporaries are, so that
+        one a killed build leaves is removed by the next write of `target`."""
+        from .fileio import temp_prefix
+
+        target = Path(target)
+        return cls(tempfile.mkdtemp(prefix=temp_prefix(target), suffix=".tmp", dir=target.parent), budget, progress)
+
+    @property
+    def out_of_core(self) -> bool:
+        return self.directory is not None
+
+    def empty(self, shape, dtype) -> np.ndarray:
+        """A new array: a mapped file out of core, else RAM."""
+        if not self.out_of_core or int(np.prod(shape)) == 0:
+            return np.empty(shape, dtype=dtype)
+        self._files += 1
+        array = np.memmap(self.directory / f"array-{self._files:04d}.bin", dtype=dtype, mode="w+", shape=shape)
+        self._mapped.append(array)
+        return array
+
+    def zeros(self, shape, dtype) -> np.ndarray:
+        array = self.empty(shape, dtype)
+        if not self.out_of_core:  # a new file reads as zeros already
+            array[...] = 0
+        return array
+
+    def adopt(self, path: str | os.PathLike, dtype, shape) -> np.ndarray:
+        """Map a file written into the directory (a spooled input), for release() to manage."""
+        array = np.memmap(path, dtype=dtype, mode="r+", shape=shape) if int(np.prod(shape)) else np.empty(shape, dtype)
+        if isinstance(array, np.memmap):
+            self._mapped.append(array)
+        return array
+
+    def new_file(self, name: str) -> Path:
+        return self.directory / name
+
+    def release(self) -> None:
+        """Drop every mapped page from the process; written pages go back to their files."""
+        for array in self._mapped:
+            mapping = getattr(array, "_mmap", None)
+            if mapping is not None and not mapping.closed:
+                mapping.madvise(mmap.MADV_DONTNEED)
+
+    def ranges(self, costs: np.ndarray, phase: str) -> Iterator[tuple[int, int]]:
+        """Consecutive [lo, hi) runs of items whose summed cost (bytes touched) stays within
+        the budget (an item above it alone); one run in memory, none for no items. Pages are released after each
+        run, and progress shown."""
+        n = len(costs)
+        if n == 0:
+            bounds = [0]
+        elif not self.out_of_core:
+            bounds = [0, n]
+        else:
+            cumulative = np.cumsum(costs, dtype=np.int64)
+            bounds = [0]
+            while bounds[-1] < n:
+                base = cumulative[bounds[-1] - 1] if bounds[-1] else 0
+                hi = int(np.searchsorted(cumulative, base + self.budget, side="right"))
+                bounds.append(max(hi, bounds[-1] + 1))
+        bar = self.progress_bar(phase, n)
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            yield lo, hi
+            self.release()
+            bar.update(hi)
+        bar.close()
+
+    def progress_bar(self, phase: str, total: int) -> "ProgressBar | NoProgress":
+        return ProgressBar(phase, total) if self.progress else NoProgress()
+
+    def steps(self, n: int, phase: str, count: int = 100) -> Iterator[tuple[int, int]]:
+        """`count` even runs of n items, for a phase that touches nothing mapped: they only
+        pace its progress bar (one run in memory)."""
+        per_item = max(1, (self.budget or 1) * count // max(1, n))  # about n / count items fill the budget
+        return self.ranges(np.full(n, per_item, dtype=np.int64), phase)
+
+    def row_ranges(self, offsets: np.ndarray, phase: str, bytes_per_value: int = NONZERO_BYTES
+                   ) -> Iterator[tuple[int, int]]:
+        """`ranges` over the rows of a CSR array whose values take bytes_per_value bytes."""
+        return self.ranges(np.diff(offsets) * bytes_per_value, phase)
+
+    def close(self) -> None:
+        for array in self._mapped:
+            mapping = getattr(array, "_mmap", None)
+            if mapping is not None:
+                try:
+                    mapping.close()
+                except BufferError:  # a view still exports it; the file goes with the directory
+                    pass
+        self._mapped.clear()
+        if self.out_of_core:
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+    def __enter__(self) -> "Workspace":
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        self.close()
+        return False
+
+
+IN_MEMORY = Workspace()
+
+
+class ProgressBar:
+    """One line on stderr, redrawn at most twice a second: phase, percent, count, elapsed, ETA."""
+
+    def __init__(self, phase: str, total: int, stream=None):
+        self.phase, self.total = phase, max(1, total)
+        self.stream = stream or sys.stderr
+        # A terminal redraws one line; a log file gets a line per redraw, so fewer of them.
+        self.every = 0.5 if getattr(self.stream, "isatty", lambda: False)() else 30.0
+        self.started = self.drawn = time.monotonic()
+        self.draw(0)
+
+    def update(self, done: int) -> None:
+        now = time.monotonic()
+        if now - self.drawn >= self.every or done >= self.total:
+            self.drawn = now
+            self.draw(done)
+
+    def draw(self, done: int) -> None:
+        elapsed = time.monotonic() - self.started
+        eta = elapsed / done * (self.total - done) if done else float("nan")
+        width = 24
+        filled = int(width * done / self.total)
+        self.stream.write(f"\r{self.phase:<18} [{'#' * filled}{'.' * (width - filled)}] {100 * done / self.total:5.1f}% "
+                          f"{done:,}/{self.total:,}  {clock(elapsed)} elapsed, ETA {clock(eta)}   ")
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.write("\n")
+        self.stream.flush()
+
+
+class NoProgress:
+    def update(self, done: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def clock(seconds: float) -> str:
+    if seconds != seconds:  # nan: nothing done yet to extrapolate from
+        return "--:--"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"

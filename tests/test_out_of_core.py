@@ -1,0 +1,160 @@
+"""Out-of-core builds (``sparseir.workspace``): under a tiny memory budget, so that every
+phase runs in many chunks, every kind writes exactly the arrays of the in-memory build,
+from every input format; the pieces (radix selection, chunking, spooling) are checked
+against plain numpy."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import random_vectors, shared_vectors
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import sparseir
+from sparseir import KINDS, ParameterError, SparseVectors
+from sparseir.cli import cli
+from sparseir.indexer.seismic import kth_smallest
+from sparseir.workspace import PAGE, Workspace, parse_bytes
+
+TINY = "8K"  # a couple of pages: every phase runs in many chunks
+
+
+def assert_same_index(expected, actual):
+    assert sorted(expected.arrays) == sorted(actual.arrays)
+    for name, array in expected.arrays.items():
+        other = actual.arrays[name]
+        assert array.dtype == other.dtype and np.array_equal(array, other), name
+    assert np.array_equal(expected.doc_ids, actual.doc_ids) and expected.vocab == actual.vocab
+    assert expected.build_params == actual.build_params
+
+
+@pytest.fixture(scope="module")
+def collection(tmp_path_factory):
+    docs = random_vectors(np.random.default_rng(11), 600, 400, 25)
+    folder = tmp_path_factory.mktemp("collection")
+    sparseir.write_vectors(docs, folder / "docs.jsonl.gz")
+    sparseir.write_vectors(docs, folder / "docs.parquet")
+    (folder / "parts").mkdir()
+    for part, lo in enumerate(range(0, len(docs), 250)):
+        sparseir.write_vectors(docs[lo:lo + 250], folder / "parts" / f"part-{part:05d}.parquet")
+    return docs, folder
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("source", ["docs.jsonl.gz", "docs.parquet", "parts"])
+def test_every_kind_out_of_core_equals_in_memory(collection, tmp_path, kind, source):
+    docs, folder = collection
+    # Pruning that bites (seismic), and the options that take other paths through the builders.
+    params = {"seismic": {"n_postings": 20}, "blockmax": {"reorder": "none"}}.get(kind, {})
+    expected = sparseir.build_index(sparseir.read_vectors(folder / source), kind=kind, **params)
+    actual = sparseir.build_index_from(folder / source, tmp_path / "index", kind=kind, memory_budget=TINY, **params)
+    assert_same_index(expected, actual)
+    assert os.listdir(tmp_path) == ["index"]  # the scratch directory is gone
+
+
+@pytest.mark.parametrize("params", [{"clustering": "fixed"}, {"forward_dtype": "float32", "summary_energy": 1.0},
+                                    {"n_postings": 3, "max_fraction": 1.0}])
+def test_seismic_options_out_of_core(collection, tmp_path, params):
+    docs, folder = collection
+    expected = sparseir.build_index(docs, kind="seismic", **params)
+    actual = sparseir.build_index_from(folder / "docs.parquet", tmp_path / "index", kind="seismic",
+                                       memory_budget=TINY, **params)
+    assert_same_index(expected, actual)
+
+
+def test_binary_and_wide_vocabulary_out_of_core(tmp_path):
+    """Binary vectors over more than 65,536 dimensions: no stored weights, forward-index gaps."""
+    rng = np.random.default_rng(3)
+    rows = [dict.fromkeys(np.sort(rng.choice(120_000, 30, replace=False)).tolist(), 1.0) for _ in range(300)]
+    path = tmp_path / "binary.jsonl"
+    sparseir.write_vectors(SparseVectors.from_dicts(rows, vocab=sparseir.Vocabulary(
+        [str(i) for i in range(120_000)], open=True)), path)
+    for kind in ("seismic", "sindi", "exact"):
+        expected = sparseir.build_index(sparseir.read_vectors(path), kind=kind)
+        actual = sparseir.build_index_from(path, tmp_path / kind, kind=kind, memory_budget=TINY)
+        assert_same_index(expected, actual)
+
+
+def test_spooled_jsonl_switches_to_an_open_vocabulary(tmp_path):
+    """vocab=auto: BERT terms first, then a word BERT lacks; the spooled rows are renumbered in place."""
+    path = tmp_path / "words.jsonl"
+    path.write_text('{"id": "a", "vector": {"cat": 1.5, "dog": 0.5}}\n'
+                    '{"id": "b", "vector": {"zzqx-not-bert": 2.0, "cat": 1.0}}\n', encoding="utf-8")
+    expected = sparseir.read_vectors(path)
+    with Workspace(tmp_path / "scratch", TINY) as workspace:
+        (tmp_path / "scratch").mkdir()
+        spooled = sparseir.read_vectors(path, workspace=workspace)
+        assert spooled.equals(expected) and spooled.vocab.open
+    index = sparseir.build_index_from(path, tmp_path / "index", kind="exact", memory_budget=TINY)
+    assert_same_index(sparseir.build_index(expected, kind="exact"), index)
+
+
+def test_shared_collection_out_of_core(tmp_path):
+    path = shared_vectors("cisi") / "collection.jsonl.gz"
+    docs = sparseir.read_vectors(path)
+    for kind in ("seismic", "blockmax"):
+        assert_same_index(sparseir.build_index(docs, kind=kind),
+                          sparseir.build_index_from(path, tmp_path / kind, kind=kind, memory_budget="64K"))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from([0.0, -0.0, 1e-30, 0.25, 0.5, 0.5000001, 1.0, 3.0, 1e30]) |
+                st.floats(0, 100, width=32), min_size=1, max_size=200), st.data())
+def test_radix_selection_equals_partition(weights, data):
+    weights = np.array(weights, dtype=np.float32)
+    rank = data.draw(st.integers(0, len(weights) - 1))
+    docs = SparseVectors(np.array([0, len(weights)]), np.zeros(len(weights), np.int32), weights, validate=False)
+    chunked = Workspace("unused", PAGE)  # out of core: one row's chunk at a time
+    for workspace in (Workspace(), chunked):
+        assert kth_smallest(docs, rank, workspace) == np.partition(weights, rank)[rank]
+
+
+@given(st.lists(st.integers(0, 50), max_size=60), st.integers(1, 80))
+def test_ranges_cover_everything_within_the_budget(costs, budget):
+    workspace = Workspace("unused", PAGE)
+    workspace.budget = budget  # below a page, only for this check of the arithmetic
+    runs = list(workspace.ranges(np.array(costs, dtype=np.int64), "test"))
+    assert [lo for lo, _ in runs] == [0, *(hi for _, hi in runs[:-1])][:len(runs)]
+    assert (runs[-1][1] if runs else 0) == len(costs)
+    for lo, hi in runs:
+        assert hi > lo and (hi - lo == 1 or sum(costs[lo:hi]) <= budget)
+
+
+def test_in_memory_workspace_runs_one_chunk():
+    assert list(Workspace().ranges(np.ones(10, dtype=np.int64), "test")) == [(0, 10)]
+
+
+@pytest.mark.parametrize("text, expected", [("2G", 2 << 30), ("512M", 512 << 20), ("1.5g", 3 << 29), ("64KiB", 65536),
+                                            (8192, 8192), ("8192", 8192)])
+def test_parse_bytes(text, expected):
+    assert parse_bytes(text) == expected
+
+
+@pytest.mark.parametrize("text", ["lots", "1X", "", "100", -5, "0.5K"])
+def test_bad_budget_names_itself(text):
+    with pytest.raises(ParameterError, match="memory budget"):
+        parse_bytes(text)
+
+
+def test_cli_out_of_core_shows_progress_and_equals_in_memory(collection, tmp_path):
+    docs, folder = collection
+    result = CliRunner().invoke(cli, ["index", str(folder / "docs.parquet"), "-o", str(tmp_path / "index"),
+                                      "--kind", "seismic", "--memory-budget", "64K", "--n-postings", "20"])
+    assert result.exit_code == 0, result.output
+    for phase in ("reading", "inverting", "clustering", "summaries (2 of 2)", "forward index"):
+        assert phase in result.output and "ETA" in result.output
+    assert_same_index(sparseir.build_index(docs, kind="seismic", n_postings=20), sparseir.load_index(tmp_path / "index"))
+
+
+@pytest.mark.parametrize("args, message", [(["--memory-budget", "lots"], "memory budget"),
+                                           (["--memory-budget", "1G", "--shards", "2"], "--memory-budget")])
+def test_cli_bad_out_of_core_options(collection, tmp_path, args, message):
+    _, folder = collection
+    result = subprocess.run([sys.executable, "-m", "sparseir", "index", str(folder / "docs.parquet"), "-o",
+                             str(tmp_path / "index"), *args], capture_output=True, text=True)
+    assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "index").exists()
