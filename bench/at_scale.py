@@ -48,7 +48,8 @@ def child_build(command: list[str], log) -> dict:
     _, status, usage = os.wait4(child.pid, 0)
     seconds = time.perf_counter() - started
     code = os.waitstatus_to_exitcode(status)
-    record = {"seconds": round(seconds, 1), "peak_rss_mb": round(usage.ru_maxrss / 1024), "exit": code,
+    # ru_maxrss is in KiB; MB here are 10^6 bytes, as for the index bytes beside them.
+    record = {"seconds": round(seconds, 1), "peak_rss_mb": round(usage.ru_maxrss * 1024 / 1e6), "exit": code,
               "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1)}
     log(f"  -> {record}")
     return record
