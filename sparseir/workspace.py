@@ -83,12 +83,6 @@ class Workspace:
         self._mapped.append(array)
         return array
 
-    def zeros(self, shape, dtype) -> np.ndarray:
-        array = self.empty(shape, dtype)
-        if not self.out_of_core:  # a new file reads as zeros already
-            array[...] = 0
-        return array
-
     def adopt(self, path: str | os.PathLike, dtype, shape) -> np.ndarray:
         """Map a file written into the directory (a spooled input), for release() to manage."""
         array = np.memmap(path, dtype=dtype, mode="r+", shape=shape) if int(np.prod(shape)) else np.empty(shape, dtype)
@@ -108,8 +102,8 @@ class Workspace:
 
     def ranges(self, costs: np.ndarray, phase: str) -> Iterator[tuple[int, int]]:
         """Consecutive [lo, hi) runs of items whose summed cost (bytes touched) stays within
-        the budget (an item above it alone); one run in memory, none for no items. Pages are released after each
-        run, and progress shown."""
+        the budget (an item above it alone); one run in memory, none for no items. Mapped
+        pages are released after each run, and progress shown."""
         n = len(costs)
         if n == 0:
             bounds = [0]

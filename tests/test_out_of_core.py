@@ -79,6 +79,22 @@ def test_binary_and_wide_vocabulary_out_of_core(tmp_path):
         assert_same_index(expected, actual)
 
 
+def test_foreign_parquet_ids_out_of_core(tmp_path):
+    """Parquet from elsewhere: int64 term ids and no vocabulary, renumbered after the spool."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(4)
+    terms = [np.sort(rng.choice(200_000, 12, replace=False)).astype(np.int64) for _ in range(200)]
+    weights = [rng.random(12).astype(np.float32) + 0.01 for _ in range(200)]
+    path = tmp_path / "foreign.parquet"
+    pq.write_table(pa.table({"id": [f"d{i}" for i in range(200)], "terms": terms, "weights": weights}), path,
+                   row_group_size=30)
+    expected = sparseir.build_index(sparseir.read_vectors(path), kind="seismic", n_postings=5)
+    actual = sparseir.build_index_from(path, tmp_path / "index", kind="seismic", memory_budget=TINY, n_postings=5)
+    assert_same_index(expected, actual)
+
+
 def test_spooled_jsonl_switches_to_an_open_vocabulary(tmp_path):
     """vocab=auto: BERT terms first, then a word BERT lacks; the spooled rows are renumbered in place."""
     path = tmp_path / "words.jsonl"

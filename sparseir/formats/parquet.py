@@ -111,7 +111,7 @@ def read_parquet(paths: str | os.PathLike | Sequence[str | os.PathLike],
                                   ids[rows:], known_vocab)
                 except ValueError as e:
                     raise InputError(str(e), path) from None
-                workspace.release()
+            workspace.release()
             rows, nnz = rows + len(sizes), end
             bar.update(rows)
         if rows == first_row:
