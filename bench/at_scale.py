@@ -39,8 +39,14 @@ from sparseir.formats import vector_parts  # noqa: E402
 
 import vs_peers  # noqa: E402
 
+PYSEISMIC_INDEX = Path("pyseismic") / "index"  # under OUT: the prefix SeismicIndex.save extends
 
-def child_build(command: list[str], log) -> dict:
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+def child_build(command: list[str]) -> dict:
     """Run a build command; its wall seconds, peak RSS (MB) and exit status."""
     log("$ " + " ".join(command))
     started = time.perf_counter()
@@ -59,7 +65,7 @@ def directory_bytes(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
-def build_pyseismic(docs: str, prefix: str, threads: int) -> None:
+def build_pyseismic(docs: str, prefix: Path, threads: int) -> None:
     """In the child: pyseismic-lsr over the parts, one part in memory at a time, ids = row numbers."""
     import seismic
 
@@ -73,19 +79,13 @@ def build_pyseismic(docs: str, prefix: str, threads: int) -> None:
         del vectors
     index = seismic.SeismicIndex.build_from_dataset(dataset, num_threads=threads)
     del dataset
-    index.save(prefix)
-
-
-def ground_truth(exact_dir: Path, queries, k: int, cores: int) -> np.ndarray:
-    index = sparseir.load_index(exact_dir)
-    _, rows = index.search(queries, k=k, threads=cores)
-    return rows
+    index.save(str(prefix))
 
 
 def measure_system(name: str, record: dict, out: Path, args) -> None:
     """In a child: sweep and measure one built system (``vs_peers.run_system``) into OUT/system_NAME.json."""
-    exact = sparseir.load_index(out / "exact")  # mapped: only its vocabulary and size are read
-    queries = sparseir.read_vectors(args.queries, vocab=exact.vocab)[:args.n_queries]
+    vocab = sparseir.load_index(out / "exact").vocab
+    queries = sparseir.read_vectors(args.queries, vocab=vocab)[:args.n_queries]
     truth = np.load(out / f"truth_{args.n_queries}_{args.k}.npy")
     order = np.random.default_rng(args.seed).permutation(len(queries))
     tune_rows, held_rows = np.sort(order[:len(order) // 2]), np.sort(order[len(order) // 2:])
@@ -95,7 +95,8 @@ def measure_system(name: str, record: dict, out: Path, args) -> None:
         if source == "pyseismic":
             from sparseir.peers import PySeismic
 
-            engine = PySeismic.load(next((out / "pyseismic").glob("index*")), exact.n_docs)
+            prefix = out / PYSEISMIC_INDEX
+            engine = PySeismic.load(next(prefix.parent.glob(prefix.name + "*")))
         else:
             from sparseir.timing import IndexEngine
 
@@ -105,7 +106,7 @@ def measure_system(name: str, record: dict, out: Path, args) -> None:
         return engine, build["seconds"], build["index_mb"] * 1e6
 
     result = vs_peers.run_system(name, None, queries.take(tune_rows), queries.take(held_rows), truth[tune_rows],
-                                 truth[held_rows], args, lambda message: print(message, flush=True), make=open_built)
+                                 truth[held_rows], args, log, make=open_built)
     (out / f"system_{name}.json").write_text(json.dumps(result, indent=2) + "\n")
 
 
@@ -122,25 +123,22 @@ def main() -> None:
     parser.add_argument("--core", type=int, default=min(os.sched_getaffinity(0)))
     parser.add_argument("--sweep-repeats", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--pyseismic-child", nargs=2, metavar=("DOCS", "PREFIX"), help=argparse.SUPPRESS)
+    parser.add_argument("--pyseismic-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--measure-child", metavar="SYSTEM", help=argparse.SUPPRESS)
     args = parser.parse_args()
     cores = len(os.sched_getaffinity(0))
+    out = Path(args.out)
     if args.pyseismic_child:
-        build_pyseismic(*args.pyseismic_child, threads=cores)
+        build_pyseismic(args.docs, out / PYSEISMIC_INDEX, threads=cores)
         return
     targets = args.targets
     args.targets = [float(t) for t in targets.split(",")]
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     record_path = out / "at_scale.json"
     record = json.loads(record_path.read_text()) if record_path.exists() else {"builds": {}, "systems": {}}
     if args.measure_child:
         measure_system(args.measure_child, record, out, args)
         return
-
-    def log(message: str) -> None:
-        print(message, flush=True)
 
     def save() -> None:
         record_path.write_text(json.dumps(record, indent=2) + "\n")
@@ -151,18 +149,16 @@ def main() -> None:
         if name in record["builds"] or (name != "exact" and name not in systems):
             continue
         result = child_build([sys.executable, "-m", "sparseir", "index", args.docs, "-o", str(path), *kind,
-                              "--memory-budget", args.budget], log)
+                              "--memory-budget", args.budget])
         if result["exit"] == 0:
             result["index_mb"] = round(directory_bytes(path) / 1e6)
         record["builds"][name] = result
         save()
-    prefix = out / "pyseismic" / "index"
     if "pyseismic" in systems and "pyseismic" not in record["builds"]:
-        prefix.parent.mkdir(exist_ok=True)
-        result = child_build([sys.executable, __file__, args.docs, args.queries, args.out,
-                              "--pyseismic-child", args.docs, str(prefix)], log)
+        (out / PYSEISMIC_INDEX).parent.mkdir(exist_ok=True)
+        result = child_build([sys.executable, __file__, args.docs, args.queries, args.out, "--pyseismic-child"])
         if result["exit"] == 0:
-            result["index_mb"] = round(directory_bytes(prefix.parent) / 1e6)
+            result["index_mb"] = round(directory_bytes((out / PYSEISMIC_INDEX).parent) / 1e6)
         record["builds"]["pyseismic"] = result
         save()
 
@@ -171,7 +167,7 @@ def main() -> None:
         exact = sparseir.load_index(out / "exact")
         queries = sparseir.read_vectors(args.queries, vocab=exact.vocab)[:args.n_queries]
         started = time.perf_counter()
-        np.save(truth_path, ground_truth(out / "exact", queries, args.k, cores))
+        np.save(truth_path, exact.search(queries, k=args.k, threads=cores)[1])
         record["exact_seconds_all_cores"] = round(time.perf_counter() - started, 1)
         save()
         del exact, queries

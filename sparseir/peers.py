@@ -139,7 +139,6 @@ class PySeismic(Peer):
     def build(self, docs: SparseVectors) -> None:
         import seismic
 
-        self.n_docs = len(docs)
         self.string_dtype = seismic.get_seismic_string()
         started = time.perf_counter()
         dataset = seismic.SeismicDataset()
@@ -153,13 +152,12 @@ class PySeismic(Peer):
         self.index_bytes = sum(f.stat().st_size for f in self.workdir.iterdir())
 
     @classmethod
-    def load(cls, path: str | os.PathLike, n_docs: int) -> "PySeismic":
+    def load(cls, path: str | os.PathLike) -> "PySeismic":
         """An index saved by ``SeismicIndex.save`` (built elsewhere, e.g. in a process of its
         own at scale) over documents whose ids are their row numbers."""
         import seismic
 
         peer = cls()
-        peer.n_docs = n_docs
         peer.string_dtype = seismic.get_seismic_string()
         peer.index = seismic.SeismicIndex.load(os.fspath(path))
         peer.index_bytes = Path(path).stat().st_size

@@ -68,6 +68,7 @@ class Workspace:
         from .fileio import temp_prefix
 
         target = Path(target)
+        budget = parse_bytes(budget)  # a bad one is refused before any directory exists
         return cls(tempfile.mkdtemp(prefix=temp_prefix(target), suffix=".tmp", dir=target.parent), budget, progress)
 
     @property

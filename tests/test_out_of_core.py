@@ -174,3 +174,4 @@ def test_cli_bad_out_of_core_options(collection, tmp_path, args, message):
                              str(tmp_path / "index"), *args], capture_output=True, text=True)
     assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "index").exists()
+    assert os.listdir(tmp_path) == []  # no scratch directory left behind either

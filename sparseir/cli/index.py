@@ -11,7 +11,6 @@ from ..fileio import refuse_existing
 from ..formats import VECTOR_FORMATS, VOCAB_CHOICES, BadLines
 from ..index import KINDS, build_index, build_index_from
 from ..sharded import build_sharded
-from ..workspace import parse_bytes
 from .common import echo, given, kind_options, read_input_vectors
 
 
@@ -53,7 +52,7 @@ def index(vectors, output, kind, input_format, vocab, model, skip_bad_lines, ove
             raise ParameterError("--memory-budget builds one index from vectors: it takes neither --segmented, "
                                  "--shards nor --model")
         started = time.perf_counter()
-        built = build_index_from(vectors, output, kind=kind, memory_budget=parse_bytes(memory_budget),
+        built = build_index_from(vectors, output, kind=kind, memory_budget=memory_budget,
                                  format=input_format, vocab=vocab, bad_lines=BadLines(skip=skip_bad_lines),
                                  attributes=_attribute_table(vectors, attributes, input_format),
                                  overwrite=overwrite, progress=True, **given(params))

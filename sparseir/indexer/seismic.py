@@ -484,8 +484,9 @@ def build(docs: SparseVectors, params: BuildParams, workspace: Workspace = IN_ME
     # Clustering and summaries read documents at random: from the forward index, which is in
     # memory (part of the index) and holds the very weights that search scores.
     forward = forward_index(docs, params.forward_dtype, workspace)
+    max_doc = int(np.diff(docs.offsets).max(initial=0))
     stored = (forward["doc_offsets"], forward["doc_terms"], forward["doc_weights"], bool(forward["doc_term_gaps"][0]),
-              int(np.diff(docs.offsets).max(initial=0)))
+              max_doc)
     kept, threshold, above = kept_list_sizes(docs, term_counts(docs, workspace), params.postings_for(len(docs)),
                                              params.max_fraction, workspace)
     # Only the postings that pass the threshold are inverted: the full inverted copy of the
@@ -516,7 +517,7 @@ def build(docs: SparseVectors, params: BuildParams, workspace: Workspace = IN_ME
     block_docs = np.empty_like(kept_docs)
     slot_sizes = np.zeros(block_slots[-1], dtype=np.int64)
     max_slots = int(slots.max(initial=0))
-    max_entries = max_slots * int(np.diff(docs.offsets).max(initial=0)) if clustered else 0
+    max_entries = max_slots * max_doc if clustered else 0
     for lo, hi in workspace.steps(len(list_sizes), "clustering"):
         make_blocks(lo, hi, kept_offsets, kept_docs, block_slots, clustered, params.block_size,
                     params.min_cluster_size, n_terms, *stored, head_offsets, head_terms, head_weights,
