@@ -1,6 +1,6 @@
 """Serving under a memory budget: resident memory, latency and bytes read per query, cold and warm.
 
-    python bench/memory_disk.py                                  # debian-pkgs, seismic
+    python bench/memory_disk.py                                  # debian-pkgs, seismic (with disk_blocks)
     python bench/memory_disk.py --kind blockmax --index DIR      # an index already built
 
 Each measurement runs in a fresh process pinned to one core (``sparseir.timing.pinned``),
@@ -11,7 +11,10 @@ searching the queries one call per query (``Index.search``), after the kernels a
   (``layout.<kind>.ON_DISK``) memory-mapped with MADV_RANDOM, every query run once before;
 - ``summaries, cold``: the same, with the bulk evicted from the page cache first
   (``madvise(MADV_DONTNEED)`` on the mappings, then ``posix_fadvise(POSIX_FADV_DONTNEED)``
-  on the files), so each query's documents come from disk.
+  on the files), so each query's documents come from disk;
+- ``disk, warm`` and ``disk, cold`` (Seismic indexes built with ``disk_blocks``): only the
+  directories in RAM; each query reads its lists' summaries and its visited blocks' records
+  into buffers (``load_index(memory="disk")``), warm or with every index file evicted first.
 
 Reported: index bytes; the index's own resident memory after the run (arrays in RAM plus the
 resident pages of the mapped ones, from /proc/self/smaps) against them, and the process's
@@ -38,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 DATA = ROOT.parent / "shared" / "data"
-MODES = ("all", "summaries-warm", "summaries-cold")
+MODES = ("all", "summaries-warm", "summaries-cold", "disk-warm", "disk-cold")
 
 
 def proc_value(path: str, key: str) -> int:
@@ -52,9 +55,9 @@ def index_resident_bytes(index) -> int:
     """The index's own resident memory: the arrays read into RAM, plus the resident pages of
     the mapped ones (their Rss in /proc/self/smaps). The interpreter, numba and the libraries
     (a few hundred MB whatever the index) are not counted here; VmRSS is reported beside it."""
-    in_ram = sum(array.nbytes for array in index.arrays.values() if not isinstance(array, np.memmap))
-    mapped_files = {str(Path(array.filename).resolve()) for array in index.arrays.values()
-                    if isinstance(array, np.memmap)}
+    arrays = [*index.arrays.values(), index.doc_ids]
+    in_ram = sum(array.nbytes for array in arrays if not isinstance(array, np.memmap))
+    mapped_files = {str(Path(array.filename).resolve()) for array in arrays if isinstance(array, np.memmap)}
     resident, current = 0, None
     for line in Path("/proc/self/smaps").read_text().splitlines():
         fields = line.split()
@@ -65,12 +68,31 @@ def index_resident_bytes(index) -> int:
     return in_ram + resident
 
 
-def evict(index) -> None:
-    """Drop the index's on-disk arrays from this process's mappings and from the page cache."""
-    from sparseir.kinds import get_kind
+def page_cache_bytes(directory: str) -> int:
+    """Bytes of the index's files in the OS page cache (mincore(2) over a mapping of each): what
+    a warm run relies on beyond the process's own memory."""
+    import ctypes
 
-    for name in get_kind(index.kind).layout.ON_DISK:
-        array = index.arrays.get(name)
+    libc = ctypes.CDLL(None, use_errno=True)
+    total = 0
+    for file in Path(directory).iterdir():
+        size = file.stat().st_size
+        if size == 0:
+            continue
+        with open(file, "rb") as f, mmap.mmap(f.fileno(), size, prot=mmap.PROT_READ) as mapping:
+            pages = np.zeros(-(-size // mmap.PAGESIZE), dtype=np.uint8)
+            view = np.frombuffer(mapping, dtype=np.uint8)
+            if libc.mincore(ctypes.c_void_p(view.ctypes.data), ctypes.c_size_t(size),
+                            pages.ctypes.data_as(ctypes.c_void_p)) != 0:
+                raise OSError(ctypes.get_errno(), f"mincore failed on {file}")
+            total += int((pages & 1).sum()) * mmap.PAGESIZE
+            del view
+    return total
+
+
+def evict(index) -> None:
+    """Drop the index's mapped arrays from this process, and every file it reads from the page cache."""
+    for array in index.arrays.values():
         mapping = getattr(array, "_mmap", None)
         if mapping is None:
             continue
@@ -84,15 +106,15 @@ def child(args) -> dict:
     import sparseir
     from sparseir.timing import pinned
 
-    memory = "all" if args.mode == "all" else "summaries"
+    memory, _, cache = args.mode.partition("-")
     index = sparseir.load_index(args.index, memory=memory)
     queries = sparseir.read_vectors(args.queries, vocab=index.vocab)[:args.n_queries]
     knobs = json.loads(args.knobs)
     with pinned([args.core]):
         index.search(queries[:1], k=10, **knobs)  # compiles the kernels
-        if args.mode == "summaries-warm":
+        if cache == "warm":
             index.search(queries, k=10, **knobs)
-        if args.mode == "summaries-cold":
+        if cache == "cold":
             evict(index)
         read_before = proc_value("/proc/self/io", "read_bytes:")
         latencies = []
@@ -103,7 +125,7 @@ def child(args) -> dict:
         read = proc_value("/proc/self/io", "read_bytes:") - read_before
     ms = np.array(latencies) * 1e3
     return {"mode": args.mode, "rss_bytes": proc_value("/proc/self/status", "VmRSS:") * 1024,
-            "index_resident_bytes": index_resident_bytes(index),
+            "index_resident_bytes": index_resident_bytes(index), "page_cache_bytes": page_cache_bytes(args.index),
             "mean_ms": float(ms.mean()), "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
             "read_bytes_per_query": read / len(queries)}
 
@@ -128,20 +150,29 @@ def main(argv=None):
             import sparseir
 
             args.index = str(Path(scratch) / "index")
-            sparseir.build_index(sparseir.read_vectors(args.docs), kind=args.kind).save(args.index)
-        index_bytes = sum(f.stat().st_size for f in Path(args.index).iterdir())
+            params = {"disk_blocks": True} if args.kind == "seismic" else {}
+            sparseir.build_index(sparseir.read_vectors(args.docs), kind=args.kind, **params).save(args.index)
+        files = list(Path(args.index).iterdir())
+        index_bytes = sum(f.stat().st_size for f in files)
+        records_bytes = sum(f.stat().st_size for f in files if f.name.startswith("block_record"))
         results = []
-        for mode in MODES:
+        for mode in MODES if records_bytes else MODES[:3]:
             command = [sys.executable, __file__, "--mode", mode, "--index", args.index, "--queries", args.queries,
                        "--knobs", args.knobs, "--n-queries", str(args.n_queries), "--core", str(args.core)]
             result = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
             result["resident_share"] = result["index_resident_bytes"] / index_bytes
+            # Block records (disk_blocks) copy the forward index per block: the share is also
+            # given against the index without them, the one the other modes serve.
+            result["resident_share_without_records"] = result["index_resident_bytes"] / (index_bytes - records_bytes)
             results.append(result)
             print(f"{mode:15s} index resident {result['index_resident_bytes'] / 1e6:7.1f} MB "
-                  f"({result['resident_share']:.0%} of the index; process RSS {result['rss_bytes'] / 1e6:.0f} MB) "
+                  f"({result['resident_share']:.0%} of the index, {result['resident_share_without_records']:.0%} "
+                  f"without block records; process RSS {result['rss_bytes'] / 1e6:.0f} MB) "
                   f"mean {result['mean_ms']:.3f} ms p50 {result['p50_ms']:.3f} p99 {result['p99_ms']:.3f}  "
-                  f"read {result['read_bytes_per_query'] / 1024:.1f} KiB/query", flush=True)
-    record = {"kind": args.kind, "index_bytes": index_bytes, "knobs": json.loads(args.knobs), "results": results}
+                  f"read {result['read_bytes_per_query'] / 1024:.1f} KiB/query; "
+                  f"index files in the page cache {result['page_cache_bytes'] / 1e6:.0f} MB", flush=True)
+    record = {"kind": args.kind, "index_bytes": index_bytes, "block_records_bytes": records_bytes,
+              "knobs": json.loads(args.knobs), "results": results}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"memory_disk_{args.kind}.json").write_text(json.dumps(record, indent=2) + "\n")

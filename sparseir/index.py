@@ -77,7 +77,8 @@ class Index(SearchableBase):
     @classmethod
     def load(cls, path: str | os.PathLike, verify: bool = False, memory: str = "mapped") -> "Index":
         """Open a saved index; `memory` says what is read into RAM (``storage.load_arrays``):
-        "summaries" leaves the kind's bulk (``layout.<kind>.ON_DISK``) on disk."""
+        "summaries" leaves the kind's bulk (``layout.<kind>.ON_DISK``) on disk; "disk" (Seismic
+        built with disk_blocks) also its summaries, which queries read as they need them."""
         manifest = storage.read_manifest(path)
         kind = manifest.get("kind")
         spec = get_kind(kind)
@@ -85,8 +86,17 @@ class Index(SearchableBase):
         if layout != spec.layout_version:
             raise IndexFormatError(f"{path}: a {kind} index of array layout {layout}, which this sparseir does not read "
                                    f"(it reads layout {spec.layout_version}); rebuild the index")
+        disk_reads = getattr(spec.layout, "DISK_READS", ())
+        if memory == "disk":
+            if not disk_reads:
+                raise ParameterError(f"{path}: memory='disk' serves seismic indexes; this {kind} index can leave "
+                                     "its bulk on disk with memory='summaries'")
+            if "block_records" not in manifest["arrays"]:
+                raise ParameterError(f"{path}: memory='disk' reads block records, which this index lacks: rebuild it "
+                                     "with disk_blocks=True (sparseir index --disk-blocks), or use memory='summaries'")
         arrays, vocab = storage.load_arrays(path, manifest, verify=verify, memory=memory,
-                                            on_disk=spec.layout.ON_DISK)
+                                            on_disk=spec.layout.ON_DISK, disk_reads=disk_reads,
+                                            disk_only=getattr(spec.layout, "DISK_ONLY", ()))
         doc_ids = arrays.pop("doc_ids")
         build_params = make_params(spec.BuildParams, manifest.get("build_params", {}), f"{kind} build")
         attributes = None

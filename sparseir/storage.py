@@ -11,7 +11,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
@@ -45,7 +45,8 @@ def write_index_dir(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], v
         entries = {}
         for name, array in arrays.items():
             file = tmp / f"{name}.npy"
-            np.save(file, np.ascontiguousarray(array), allow_pickle=False)
+            if not link_whole_file(array, file):
+                np.save(file, np.ascontiguousarray(array), allow_pickle=False)
             entries[name] = {"file": file.name, "dtype": str(array.dtype), "shape": list(array.shape),
                              "bytes": file.stat().st_size, "sha256": sha256_file(file)}
             crash_point()
@@ -60,6 +61,20 @@ def write_index_dir(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], v
                 "arrays": entries}
         (tmp / MANIFEST).write_text(json.dumps(full, indent=2) + "\n", encoding="utf-8")
         crash_point()  # complete, still under its temporary name
+
+
+def link_whole_file(array: np.ndarray, file: Path) -> bool:
+    """Hard-link an out-of-core build's .npy file (``Workspace.empty(whole_file=True)``) as
+    `file`; False where the array is not one, or the file system cannot link."""
+    source = getattr(array, "whole_npy", None)
+    if source is None:
+        return False
+    array.flush()
+    try:
+        os.link(source, file)
+    except OSError:
+        return False
+    return True
 
 
 def read_manifest(path: str | os.PathLike, format_name: str = FORMAT_NAME, format_version: int = FORMAT_VERSION,
@@ -93,38 +108,80 @@ def update_manifest(path: str | os.PathLike, changes: Mapping) -> dict:
     return manifest
 
 
-MEMORY_MODES = ("mapped", "all", "summaries")
+MEMORY_MODES = ("mapped", "all", "summaries", "disk")
+
+
+class DiskArray(NamedTuple):
+    """An array that kernels read range by range from its file (``load_index(memory="disk")``),
+    copying what a query needs into buffers of their own (``query.reads``)."""
+
+    fd: int  # open read-only for as long as the LoadedArrays that holds it
+    start: int  # byte offset of element 0 in the file, past the .npy header
+    size: int  # elements
+    empty: np.ndarray  # zero-length, of the array's dtype: compiled code takes the dtype from it
+
+
+class LoadedArrays(dict):
+    """A loaded index's arrays, by name. Under memory="disk", ``disk`` maps the names of the
+    arrays that kernels read from disk to their DiskArray; the files stay open while this lives."""
+
+    def __init__(self, arrays: Mapping[str, np.ndarray], files: Mapping[str, "DiskFile"] = {}):
+        super().__init__(arrays)
+        self._files = dict(files)
+        self.disk = {name: file.array for name, file in self._files.items()}
+
+
+class DiskFile:
+    """One array file opened for reading ranges: no readahead, since queries read at random.
+    An empty array (which numpy does not map) has no file to read: fd -1."""
+
+    def __init__(self, array: np.ndarray):
+        self._file = None
+        if isinstance(array, np.memmap):
+            self._file = open(array.filename, "rb", buffering=0)
+            if hasattr(os, "posix_fadvise"):
+                os.posix_fadvise(self._file.fileno(), 0, 0, os.POSIX_FADV_RANDOM)
+        self.array = DiskArray(-1 if self._file is None else self._file.fileno(),
+                               int(getattr(array, "offset", 0)), int(array.size), np.empty(0, dtype=array.dtype))
 
 
 def load_arrays(path: str | os.PathLike, manifest: dict, verify: bool = False, memory: str = "mapped",
-                on_disk: Sequence[str] = ()) -> tuple[dict[str, np.ndarray], Vocabulary]:
+                on_disk: Sequence[str] = (), disk_reads: Sequence[str] = (), disk_only: Sequence[str] = ()
+                ) -> tuple[LoadedArrays, Vocabulary]:
     """Open each array after checking its size, and its hash when verify.
 
     memory: "mapped" memory-maps every array (the OS pages them in as they are used);
     "all" reads every array into RAM; "summaries" reads all but the `on_disk` arrays into
     RAM and leaves those mapped with random-access advice, so that the page cache does not
-    read ahead around each document a query touches.
+    read ahead around each document a query touches; "disk" also leaves the `disk_reads`
+    arrays out of RAM, and opens their files for kernels to read the ranges a query needs,
+    so that what stays resident is the other arrays plus a few buffers. The `disk_only`
+    arrays, which only "disk" reads, stay mapped (and untouched) in every mode.
     """
     require(memory in MEMORY_MODES, f"memory must be one of {', '.join(MEMORY_MODES)}, got {memory!r}")
     path = Path(path)
-    arrays = {}
+    left_on_disk = {"mapped": set(manifest["arrays"]), "all": set(), "summaries": set(on_disk),
+                    "disk": {*on_disk, *disk_reads}}[memory] | set(disk_only)
+    arrays, files = {}, {}
     for name, entry in manifest["arrays"].items():
         file = path / entry["file"]
         check_file(file, entry, verify)
-        mapped = memory == "mapped" or (memory == "summaries" and name in on_disk)
+        mapped = name in left_on_disk
         try:
             arrays[name] = np.load(file, mmap_mode="r" if mapped else None, allow_pickle=False)
-            if memory == "summaries" and mapped:
-                advise_random(arrays[name])
         except ValueError as e:
             raise IndexFormatError(f"{file}: unreadable array ({e})") from None
         if list(arrays[name].shape) != entry["shape"] or str(arrays[name].dtype) != entry["dtype"]:
             raise IndexFormatError(f"{file}: shape/dtype differ from the manifest")
+        if mapped and memory != "mapped":
+            advise_random(arrays[name])
+        if memory == "disk" and name in disk_reads:
+            files[name] = DiskFile(arrays[name])
     vocab_entry = manifest["vocab"]
     vocab_file = path / vocab_entry["file"]
     check_file(vocab_file, vocab_entry, verify=True)  # small: always hashed
     terms = vocab_file.read_text(encoding="utf-8").split("\n")[:-1]
-    return arrays, Vocabulary(terms, vocab_entry.get("name"), vocab_entry.get("open", False))
+    return LoadedArrays(arrays, files), Vocabulary(terms, vocab_entry.get("name"), vocab_entry.get("open", False))
 
 
 def advise_random(array: np.ndarray) -> None:

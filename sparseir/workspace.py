@@ -75,12 +75,19 @@ class Workspace:
     def out_of_core(self) -> bool:
         return self.directory is not None
 
-    def empty(self, shape, dtype) -> np.ndarray:
-        """A new array: a mapped file out of core, else RAM."""
+    def empty(self, shape, dtype, whole_file: bool = False) -> np.ndarray:
+        """A new array: a mapped file out of core, else RAM. whole_file: for an array of the
+        index itself, a .npy file that saving the index links (``storage.write_index_dir``)
+        rather than copies, so that the largest arrays are written once."""
         if not self.out_of_core or int(np.prod(shape)) == 0:
             return np.empty(shape, dtype=dtype)
         self._files += 1
-        array = np.memmap(self.directory / f"array-{self._files:04d}.bin", dtype=dtype, mode="w+", shape=shape)
+        if whole_file:
+            path = self.directory / f"array-{self._files:04d}.npy"
+            array = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=tuple(int(n) for n in np.atleast_1d(shape)))
+            array.whole_npy = path  # views do not inherit it: only the whole array is linked
+        else:
+            array = np.memmap(self.directory / f"array-{self._files:04d}.bin", dtype=dtype, mode="w+", shape=shape)
         self._mapped.append(array)
         return array
 

@@ -9,7 +9,7 @@ import sparseir
 from sparseir.errors import ParameterError
 from sparseir.kinds import get_kind
 
-from conftest import random_vectors
+from conftest import random_vectors, shared_vectors
 
 
 @pytest.fixture(scope="module")
@@ -51,3 +51,142 @@ def test_memory_modes_reach_sharded_indexes_and_bad_modes_are_refused(saved, tmp
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ParameterError, match="memory"):
         sparseir.load_index(root / "exact", memory="lots")
+
+
+# --- memory="disk": Seismic's summaries and block records read per query --------------------
+
+DISK_CASES = {
+    "default": ({}, {}),
+    "float32 forward, unpruned summaries": ({"forward_dtype": "float32", "summary_energy": 1.0}, {}),
+    "fixed blocks, heavy pruning": ({"clustering": "fixed", "block_size": 5, "n_postings": 40}, {}),
+    "kNN refinement": ({"n_knn": 4}, {"n_knn": 4}),
+}
+
+
+def disk_index(docs, root, name, **params):
+    path = root / name
+    if not path.exists():
+        sparseir.build_index(docs, kind="seismic", disk_blocks=True, **params).save(path)
+    return path
+
+
+@pytest.mark.parametrize("case", DISK_CASES)
+def test_disk_mode_returns_what_the_index_in_memory_returns(saved, tmp_path, case):
+    """Batches and single queries, over knobs from strict to loose, k beyond the collection, with filters."""
+    from sparseir.filters import Allowed
+
+    params, knobs = DISK_CASES[case]
+    rng = np.random.default_rng(5)
+    docs, queries = random_vectors(rng, 700, 150, 14), random_vectors(rng, 30, 150, 6, prefix="q")
+    queries.vocab = docs.vocab
+    path = disk_index(docs, tmp_path, "index", **params)
+    in_memory, on_disk = sparseir.load_index(path, memory="all"), sparseir.load_index(path, memory="disk")
+    keep = rng.random(len(docs)) < 0.3
+    for settings in ({"query_cut": 1, "heap_factor": 1.0}, {"query_cut": 5, "heap_factor": 0.8},
+                     {"query_cut": 40, "heap_factor": 0.3}):
+        for k in (10, 1000):
+            want = in_memory.search(queries, k=k, **knobs, **settings)
+            for got in (on_disk.search(queries, k=k, **knobs, **settings),
+                        [np.concatenate(part) for part in zip(*(on_disk.search(queries[q:q + 1], k=k, **knobs,
+                                                                                     **settings)
+                                                                  for q in range(len(queries))))]):
+                for a, b in zip(got, want):
+                    np.testing.assert_array_equal(a, b)
+        allowed = np.flatnonzero(keep)
+        want = in_memory.search(queries, k=10, filter=allowed, **knobs, **settings)
+        for a, b in zip(on_disk.search(queries, k=10, filter=allowed, **knobs, **settings), want):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_disk_mode_on_binary_vectors_over_a_wide_vocabulary(tmp_path):
+    """No stored weights (unit summaries too) and forward-index gaps, through the block records."""
+    rng = np.random.default_rng(8)
+    vocab = sparseir.Vocabulary([str(i) for i in range(100_000)], open=True)
+    pool = rng.choice(100_000, 400, replace=False)
+    rows = [dict.fromkeys(np.sort(rng.choice(pool, 25, replace=False)).tolist(), 1.0) for _ in range(400)]
+    docs = sparseir.SparseVectors.from_dicts(rows, vocab=vocab)
+    queries = docs[:20]
+    path = disk_index(docs, tmp_path, "binary")
+    want = sparseir.load_index(path, memory="all").search(queries, k=10, query_cut=6, heap_factor=0.7)
+    got = sparseir.load_index(path, memory="disk").search(queries, k=10, query_cut=6, heap_factor=0.7)
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_disk_mode_keeps_summaries_and_documents_out_of_ram(tmp_path):
+    from sparseir.layout.seismic import DISK_ONLY, DISK_READS, ON_DISK
+
+    docs = random_vectors(np.random.default_rng(6), 300, 100, 10)
+    index = sparseir.load_index(disk_index(docs, tmp_path, "index"), memory="disk")
+    assert sorted(index.arrays.disk) == sorted(DISK_READS)
+    for name, array in index.arrays.items():
+        assert isinstance(array, np.memmap) == (name in {*ON_DISK, *DISK_READS}), name
+    everything = sparseir.load_index(disk_index(docs, tmp_path, "index"), memory="all")
+    for name, array in everything.arrays.items():  # the records serve memory="disk" alone
+        assert isinstance(array, np.memmap) == (name in DISK_ONLY), name
+
+
+def test_block_records_hold_each_blocks_documents(tmp_path):
+    """Decoded, every record lists its block's documents with their forward-index vectors."""
+    from sparseir.layout.forward import read_doc
+    from sparseir.layout.seismic import read_record
+
+    docs = random_vectors(np.random.default_rng(7), 300, 100, 10)
+    a = sparseir.build_index(docs, kind="seismic", disk_blocks=True).arrays
+    weight_itemsize = a["doc_weights"].itemsize
+    largest = a["largest_reads"]
+    assert largest[4] == np.diff(a["block_record_offsets"]).max() and largest[5] == np.diff(a["block_offsets"]).max()
+    terms, weights = np.empty(100, np.int64), np.empty(100, np.float32)
+    for block in range(len(a["block_offsets"]) - 1):
+        record = a["block_records"][a["block_record_offsets"][block]:a["block_record_offsets"][block + 1]]
+        members = a["block_docs"][a["block_offsets"][block]:a["block_offsets"][block + 1]]
+        rows, offsets, record_terms, record_weights = read_record(record, len(members), a["doc_terms"],
+                                                                  a["doc_weights"], weight_itemsize)
+        np.testing.assert_array_equal(rows, members)
+        for i, doc in enumerate(members):
+            n = read_doc(a["doc_offsets"], a["doc_terms"], a["doc_weights"], False, doc, terms, weights)
+            np.testing.assert_array_equal(record_terms[offsets[i]:offsets[i + 1]], terms[:n])
+            np.testing.assert_array_equal(record_weights[offsets[i]:offsets[i + 1]].view(np.float16), weights[:n])
+
+
+def test_disk_mode_needs_block_records(saved, tmp_path):
+    root, queries = saved
+    with pytest.raises(ParameterError, match="disk_blocks"):
+        sparseir.load_index(root / "seismic", memory="disk")
+    with pytest.raises(ParameterError, match="memory='summaries'"):
+        sparseir.load_index(root / "exact", memory="disk")
+    from click.testing import CliRunner
+    from sparseir.cli import cli
+
+    queries_file = tmp_path / "queries.jsonl"
+    sparseir.write_vectors(queries, queries_file)
+    result = CliRunner().invoke(cli, ["search", str(root / "seismic"), str(queries_file), "-o", str(tmp_path / "run"),
+                                      "--memory", "disk"])
+    assert result.exit_code != 0 and "disk_blocks" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_disk_mode_refuses_a_file_changed_under_it(tmp_path):
+    """A record file truncated after loading fails the search, rather than answering from garbage."""
+    docs = random_vectors(np.random.default_rng(9), 300, 100, 10)
+    path = disk_index(docs, tmp_path, "index")
+    index = sparseir.load_index(path, memory="disk")
+    with open(path / "block_records.npy", "r+b") as f:
+        f.truncate(200)
+    with pytest.raises(OSError, match="could not be read"):
+        index.search(docs[:5], k=10)
+
+
+def test_disk_mode_on_a_shared_collection():
+    path = shared_vectors("scifact")
+    docs = sparseir.read_vectors(path / "collection.jsonl.gz")
+    queries = sparseir.read_vectors(path / "queries.jsonl.gz", vocab=docs.vocab)
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as scratch:
+        index_path = disk_index(docs, Path(scratch), "scifact")
+        in_memory, on_disk = sparseir.load_index(index_path, memory="all"), sparseir.load_index(index_path, memory="disk")
+        for settings in ({"query_cut": 3, "heap_factor": 0.9}, {"query_cut": 10, "heap_factor": 0.7}):
+            for a, b in zip(on_disk.search(queries, k=100, **settings), in_memory.search(queries, k=100, **settings)):
+                np.testing.assert_array_equal(a, b)

@@ -33,9 +33,11 @@ BATCH = 256  # queries per progress step; large enough that prange keeps every c
               help="term<TAB>idf or .json table for --query-encoder idf (default: the --model directory's "
                    "idf.json, else the index's document frequencies).")
 @click.option("--verify", is_flag=True, help="Check every index file's sha256 before searching.")
-@click.option("--memory", type=click.Choice(["mapped", "all", "summaries"]), default="mapped", show_default=True,
-              help="What is read into RAM: nothing (memory-mapped), everything, or the summaries and directories "
-                   "(the bulk stays on disk, read at random).")
+@click.option("--memory", type=click.Choice(["mapped", "all", "summaries", "disk"]), default="mapped",
+              show_default=True,
+              help="What is read into RAM: nothing (memory-mapped), everything, the summaries and directories "
+                   "(the bulk stays on disk, read at random), or only the directories (disk: Seismic indexes built "
+                   "with --disk-blocks read each query's summaries and blocks from disk).")
 @click.option("--skip-bad-lines", is_flag=True, help="Skip malformed query lines (counted) instead of failing.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run file.")
 @click.option("--filter", "filter_expression", metavar="EXPR",

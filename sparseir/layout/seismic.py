@@ -24,6 +24,16 @@ value is summary_min[b] + summary_scale[b] * code.
                          values are all 1: summary_min 1, summary_scale 0)
     summary_scale, summary_min  float32, n_blocks
 
+Block records, with ``disk_blocks=True``: each block's documents once more, their forward
+vectors side by side, so that under ``load_index(memory="disk")`` a visited block is one read.
+Each part of a record starts 4-byte aligned; a block of m documents holding n entries has
+
+    block_record_offsets  int64, n_blocks + 1: a block's bytes in block_records
+    block_records         uint8: rows int32 x m; entry offsets uint32 x (m + 1), from 0;
+                          terms x n (doc_terms' dtype); weights x n (doc_weights' dtype, none if binary)
+    largest_reads         int64, [6]: the most one read fetches (READS order), to size buffers,
+                          then the most documents in a block
+
 Also ``max_list_blocks`` (int64, [1]) and, with n_knn > 0, ``knn`` (int32, n_docs x n_knn).
 """
 
@@ -42,12 +52,39 @@ LAYOUT_VERSION = 4
 # The bulk, left on disk by load_index(memory="summaries"): summaries and directories stay in
 # memory; a visited block's documents and their forward vectors are read from disk.
 ON_DISK = ("block_docs", "knn", *FORWARD_ON_DISK)
+# Read range by range under load_index(memory="disk"), which also leaves ON_DISK alone: the
+# summaries of a query's lists and the records of its visited blocks; the rest stays in RAM.
+DISK_READS = ("single_terms", "list_terms", "term_entries", "entry_block_bits", "entry_codes", "block_records")
+# Read by memory="disk" alone, through its file: in every other mode it stays mapped, untouched.
+DISK_ONLY = ("block_records",)
+# What largest_reads counts, in its order: a list's single terms, multi-block terms (one
+# term_entries each), entries (codes), block-number words (two spare included), a record's
+# bytes; then the most documents in one block.
+READS = ("single_terms", "list_terms", "entry_codes", "entry_block_bits", "block_records")
 
 
 class Blocks(NamedTuple):
     term_blocks: np.ndarray
     block_offsets: np.ndarray
     block_docs: np.ndarray
+
+
+class DiskReads(NamedTuple):
+    """What a memory="disk" search reads from disk. files[i] locates DISK_READS[i] (fd, byte
+    where its data starts, elements: ``query.reads``); the fields named like the arrays are
+    empty arrays of their dtypes. The block records' offsets and largest_reads stay in RAM.
+    failed[0] is set by a read that failed."""
+
+    files: np.ndarray
+    failed: np.ndarray
+    single_terms: np.ndarray
+    list_terms: np.ndarray
+    term_entries: np.ndarray
+    entry_block_bits: np.ndarray
+    entry_codes: np.ndarray
+    block_records: np.ndarray
+    block_record_offsets: np.ndarray
+    largest_reads: np.ndarray
 
 
 class Summaries(NamedTuple):
@@ -149,3 +186,101 @@ def list_summary_entries(summaries: Summaries, term: int) -> list[tuple[int, int
         raise ValueError(f"list {term}: {len(owners)} entries named, {end - base} stored")
     return [(e, owners[e - base], int(entry_block(s.entry_block_bits, word, width, e - base)))
             for e in range(base, end)]
+
+
+# --- block records (disk_blocks) ------------------------------------------------------------
+
+@njit(cache=True, inline="always")
+def aligned(nbytes):
+    return (nbytes + 3) & ~3
+
+
+@njit(cache=True, inline="always")
+def record_layout(m, n, term_itemsize, weight_itemsize):
+    """Byte offsets within a record of m documents and n entries: (entry offsets, terms, weights, end)."""
+    offsets_at = 4 * m
+    terms_at = offsets_at + 4 * (m + 1)
+    weights_at = terms_at + aligned(n * term_itemsize)
+    return offsets_at, terms_at, weights_at, weights_at + aligned(n * weight_itemsize)
+
+
+@njit(parallel=True, cache=True)
+def record_sizes(block_offsets, block_docs, doc_offsets, term_itemsize, weight_itemsize, sizes):
+    """Bytes of each block's record into sizes."""
+    for b in prange(len(sizes)):
+        n = 0
+        for p in range(block_offsets[b], block_offsets[b + 1]):
+            n += np.int64(doc_offsets[block_docs[p] + 1]) - np.int64(doc_offsets[block_docs[p]])
+        sizes[b] = record_layout(block_offsets[b + 1] - block_offsets[b], n, term_itemsize, weight_itemsize)[3]
+
+
+@njit(parallel=True, cache=True)
+def write_records(block_lo, block_hi, block_offsets, block_docs, doc_offsets, doc_terms, doc_weights,
+                  weight_itemsize, record_offsets, records):
+    """The records of blocks block_lo:block_hi (see the module docstring)."""
+    for b in prange(block_lo, block_hi):
+        first, m = block_offsets[b], block_offsets[b + 1] - block_offsets[b]
+        record = records[record_offsets[b]:record_offsets[b + 1]]
+        offsets_at, terms_at, _, _ = record_layout(m, 0, 1, 1)
+        rows = record[:offsets_at].view(np.int32)
+        entry_offsets = record[offsets_at:terms_at].view(np.uint32)
+        entry_offsets[0] = 0
+        for i in range(m):
+            doc = block_docs[first + i]
+            rows[i] = doc
+            entry_offsets[i + 1] = entry_offsets[i] + np.uint32(doc_offsets[doc + 1] - doc_offsets[doc])
+        n = np.int64(entry_offsets[m])
+        _, terms_at, weights_at, end = record_layout(m, n, doc_terms.itemsize, weight_itemsize)
+        terms, weights = record_vectors(record, terms_at, weights_at, n, doc_terms, doc_weights, weight_itemsize)
+        for i in range(m):
+            lo, hi = np.int64(doc_offsets[rows[i]]), np.int64(doc_offsets[rows[i] + 1])
+            at = np.int64(entry_offsets[i])
+            terms[at:at + hi - lo] = doc_terms[lo:hi]
+            if weight_itemsize:
+                weights[at:at + hi - lo] = doc_weights[lo:hi]
+        record[terms_at + n * doc_terms.itemsize:weights_at] = 0  # alignment padding: files equal byte for byte
+        record[weights_at + n * weight_itemsize:end] = 0
+
+
+@njit(cache=True, inline="always")
+def record_vectors(record, terms_at, weights_at, n, doc_terms, doc_weights, weight_itemsize):
+    """A record's terms and weights, as views of the forward index's dtypes (weights empty if binary)."""
+    return (record[terms_at:terms_at + n * doc_terms.itemsize].view(doc_terms.dtype),
+            record[weights_at:weights_at + n * weight_itemsize].view(doc_weights.dtype))
+
+
+@njit(cache=True, inline="always")
+def read_record(record, m, doc_terms, doc_weights, weight_itemsize):
+    """(rows, entry offsets, terms, weights) of a block record of m documents."""
+    offsets_at, terms_at, _, _ = record_layout(m, 0, 1, 1)
+    entry_offsets = record[offsets_at:terms_at].view(np.uint32)
+    n = np.int64(entry_offsets[m])
+    _, _, weights_at, _ = record_layout(m, n, doc_terms.itemsize, weight_itemsize)
+    terms, weights = record_vectors(record, terms_at, weights_at, n, doc_terms, doc_weights, weight_itemsize)
+    return record[:offsets_at].view(np.int32), entry_offsets, terms, weights
+
+
+def block_records(block_offsets: np.ndarray, block_docs: np.ndarray, forward: dict, workspace: Workspace = IN_MEMORY
+                  ) -> dict[str, np.ndarray]:
+    """block_record_offsets and block_records, written a workspace chunk of blocks at a time
+    (out of core, into a file that saving the index links instead of copying)."""
+    doc_terms, doc_weights = forward["doc_terms"], forward["doc_weights"]
+    weight_itemsize = doc_weights.itemsize if doc_weights.size else 0
+    sizes = np.empty(len(block_offsets) - 1, dtype=np.int64)
+    record_sizes(block_offsets, block_docs, forward["doc_offsets"], doc_terms.itemsize, weight_itemsize, sizes)
+    offsets = offsets_of(sizes)
+    records = workspace.empty(offsets[-1], np.uint8, whole_file=True)
+    for lo, hi in workspace.ranges(sizes, "block records"):
+        write_records(lo, hi, block_offsets, block_docs, forward["doc_offsets"], doc_terms, doc_weights,
+                      weight_itemsize, offsets, records)
+    return {"block_record_offsets": offsets, "block_records": records}
+
+
+def largest_reads(arrays) -> np.ndarray:
+    """The most that one read of each of READS fetches, in that order, then the most documents in a block."""
+    return np.array([np.diff(arrays["list_single_offsets"]).max(initial=0),
+                     np.diff(arrays["list_term_offsets"]).max(initial=0),
+                     np.diff(arrays["list_entries"]).max(initial=0),
+                     np.diff(arrays["list_block_words"]).max(initial=0) + 2,
+                     np.diff(arrays["block_record_offsets"]).max(initial=0),
+                     np.diff(arrays["block_offsets"]).max(initial=0)], dtype=np.int64)

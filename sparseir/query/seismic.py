@@ -15,14 +15,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.extending import overload
 
 from ..errors import require
 from ..layout.forward import read_forward
 from ..layout import read
-from ..layout.seismic import Blocks, Summaries, entry_block
+from ..layout.seismic import DISK_READS, Blocks, DiskReads, Summaries, entry_block, read_record
 from .bits import bits_of_float32, float32_from_bits, prefetch, prefetch_lines, weight_at
 from .allow import allowed_row, everything, is_allowed
+from .reads import UNREADABLE, read_range
 from .scratch import run_chunks
 from .topk import empty_results, heap_drain, heap_push, heap_threshold, heaviest_terms, is_worse
 
@@ -81,65 +83,103 @@ def find(sorted_values, lo, hi, value):
 
 
 @njit(cache=True, inline="always")
-def add_entries(packing, entry_codes, lo, hi, weight, base, coded):
-    """Add one query term's weight x summary entries lo:hi to their blocks' partial bounds.
-
-    packing = (entry_block_bits, the list's first word, its field width, its first entry).
-    """
-    entry_block_bits, word, width, base_entry = packing
+def add_entries(block_bits, width, entry_codes, lo, hi, weight, base, coded):
+    """Add one query term's weight x the list's summary entries lo:hi to their blocks' partial bounds."""
     for e in range(lo, hi):
-        block = entry_block(entry_block_bits, word, width, e - base_entry)
+        block = entry_block(block_bits, 0, width, e)
         base[block] += weight
         coded[block] += weight * weight_at(entry_codes, e)
 
 
 @njit(cache=True, inline="always")
-def add_term(term_entries, i, multi_hi, end_entry, packing, entry_codes, weight, base, coded):
+def add_term(section, i, weight, base, coded):
     """add_entries for the entries of the list's i-th multi-block term."""
-    base_entry = packing[3]
-    end = base_entry + term_entries[i + 1] if i + 1 < multi_hi else end_entry
-    add_entries(packing, entry_codes, base_entry + term_entries[i], end, weight, base, coded)
+    _, list_terms, term_entries, block_bits, width, entry_codes, n_entries = section
+    end = term_entries[i + 1] if i + 1 < list_terms.shape[0] else n_entries
+    add_entries(block_bits, width, entry_codes, term_entries[i], end, weight, base, coded)
 
 
 @njit(cache=True)
-def list_bounds(summaries, term, first, q_terms, q_weights, dense_query, base, coded, block_keys):
-    """Summary dot products of every block of `term`'s list, as sortable keys (bound bits, block).
+def bound_list(summaries, disk, term, buffers, first, q_terms, q_weights, dense_query, base, coded, block_keys):
+    """list_bounds of `term`'s list, its summaries sliced from the arrays in memory or, with
+    `disk` (``layout.seismic.DiskReads``), read into `buffers`."""
+    ranges = list_ranges(summaries, term)
+    if disk is None:  # pruned at compile time where disk is None; each branch keeps its own array types
+        section = section_of(ranges, summaries.single_terms, summaries.list_terms, summaries.term_entries,
+                             summaries.entry_block_bits, summaries.entry_codes)
+        list_bounds(section, first, summaries.summary_min, summaries.summary_scale, q_terms, q_weights, dense_query,
+                    base, coded, block_keys)
+    else:
+        section = read_section(ranges, disk, buffers)
+        list_bounds(section, first, summaries.summary_min, summaries.summary_scale, q_terms, q_weights, dense_query,
+                    base, coded, block_keys)
+
+
+@njit(cache=True)
+def list_ranges(summaries, term):
+    """Where `term`'s list lies in single_terms, list_terms (and term_entries), entry_block_bits
+    (the two words past its end included: a field is read as a pair) and entry_codes; its field width."""
+    s = summaries
+    return ((s.list_single_offsets[term], s.list_single_offsets[term + 1]),
+            (s.list_term_offsets[term], s.list_term_offsets[term + 1]),
+            (s.list_block_words[term], s.list_block_words[term + 1] + 2),
+            (s.list_entries[term], s.list_entries[term + 1]),
+            np.int64(s.list_block_width[term]))
+
+
+@njit(cache=True)
+def section_of(ranges, single_terms, list_terms, term_entries, entry_block_bits, entry_codes):
+    singles, multis, words, entries, width = ranges
+    return (single_terms[singles[0]:singles[1]], list_terms[multis[0]:multis[1]],
+            term_entries[multis[0]:multis[1]], entry_block_bits[words[0]:words[1]], width,
+            entry_codes[entries[0]:entries[1]], entries[1] - entries[0])
+
+
+@njit(cache=True)
+def read_section(ranges, disk, buffers):
+    singles, multis, words, entries, width = ranges
+    return (read_range(disk.files[0], singles[0], singles[1], buffers[0], disk.failed),
+            read_range(disk.files[1], multis[0], multis[1], buffers[1], disk.failed),
+            read_range(disk.files[2], multis[0], multis[1], buffers[2], disk.failed),
+            read_range(disk.files[3], words[0], words[1], buffers[3], disk.failed), width,
+            read_range(disk.files[4], entries[0], entries[1], buffers[4], disk.failed), entries[1] - entries[0])
+
+
+@njit(cache=True)
+def list_bounds(section, first, summary_min, summary_scale, q_terms, q_weights, dense_query, base, coded, block_keys):
+    """Summary dot products of every block of one list, as sortable keys (bound bits, block).
+    section: the list's summaries, indexed from its start (``section_of``: single-block terms,
+    multi-block terms, where each one's entries start, block-number words, their field width,
+    codes, entries); its blocks are first, first + 1, ...
 
     Summaries are stored term-major per list, so only the entries of the query's own
     terms are read: base[b] sums the query weights met, coded[b] the weight x code
     products, and the bound is min * base + scale * coded. Bounds are >= 0, so their
     float32 bit patterns order like the values.
     """
-    base_entry, end_entry = summaries.list_entries[term], summaries.list_entries[term + 1]
-    packing = (summaries.entry_block_bits, summaries.list_block_words[term],
-               np.int64(summaries.list_block_width[term]), base_entry)
-    single_lo, single_hi = summaries.list_single_offsets[term], summaries.list_single_offsets[term + 1]
-    multi_lo, multi_hi = summaries.list_term_offsets[term], summaries.list_term_offsets[term + 1]
-    single_terms, list_terms, entry_codes = summaries.single_terms, summaries.list_terms, summaries.entry_codes
-    if (single_hi - single_lo) + (multi_hi - multi_lo) < SCAN_TERMS_PER_QUERY_TERM * q_terms.shape[0]:
+    single_terms, list_terms, _, block_bits, width, entry_codes, _ = section
+    n_single, n_multi = single_terms.shape[0], list_terms.shape[0]
+    if n_single + n_multi < SCAN_TERMS_PER_QUERY_TERM * q_terms.shape[0]:
         # A long query against a short directory: one sequential pass over the directory,
         # testing the dense query, beats two binary searches per query term.
-        for i in range(single_lo, single_hi):
+        for i in range(n_single):
             weight = dense_query[single_terms[i]]
             if weight != 0.0:
-                e = base_entry + i - single_lo
-                add_entries(packing, entry_codes, e, e + 1, weight, base, coded)
-        for i in range(multi_lo, multi_hi):
+                add_entries(block_bits, width, entry_codes, i, i + 1, weight, base, coded)
+        for i in range(n_multi):
             weight = dense_query[list_terms[i]]
             if weight != 0.0:
-                add_term(summaries.term_entries, i, multi_hi, end_entry, packing, entry_codes, weight, base, coded)
+                add_term(section, i, weight, base, coded)
     else:
         for j in range(q_terms.shape[0]):
-            i = find(single_terms, single_lo, single_hi, q_terms[j])
+            i = find(single_terms, 0, n_single, q_terms[j])
             if i >= 0:
-                e = base_entry + i - single_lo
-                add_entries(packing, entry_codes, e, e + 1, q_weights[j], base, coded)
-            i = find(list_terms, multi_lo, multi_hi, q_terms[j])
+                add_entries(block_bits, width, entry_codes, i, i + 1, q_weights[j], base, coded)
+            i = find(list_terms, 0, n_multi, q_terms[j])
             if i >= 0:
-                add_term(summaries.term_entries, i, multi_hi, end_entry, packing, entry_codes, q_weights[j], base,
-                         coded)
+                add_term(section, i, q_weights[j], base, coded)
     for b in range(base.shape[0]):
-        bound = summaries.summary_min[first + b] * base[b] + summaries.summary_scale[first + b] * coded[b]
+        bound = summary_min[first + b] * base[b] + summary_scale[first + b] * coded[b]
         block_keys[b] = (np.int64(bits_of_float32(bound)) << 32) | np.int64(b)
         base[b] = 0.0
         coded[b] = 0.0
@@ -154,10 +194,12 @@ def prefetch_doc(doc_offsets, doc_terms, doc_weights, doc):
 
 
 @njit(cache=True)
-def score_candidates(candidates, lo, hi, doc_offsets, doc_terms, doc_weights, term_gaps, prefetch_docs, dense_query,
-                     visited, touched, n_touched, heap_scores, heap_rows, size, allowed):
+def score_candidates(candidates, lo, hi, vector_rows, doc_offsets, doc_terms, doc_weights, term_gaps, prefetch_docs,
+                     dense_query, visited, touched, n_touched, heap_scores, heap_rows, size, allowed):
     """Score each of candidates[lo:hi] that `allowed` (a filter's bitset, empty: all) lets through and
-    that is not yet scored in this query; returns (n_touched, heap size).
+    that is not yet scored in this query; returns (n_touched, heap size). Candidate p's vector
+    is row vector_rows[p] of (doc_offsets, doc_terms, doc_weights): the forward index, where
+    vector_rows is candidates itself, or a block record, where it counts 0, 1, 2, ...
 
     One call per block rather than per document: a call passing this many arrays costs
     about as much as scoring a short document.
@@ -167,20 +209,20 @@ def score_candidates(candidates, lo, hi, doc_offsets, doc_terms, doc_weights, te
     # documents before it is scored.
     if prefetch_docs:
         for p in range(lo, hi):
-            prefetch(doc_offsets, candidates[p])
+            prefetch(doc_offsets, vector_rows[p])
             prefetch(visited, candidates[p] >> 6)
         for p in range(lo, min(hi, lo + DOCS_AHEAD)):
-            prefetch_doc(doc_offsets, doc_terms, doc_weights, candidates[p])
+            prefetch_doc(doc_offsets, doc_terms, doc_weights, vector_rows[p])
     for p in range(lo, hi):
         if prefetch_docs and p + DOCS_AHEAD < hi:
-            prefetch_doc(doc_offsets, doc_terms, doc_weights, candidates[p + DOCS_AHEAD])
+            prefetch_doc(doc_offsets, doc_terms, doc_weights, vector_rows[p + DOCS_AHEAD])
         doc = candidates[p]
         word, bit = doc >> 6, np.uint64(1) << np.uint64(doc & 63)
         if not visited[word] & bit and is_allowed(allowed, doc):
             visited[word] |= bit
             touched[n_touched] = doc
             n_touched += 1
-            score = score_doc(doc_offsets, doc_terms, doc_weights, term_gaps, doc, dense_query)
+            score = score_doc(doc_offsets, doc_terms, doc_weights, term_gaps, vector_rows[p], dense_query)
             # Most candidates lose to the root: test here and spare them the call. (Moving this
             # test into an inlined heap_push measured 3-6% slower on pypi-summaries.)
             if size < heap_scores.shape[0] or is_worse(heap_scores[0], heap_rows[0], score, doc):
@@ -189,11 +231,65 @@ def score_candidates(candidates, lo, hi, doc_offsets, doc_terms, doc_weights, te
 
 
 @njit(cache=True)
-def search_one(blocks, summaries, forward, knn, n_knn, q_terms, q_weights, query_cut, heap_factor, allowed,
-               dense_query, visited, touched, cut_terms, base, coded, block_keys, heap_scores, heap_rows):
+def score_block(blocks, forward, disk, block, buffers, dense_query, visited, touched, n_touched, heap_scores,
+                heap_rows, size, allowed):
+    """score_candidates over a block's documents: from the forward index in memory, or with
+    `disk`, from the block's record read into `buffers`."""
+    if disk is None:  # pruned at compile time where disk is None
+        lo, hi = blocks.block_offsets[block], blocks.block_offsets[block + 1]
+        return score_candidates(blocks.block_docs, lo, hi, blocks.block_docs, forward.doc_offsets, forward.doc_terms,
+                                forward.doc_weights, forward.term_gaps, forward.prefetch, dense_query, visited,
+                                touched, n_touched, heap_scores, heap_rows, size, allowed)
+    return score_record(blocks, forward, disk, block, buffers, dense_query, visited, touched, n_touched, heap_scores,
+                        heap_rows, size, allowed)
+
+
+@njit(cache=True)
+def score_record(blocks, forward, disk, block, buffers, dense_query, visited, touched, n_touched, heap_scores,
+                 heap_rows, size, allowed):
+    """score_block from the block's record: one read, then vectors side by side in a buffer."""
+    m = blocks.block_offsets[block + 1] - blocks.block_offsets[block]
+    record = read_range(disk.files[5], disk.block_record_offsets[block], disk.block_record_offsets[block + 1],
+                        buffers[5], disk.failed)
+    weight_itemsize = forward.doc_weights.itemsize if forward.doc_weights.size else 0
+    rows, entry_offsets, terms, weights = read_record(record, m, forward.doc_terms, forward.doc_weights,
+                                                      weight_itemsize)
+    return score_candidates(rows, 0, m, buffers[6], entry_offsets, terms, weights, forward.term_gaps, False,
+                            dense_query, visited, touched, n_touched, heap_scores, heap_rows, size, allowed)
+
+
+def disk_buffers(disk):
+    """Scratch for bound_list and score_block to read into: None in memory."""
+    if disk is None:
+        return None
+    return new_disk_buffers(disk)
+
+
+@overload(disk_buffers)
+def _disk_buffers(disk):
+    if isinstance(disk, types.NoneType):
+        return lambda disk: None
+    return lambda disk: new_disk_buffers(disk)
+
+
+@njit(cache=True)
+def new_disk_buffers(disk):
+    """One buffer per read (largest_reads sizes them), and positions 0, 1, ... within a record."""
+    largest = disk.largest_reads
+    return (np.empty(largest[0], disk.single_terms.dtype), np.empty(largest[1], disk.list_terms.dtype),
+            np.empty(largest[1], disk.term_entries.dtype), np.empty(largest[3], disk.entry_block_bits.dtype),
+            np.empty(largest[2], disk.entry_codes.dtype), np.empty(largest[4], disk.block_records.dtype),
+            np.arange(largest[5], dtype=np.int64))
+
+
+@njit(cache=True)
+def search_one(blocks, summaries, forward, disk, knn, n_knn, q_terms, q_weights, query_cut, heap_factor, allowed,
+               dense_query, visited, touched, cut_terms, base, coded, block_keys, heap_scores, heap_rows, buffers):
     """One query into (heap_scores, heap_rows); returns the heap size. Scratch is left clean.
 
-    blocks, summaries and forward are the layout's NamedTuples (sparseir.layout).
+    blocks, summaries and forward are the layout's NamedTuples (sparseir.layout); disk is
+    None in memory, else what a memory="disk" index reads (its lists' summaries and visited
+    blocks) into `buffers`.
     """
     term_blocks, block_offsets, block_docs = blocks.term_blocks, blocks.block_offsets, blocks.block_docs
     doc_offsets, doc_terms, doc_weights = forward.doc_offsets, forward.doc_terms, forward.doc_weights
@@ -207,8 +303,8 @@ def search_one(blocks, summaries, forward, knn, n_knn, q_terms, q_weights, query
         term = q_terms[cut_terms[c]]
         first, last = term_blocks[term], term_blocks[term + 1]
         n_blocks = last - first
-        list_bounds(summaries, term, first, q_terms, q_weights, dense_query, base[:n_blocks], coded[:n_blocks],
-                    block_keys)
+        bound_list(summaries, disk, term, buffers, first, q_terms, q_weights, dense_query, base[:n_blocks],
+                   coded[:n_blocks], block_keys)
         # The first list's blocks go best bound first, so that the threshold rises early. Later
         # lists meet a threshold already high: sorting their bounds costs more than the order
         # saves, so their blocks go in stored order, each tested on its own.
@@ -227,16 +323,16 @@ def search_one(blocks, summaries, forward, knn, n_knn, q_terms, q_weights, query
                 following = first + (block_keys[i - 1] & 0xFFFFFFFF)
                 for p in range(block_offsets[following], block_offsets[following + 1]):
                     prefetch(doc_offsets, block_docs[p])
-            n_touched, size = score_candidates(block_docs, block_offsets[block], block_offsets[block + 1], doc_offsets,
-                                               doc_terms, doc_weights, term_gaps, prefetch_docs, dense_query, visited,
-                                               touched, n_touched, heap_scores, heap_rows, size, allowed)
+            n_touched, size = score_block(blocks, forward, disk, block, buffers, dense_query, visited, touched,
+                                          n_touched, heap_scores, heap_rows, size, allowed)
     if n_knn > 0:
         n_results = size
         # Snapshot the results: the heap changes while their neighbours are scored.
         for r in range(n_results):
             cut_terms[r] = heap_rows[r]
         for r in range(n_results):
-            n_touched, size = score_candidates(knn[cut_terms[r]], 0, n_knn, doc_offsets, doc_terms, doc_weights,
+            neighbours = knn[cut_terms[r]]
+            n_touched, size = score_candidates(neighbours, 0, n_knn, neighbours, doc_offsets, doc_terms, doc_weights,
                                                term_gaps, prefetch_docs, dense_query, visited, touched, n_touched,
                                                heap_scores, heap_rows, size, allowed)
     for i in range(n_touched):
@@ -247,8 +343,8 @@ def search_one(blocks, summaries, forward, knn, n_knn, q_terms, q_weights, query
 
 
 @njit(cache=True)
-def search_chunk(blocks, summaries, forward, knn, n_knn, max_blocks, n_terms, q_offsets, q_terms, q_weights, query_cut,
-                 heap_factor, allowed, chunk, n_chunks, out_scores, out_rows):
+def search_chunk(blocks, summaries, forward, disk, knn, n_knn, max_blocks, n_terms, q_offsets, q_terms, q_weights,
+                 query_cut, heap_factor, allowed, chunk, n_chunks, out_scores, out_rows):
     """Queries chunk, chunk + n_chunks, ... with one set of scratch arrays."""
     n_docs = forward.doc_offsets.shape[0] - 1
     n_queries = q_offsets.shape[0] - 1
@@ -263,20 +359,21 @@ def search_chunk(blocks, summaries, forward, knn, n_knn, max_blocks, n_terms, q_
     coded = np.zeros(max_blocks, dtype=np.float32)
     heap_scores = np.empty(k, dtype=np.float32)
     heap_rows = np.empty(k, dtype=np.int64)
+    buffers = disk_buffers(disk)
     # Interleaved queries balance chunks when query costs drift along the batch.
     for q in range(chunk, n_queries, n_chunks):
         lo, hi = q_offsets[q], q_offsets[q + 1]
-        size = search_one(blocks, summaries, forward, knn, n_knn, q_terms[lo:hi], q_weights[lo:hi], query_cut,
-                          heap_factor, allowed_row(allowed, q), dense_query, visited, touched, cut_terms, base, coded, block_keys, heap_scores,
-                          heap_rows)
+        size = search_one(blocks, summaries, forward, disk, knn, n_knn, q_terms[lo:hi], q_weights[lo:hi], query_cut,
+                          heap_factor, allowed_row(allowed, q), dense_query, visited, touched, cut_terms, base, coded,
+                          block_keys, heap_scores, heap_rows, buffers)
         heap_drain(heap_scores, heap_rows, size, out_scores[q], out_rows[q])
 
 
 @njit(parallel=True, cache=True)
-def search_batch(blocks, summaries, forward, knn, n_knn, max_blocks, n_terms, q_offsets, q_terms, q_weights, query_cut,
-                 heap_factor, allowed, n_chunks, out_scores, out_rows):
+def search_batch(blocks, summaries, forward, disk, knn, n_knn, max_blocks, n_terms, q_offsets, q_terms, q_weights,
+                 query_cut, heap_factor, allowed, n_chunks, out_scores, out_rows):
     for chunk in prange(n_chunks):
-        search_chunk(blocks, summaries, forward, knn, n_knn, max_blocks, n_terms, q_offsets, q_terms, q_weights,
+        search_chunk(blocks, summaries, forward, disk, knn, n_knn, max_blocks, n_terms, q_offsets, q_terms, q_weights,
                      query_cut, heap_factor, allowed, chunk, n_chunks, out_scores, out_rows)
 
 
@@ -286,11 +383,28 @@ def search_arrays(arrays, queries, k: int, params: SearchParams, allowed=None):
     require(params.n_knn <= knn.shape[1],
             f"n_knn={params.n_knn} exceeds the {knn.shape[1]} neighbours stored at build (build with n_knn >= it)")
     out_scores, out_rows = empty_results(len(queries), k)
-    args = (read(Blocks, arrays), read(Summaries, arrays), read_forward(arrays), knn, params.n_knn,
+    forward, disk = read_forward(arrays), disk_reads(arrays)
+    if disk is not None:  # documents come from block records, already in cache once read
+        forward = forward._replace(prefetch=False)
+    args = (read(Blocks, arrays), read(Summaries, arrays), forward, disk, knn, params.n_knn,
             int(arrays["max_list_blocks"][0]),
             len(arrays["term_blocks"]) - 1, queries.offsets, queries.terms, queries.weights, params.query_cut,
             np.float32(params.heap_factor), everything(len(queries)) if allowed is None else allowed)
-    return run_chunks(search_chunk, search_batch, args, len(queries), out_scores, out_rows)
+    run_chunks(search_chunk, search_batch, args, len(queries), out_scores, out_rows)
+    if disk is not None and disk.failed[0]:
+        raise OSError(UNREADABLE)
+    return out_scores, out_rows
+
+
+def disk_reads(arrays) -> DiskReads | None:
+    """What the kernel reads from disk: None unless the index was loaded with memory="disk"."""
+    files = getattr(arrays, "disk", None)
+    if not files:
+        return None
+    disk = [files[name] for name in DISK_READS]
+    return DiskReads(np.array([(file.fd, file.start, file.size) for file in disk], dtype=np.int64),
+                     np.zeros(1, dtype=np.int64), *(file.empty for file in disk), arrays["block_record_offsets"],
+                     arrays["largest_reads"])
 
 
 def search(arrays, n_docs: int, queries, k: int, params: SearchParams, allowed=None):

@@ -1,0 +1,76 @@
+"""Ranges of on-disk arrays copied into scratch buffers, from compiled code.
+
+Under ``load_index(memory="disk")`` a kernel reads what a query needs with pread(2) into
+buffers it owns: the process keeps those buffers, and the page cache, which the OS may
+reclaim, keeps what is warm. Memory-mapped arrays would instead stay in the process's
+resident set once touched.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic, overload
+
+UNREADABLE = "an index file could not be read (removed, truncated or unreadable since it was loaded)"
+
+
+@intrinsic
+def pread_into(typingctx, fd, buffer, buffer_byte, nbytes, file_byte):
+    """pread(fd, buffer's data + buffer_byte, nbytes, file_byte): bytes read, 0 at end of file, -1 on error."""
+    def codegen(context, builder, signature, args):
+        fd_value, array, at, count, offset = args
+        data = context.make_array(signature.args[1])(context, builder, array).data
+        byte_ptr = ir.IntType(8).as_pointer()
+        i64 = ir.IntType(64)
+        function = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(i64, [ir.IntType(32), byte_ptr, i64, i64]), "pread")
+        target = builder.gep(builder.bitcast(data, byte_ptr), [at])
+        return builder.call(function, [builder.trunc(fd_value, ir.IntType(32)), target, count, offset])
+    return types.int64(types.int64, buffer, types.int64, types.int64, types.int64), codegen
+
+
+def read_range(file, lo, hi, buffer, failed):
+    """Elements lo:hi of an array on disk copied into the start of buffer (of its dtype),
+    returned as a view of it. file: int64 (fd, byte where the array's data starts, elements).
+
+    A read that fails (a file removed or truncated since it was opened) gives zeros and sets
+    failed[0]: an exception cannot leave a parallel region, so the caller raises UNREADABLE
+    once the kernel returns. An empty array (a binary index's unit weights) reads as an
+    empty view whatever the range.
+    """
+    fd, start, size = file[0], file[1], file[2]
+    if size == 0:
+        return buffer[:0]
+    itemsize = buffer.itemsize
+    data = os.pread(fd, (hi - lo) * itemsize, start + lo * itemsize)
+    if len(data) < (hi - lo) * itemsize:
+        failed[0] = 1
+        buffer[:hi - lo] = 0
+    else:
+        buffer[:hi - lo] = np.frombuffer(data, dtype=buffer.dtype)
+    return buffer[:hi - lo]
+
+
+@overload(read_range)
+def _read_range(file, lo, hi, buffer, failed):
+    def compiled(file, lo, hi, buffer, failed):
+        fd, start, size = file[0], file[1], file[2]
+        if size == 0:
+            return buffer[:0]
+        itemsize = buffer.itemsize
+        total = (hi - lo) * itemsize
+        done = 0
+        while done < total:  # a regular file returns short only at its end (or on a signal)
+            got = pread_into(fd, buffer, done, total - done, start + lo * itemsize + done)
+            if got <= 0:
+                failed[0] = 1
+                buffer[:hi - lo] = 0
+                break
+            done += got
+        return buffer[:hi - lo]
+    return compiled
