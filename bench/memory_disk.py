@@ -11,7 +11,7 @@ searching the queries one call per query (``Index.search``), after the kernels a
   (``layout.<kind>.ON_DISK``) memory-mapped with MADV_RANDOM, every query run once before;
 - ``summaries, cold``: the same, with the bulk evicted from the page cache first
   (``madvise(MADV_DONTNEED)`` on the mappings, then ``posix_fadvise(POSIX_FADV_DONTNEED)``
-  on the files), so each query's documents come from disk;
+  on the index's files), so each query's documents come from disk;
 - ``disk, warm`` and ``disk, cold`` (Seismic indexes built with ``disk_blocks``): only the
   directories in RAM; each query reads its lists' summaries and its visited blocks' records
   into buffers (``load_index(memory="disk")``), warm or with every index file evicted first.
@@ -20,12 +20,16 @@ Reported: index bytes; the index's own resident memory after the run (arrays in 
 resident pages of the mapped ones, from /proc/self/smaps) against them, and the process's
 VmRSS beside it (interpreter, numba and libraries included); mean / p50 / p99 latency; and
 bytes the process read from storage per query (``/proc/self/io`` read_bytes: what missed
-the page cache).
+the page cache); and how much of the index's files sits in the page cache after the run
+(``mincore``), every mode having evicted them once its kernels were compiled: what a warm
+run relies on beyond the process's memory. Every mode's top-10 rows are hashed and
+compared: the modes must return the same results.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import mmap
 import os
@@ -52,7 +56,7 @@ def proc_value(path: str, key: str) -> int:
 
 
 def index_resident_bytes(index) -> int:
-    """The index's own resident memory: the arrays read into RAM, plus the resident pages of
+    """The index's own resident memory: the arrays read into RAM (document ids included), plus the resident pages of
     the mapped ones (their Rss in /proc/self/smaps). The interpreter, numba and the libraries
     (a few hundred MB whatever the index) are not counted here; VmRSS is reported beside it."""
     arrays = [*index.arrays.values(), index.doc_ids]
@@ -90,14 +94,14 @@ def page_cache_bytes(directory: str) -> int:
     return total
 
 
-def evict(index) -> None:
-    """Drop the index's mapped arrays from this process, and every file it reads from the page cache."""
+def evict(index, directory: str) -> None:
+    """Drop the index's mapped arrays from this process, and all its files from the page cache."""
     for array in index.arrays.values():
         mapping = getattr(array, "_mmap", None)
-        if mapping is None:
-            continue
-        mapping.madvise(mmap.MADV_DONTNEED)
-        with open(array.filename, "rb") as f:
+        if mapping is not None:
+            mapping.madvise(mmap.MADV_DONTNEED)
+    for file in Path(directory).iterdir():
+        with open(file, "rb") as f:
             os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
 
 
@@ -112,20 +116,24 @@ def child(args) -> dict:
     knobs = json.loads(args.knobs)
     with pinned([args.core]):
         index.search(queries[:1], k=10, **knobs)  # compiles the kernels
+        # Evicted first, so that the page cache after the run holds what this mode brought in.
+        evict(index, args.index)
         if cache == "warm":
             index.search(queries, k=10, **knobs)
         if cache == "cold":
-            evict(index)
+            evict(index, args.index)
         read_before = proc_value("/proc/self/io", "read_bytes:")
-        latencies = []
+        latencies, answers = [], hashlib.sha256()
         for q in range(len(queries)):
             started = time.perf_counter()
-            index.search(queries[q:q + 1], k=10, **knobs)
+            _, rows = index.search(queries[q:q + 1], k=10, **knobs)
             latencies.append(time.perf_counter() - started)
+            answers.update(rows.tobytes())
         read = proc_value("/proc/self/io", "read_bytes:") - read_before
     ms = np.array(latencies) * 1e3
     return {"mode": args.mode, "rss_bytes": proc_value("/proc/self/status", "VmRSS:") * 1024,
             "index_resident_bytes": index_resident_bytes(index), "page_cache_bytes": page_cache_bytes(args.index),
+            "results_sha256": answers.hexdigest(),
             "mean_ms": float(ms.mean()), "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
             "read_bytes_per_query": read / len(queries)}
 
@@ -154,7 +162,7 @@ def main(argv=None):
             sparseir.build_index(sparseir.read_vectors(args.docs), kind=args.kind, **params).save(args.index)
         files = list(Path(args.index).iterdir())
         index_bytes = sum(f.stat().st_size for f in files)
-        records_bytes = sum(f.stat().st_size for f in files if f.name.startswith("block_record"))
+        records_bytes = sum(f.stat().st_size for f in files if f.name == "block_records.npy")
         results = []
         for mode in MODES if records_bytes else MODES[:3]:
             command = [sys.executable, __file__, "--mode", mode, "--index", args.index, "--queries", args.queries,
@@ -171,7 +179,9 @@ def main(argv=None):
                   f"mean {result['mean_ms']:.3f} ms p50 {result['p50_ms']:.3f} p99 {result['p99_ms']:.3f}  "
                   f"read {result['read_bytes_per_query'] / 1024:.1f} KiB/query; "
                   f"index files in the page cache {result['page_cache_bytes'] / 1e6:.0f} MB", flush=True)
-    record = {"kind": args.kind, "index_bytes": index_bytes, "block_records_bytes": records_bytes,
+    same = len({result["results_sha256"] for result in results}) == 1
+    print(f"every mode returned the same top-10 rows: {same}")
+    record = {"kind": args.kind, "index_bytes": index_bytes, "block_records_bytes": records_bytes, "same_results": same,
               "knobs": json.loads(args.knobs), "results": results}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

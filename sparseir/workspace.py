@@ -84,7 +84,8 @@ class Workspace:
         self._files += 1
         if whole_file:
             path = self.directory / f"array-{self._files:04d}.npy"
-            array = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=tuple(int(n) for n in np.atleast_1d(shape)))
+            shape = tuple(int(n) for n in np.atleast_1d(shape))  # a .npy header takes Python ints
+            array = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
             array.whole_npy = path  # views do not inherit it: only the whole array is linked
         else:
             array = np.memmap(self.directory / f"array-{self._files:04d}.bin", dtype=dtype, mode="w+", shape=shape)

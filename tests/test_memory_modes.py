@@ -71,10 +71,8 @@ def disk_index(docs, root, name, **params):
 
 
 @pytest.mark.parametrize("case", DISK_CASES)
-def test_disk_mode_returns_what_the_index_in_memory_returns(saved, tmp_path, case):
+def test_disk_mode_returns_what_the_index_in_memory_returns(tmp_path, case):
     """Batches and single queries, over knobs from strict to loose, k beyond the collection, with filters."""
-    from sparseir.filters import Allowed
-
     params, knobs = DISK_CASES[case]
     rng = np.random.default_rng(5)
     docs, queries = random_vectors(rng, 700, 150, 14), random_vectors(rng, 30, 150, 6, prefix="q")
@@ -186,7 +184,29 @@ def test_disk_mode_on_a_shared_collection():
 
     with tempfile.TemporaryDirectory() as scratch:
         index_path = disk_index(docs, Path(scratch), "scifact")
-        in_memory, on_disk = sparseir.load_index(index_path, memory="all"), sparseir.load_index(index_path, memory="disk")
+        in_memory = sparseir.load_index(index_path, memory="all")
+        on_disk = sparseir.load_index(index_path, memory="disk")
         for settings in ({"query_cut": 3, "heap_factor": 0.9}, {"query_cut": 10, "heap_factor": 0.7}):
             for a, b in zip(on_disk.search(queries, k=100, **settings), in_memory.search(queries, k=100, **settings)):
                 np.testing.assert_array_equal(a, b)
+
+
+def test_cli_builds_block_records_and_searches_from_disk(tmp_path):
+    from click.testing import CliRunner
+    from sparseir.cli import cli
+
+    docs = random_vectors(np.random.default_rng(12), 400, 120, 12)
+    queries = docs[:20]  # none empty, which the command line refuses
+    sparseir.write_vectors(docs, tmp_path / "docs.jsonl.gz")
+    sparseir.write_vectors(queries, tmp_path / "queries.jsonl")
+    runner = CliRunner()
+    built = runner.invoke(cli, ["index", str(tmp_path / "docs.jsonl.gz"), "-o", str(tmp_path / "index"), "--kind",
+                                "seismic", "--disk-blocks", "--memory-budget", "8K"])
+    assert built.exit_code == 0, built.output
+    runs = {}
+    for memory in ("all", "disk"):
+        result = runner.invoke(cli, ["search", str(tmp_path / "index"), str(tmp_path / "queries.jsonl"), "-o",
+                                     str(tmp_path / f"{memory}.trec"), "--memory", memory])
+        assert result.exit_code == 0, result.output
+        runs[memory] = (tmp_path / f"{memory}.trec").read_text()
+    assert runs["disk"] == runs["all"] and runs["all"].count("\n") == 20 * 10
