@@ -13,8 +13,10 @@ def load_index(path: str | os.PathLike, verify: bool = False, memory: str = "map
     """Open a saved index. verify=True also checks sha256 of every file.
 
     memory: "mapped" (arrays memory-mapped, paged in by the OS as used), "all" (read into
-    RAM), or "summaries": the small, hot arrays (summaries, bounds, directories, offsets)
-    in RAM, the bulk (postings, forward index) left on disk and read at random.
+    RAM), "summaries": the small, hot arrays (summaries, bounds, directories, offsets)
+    in RAM, the bulk (postings, forward index) left on disk and read at random, or "disk"
+    (Seismic built with disk_blocks=True): only directories and offsets in RAM, each
+    query reading its lists' summaries and its blocks' records from disk into buffers.
 
     A sharded index directory opens as a ``ShardedIndex``, a segmented one (``sparseir.segments``)
     at its latest generation as a ``SegmentedIndex``, with the same search interface.
