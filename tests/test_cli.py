@@ -31,8 +31,8 @@ def test_index_search_info_end_to_end(workdir):
     result = run("search", workdir / "ix", workdir / "queries.jsonl", "-k", 2, "-o", workdir / "run.trec")
     assert result.exit_code == 0, result.output
     lines = (workdir / "run.trec").read_text().splitlines()
-    assert lines == ["q1 Q0 d2 1 2.000000 sparseir", "q1 Q0 d1 2 0.500000 sparseir",
-                     "q2 Q0 d1 1 2.000000 sparseir", "q2 Q0 d3 2 1.500000 sparseir"]
+    assert lines == ["q1 Q0 d2 1 2 sparseir", "q1 Q0 d1 2 0.5 sparseir",
+                     "q2 Q0 d1 1 2 sparseir", "q2 Q0 d3 2 1.5 sparseir"]
     info = run("info", workdir / "ix")
     assert info.exit_code == 0 and "exact" in info.output and "documents       3" in info.output
     assert "format version  1, array layout 1" in info.output
@@ -91,7 +91,7 @@ def test_index_takes_integer_dimensions_without_vocab_option(tmp_path):
     result = run("search", tmp_path / "ix", tmp_path / "queries.jsonl", "-k", 3, "-o", tmp_path / "run.trec")
     assert result.exit_code == 0, result.output
     assert (tmp_path / "run.trec").read_text().splitlines() == [
-        "q1 Q0 d1 1 2.500000 sparseir", "q1 Q0 d2 2 2.000000 sparseir", "q1 Q0 d3 3 0.500000 sparseir"]
+        "q1 Q0 d1 1 2.5 sparseir", "q1 Q0 d2 2 2 sparseir", "q1 Q0 d3 3 0.5 sparseir"]
 
 
 def test_explicit_bert_vocab_rejects_unknown_terms_with_a_hint(tmp_path):

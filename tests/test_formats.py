@@ -65,6 +65,17 @@ def test_qrels_and_runs_round_trip(tmp_path):
     assert ranked[0].score > ranked[1].score
 
 
+def test_runs_keep_float32_scores_exactly(tmp_path):
+    """Small and close scores survive the run file: trec_eval orders by score, so rounding could reorder."""
+    rng = np.random.default_rng(3)
+    scores = np.sort(np.concatenate([rng.random(50) * 1e-3, 0.0242752 + rng.random(50) * 1e-6, rng.random(50) * 30,
+                                     [1e-12, 3.4e38]]).astype(np.float32))[::-1][None]
+    doc_ids = np.array([f"d{i}" for i in range(scores.shape[1])])
+    write_run(tmp_path / "run.trec", ["q"], doc_ids, np.arange(scores.shape[1])[None], scores)
+    np.testing.assert_array_equal(np.array([s.score for s in read_run(tmp_path / "run.trec")], dtype=np.float32),
+                                  scores[0])
+
+
 def test_ir_measures_reads_our_runs(tmp_path):
     ir_measures = pytest.importorskip("ir_measures")
     doc_ids = np.array(["d1", "d2", "d3"])

@@ -75,7 +75,9 @@ def write_run(path: str | os.PathLike, query_ids, doc_ids, rows: np.ndarray, sco
                 if row < 0:
                     break
                 if format == "trec":
-                    f.write(f"{query_id} Q0 {doc_ids[row]} {rank} {score:.6f} {tag}\n")
+                    # Nine significant digits give back the float32 score exactly. A fixed number of
+                    # decimals would not: small scores would tie, and trec_eval orders a run by score.
+                    f.write(f"{query_id} Q0 {doc_ids[row]} {rank} {score:.9g} {tag}\n")
                 else:
                     f.write(f"{query_id}\t{doc_ids[row]}\t{rank}\n")
                 written += 1
