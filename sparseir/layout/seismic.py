@@ -31,8 +31,7 @@ Each part of a record starts 4-byte aligned; a block of m documents holding n en
     block_record_offsets  int64, n_blocks + 1: a block's bytes in block_records
     block_records         uint8: rows int32 x m; entry offsets uint32 x (m + 1), from 0;
                           terms x n (doc_terms' dtype); weights x n (doc_weights' dtype, none if binary)
-    largest_reads         int64, [6]: the most one read fetches (READS order), to size buffers,
-                          then the most documents in a block
+    largest_reads         int64, [5]: the most one read fetches (READS order), to size buffers
 
 Also ``max_list_blocks`` (int64, [1]) and, with n_knn > 0, ``knn`` (int32, n_docs x n_knn).
 """
@@ -58,8 +57,7 @@ DISK_READS = ("single_terms", "list_terms", "term_entries", "entry_block_bits", 
 # Read by memory="disk" alone, through its file: in every other mode it stays mapped, untouched.
 DISK_ONLY = ("block_records",)
 # What largest_reads counts, in its order: a list's single terms, multi-block terms (one
-# term_entries each), entries (codes), block-number words (two spare included), a record's
-# bytes; then the most documents in one block.
+# term_entries each), entries (codes), block-number words (two spare included), a record's bytes.
 READS = ("single_terms", "list_terms", "entry_codes", "entry_block_bits", "block_records")
 
 
@@ -277,10 +275,9 @@ def block_records(block_offsets: np.ndarray, block_docs: np.ndarray, forward: di
 
 
 def largest_reads(arrays) -> np.ndarray:
-    """The most that one read of each of READS fetches, in that order, then the most documents in a block."""
+    """The most that one read of each of READS fetches, in that order."""
     return np.array([np.diff(arrays["list_single_offsets"]).max(initial=0),
                      np.diff(arrays["list_term_offsets"]).max(initial=0),
                      np.diff(arrays["list_entries"]).max(initial=0),
                      np.diff(arrays["list_block_words"]).max(initial=0) + 2,
-                     np.diff(arrays["block_record_offsets"]).max(initial=0),
-                     np.diff(arrays["block_offsets"]).max(initial=0)], dtype=np.int64)
+                     np.diff(arrays["block_record_offsets"]).max(initial=0)], dtype=np.int64)

@@ -193,13 +193,26 @@ def prefetch_doc(doc_offsets, doc_terms, doc_weights, doc):
     prefetch_lines(doc_weights, lo, hi)
 
 
+def vector_row(candidates, p, in_record):
+    """The row of (doc_offsets, doc_terms, doc_weights) holding candidate p's vector: candidates[p]
+    in the forward index (in_record None), p itself in a block record."""
+    return candidates[p] if in_record is None else p
+
+
+@overload(vector_row, inline="always")
+def _vector_row(candidates, p, in_record):
+    if isinstance(in_record, types.NoneType):  # resolved at compile time: no cost in the forward index
+        return lambda candidates, p, in_record: candidates[p]
+    return lambda candidates, p, in_record: p
+
+
 @njit(cache=True)
-def score_candidates(candidates, lo, hi, vector_rows, doc_offsets, doc_terms, doc_weights, term_gaps, prefetch_docs,
+def score_candidates(candidates, lo, hi, in_record, doc_offsets, doc_terms, doc_weights, term_gaps, prefetch_docs,
                      dense_query, visited, touched, n_touched, heap_scores, heap_rows, size, allowed):
     """Score each of candidates[lo:hi] that `allowed` (a filter's bitset, empty: all) lets through and
-    that is not yet scored in this query; returns (n_touched, heap size). Candidate p's vector
-    is row vector_rows[p] of (doc_offsets, doc_terms, doc_weights): the forward index, where
-    vector_rows is candidates itself, or a block record, where it counts 0, 1, 2, ...
+    that is not yet scored in this query; returns (n_touched, heap size). The vectors are
+    (doc_offsets, doc_terms, doc_weights): the forward index (in_record None), or a block
+    record's, in the candidates' order (``vector_row``).
 
     One call per block rather than per document: a call passing this many arrays costs
     about as much as scoring a short document.
@@ -209,20 +222,22 @@ def score_candidates(candidates, lo, hi, vector_rows, doc_offsets, doc_terms, do
     # documents before it is scored.
     if prefetch_docs:
         for p in range(lo, hi):
-            prefetch(doc_offsets, vector_rows[p])
+            prefetch(doc_offsets, vector_row(candidates, p, in_record))
             prefetch(visited, candidates[p] >> 6)
         for p in range(lo, min(hi, lo + DOCS_AHEAD)):
-            prefetch_doc(doc_offsets, doc_terms, doc_weights, vector_rows[p])
+            prefetch_doc(doc_offsets, doc_terms, doc_weights, vector_row(candidates, p, in_record))
     for p in range(lo, hi):
         if prefetch_docs and p + DOCS_AHEAD < hi:
-            prefetch_doc(doc_offsets, doc_terms, doc_weights, vector_rows[p + DOCS_AHEAD])
+            prefetch_doc(doc_offsets, doc_terms, doc_weights,
+                         vector_row(candidates, p + DOCS_AHEAD, in_record))
         doc = candidates[p]
         word, bit = doc >> 6, np.uint64(1) << np.uint64(doc & 63)
         if not visited[word] & bit and is_allowed(allowed, doc):
             visited[word] |= bit
             touched[n_touched] = doc
             n_touched += 1
-            score = score_doc(doc_offsets, doc_terms, doc_weights, term_gaps, vector_rows[p], dense_query)
+            score = score_doc(doc_offsets, doc_terms, doc_weights, term_gaps, vector_row(candidates, p, in_record),
+                              dense_query)
             # Most candidates lose to the root: test here and spare them the call. (Moving this
             # test into an inlined heap_push measured 3-6% slower on pypi-summaries.)
             if size < heap_scores.shape[0] or is_worse(heap_scores[0], heap_rows[0], score, doc):
@@ -231,35 +246,22 @@ def score_candidates(candidates, lo, hi, vector_rows, doc_offsets, doc_terms, do
 
 
 @njit(cache=True)
-def score_block(blocks, forward, disk, block, buffers, dense_query, visited, touched, n_touched, heap_scores,
-                heap_rows, size, allowed):
-    """score_candidates over a block's documents: from the forward index in memory, or with
-    `disk`, from the block's record read into `buffers`."""
-    if disk is None:  # pruned at compile time where disk is None
-        lo, hi = blocks.block_offsets[block], blocks.block_offsets[block + 1]
-        return score_candidates(blocks.block_docs, lo, hi, blocks.block_docs, forward.doc_offsets, forward.doc_terms,
-                                forward.doc_weights, forward.term_gaps, forward.prefetch, dense_query, visited,
-                                touched, n_touched, heap_scores, heap_rows, size, allowed)
-    return score_record(blocks, forward, disk, block, buffers, dense_query, visited, touched, n_touched, heap_scores,
-                        heap_rows, size, allowed)
-
-
-@njit(cache=True)
 def score_record(blocks, forward, disk, block, buffers, dense_query, visited, touched, n_touched, heap_scores,
                  heap_rows, size, allowed):
-    """score_block from the block's record: one read, then vectors side by side in a buffer."""
+    """score_candidates over a block's documents from its record (memory="disk"): one read, then
+    the documents' vectors side by side in a buffer."""
     m = blocks.block_offsets[block + 1] - blocks.block_offsets[block]
     record = read_range(disk.files[5], disk.block_record_offsets[block], disk.block_record_offsets[block + 1],
                         buffers[5], disk.failed)
     weight_itemsize = forward.doc_weights.itemsize if forward.doc_weights.size else 0
     rows, entry_offsets, terms, weights = read_record(record, m, forward.doc_terms, forward.doc_weights,
                                                       weight_itemsize)
-    return score_candidates(rows, 0, m, buffers[6], entry_offsets, terms, weights, forward.term_gaps, False,
+    return score_candidates(rows, 0, m, True, entry_offsets, terms, weights, forward.term_gaps, False,
                             dense_query, visited, touched, n_touched, heap_scores, heap_rows, size, allowed)
 
 
 def disk_buffers(disk):
-    """Scratch for bound_list and score_block to read into: None in memory."""
+    """Scratch for bound_list and score_record to read into: None in memory."""
     if disk is None:
         return None
     return new_disk_buffers(disk)
@@ -274,12 +276,11 @@ def _disk_buffers(disk):
 
 @njit(cache=True)
 def new_disk_buffers(disk):
-    """One buffer per read (largest_reads sizes them), and positions 0, 1, ... within a record."""
+    """One buffer per read, as largest_reads sizes them."""
     largest = disk.largest_reads
     return (np.empty(largest[0], disk.single_terms.dtype), np.empty(largest[1], disk.list_terms.dtype),
             np.empty(largest[1], disk.term_entries.dtype), np.empty(largest[3], disk.entry_block_bits.dtype),
-            np.empty(largest[2], disk.entry_codes.dtype), np.empty(largest[4], disk.block_records.dtype),
-            np.arange(largest[5], dtype=np.int64))
+            np.empty(largest[2], disk.entry_codes.dtype), np.empty(largest[4], disk.block_records.dtype))
 
 
 @njit(cache=True)
@@ -323,8 +324,14 @@ def search_one(blocks, summaries, forward, disk, knn, n_knn, q_terms, q_weights,
                 following = first + (block_keys[i - 1] & 0xFFFFFFFF)
                 for p in range(block_offsets[following], block_offsets[following + 1]):
                     prefetch(doc_offsets, block_docs[p])
-            n_touched, size = score_block(blocks, forward, disk, block, buffers, dense_query, visited, touched,
-                                          n_touched, heap_scores, heap_rows, size, allowed)
+            if disk is None:  # pruned at compile time where disk is None
+                n_touched, size = score_candidates(block_docs, block_offsets[block], block_offsets[block + 1],
+                                                   None, doc_offsets, doc_terms, doc_weights, term_gaps,
+                                                   prefetch_docs, dense_query, visited, touched, n_touched,
+                                                   heap_scores, heap_rows, size, allowed)
+            else:
+                n_touched, size = score_record(blocks, forward, disk, block, buffers, dense_query, visited, touched,
+                                               n_touched, heap_scores, heap_rows, size, allowed)
     if n_knn > 0:
         n_results = size
         # Snapshot the results: the heap changes while their neighbours are scored.
@@ -332,7 +339,7 @@ def search_one(blocks, summaries, forward, disk, knn, n_knn, q_terms, q_weights,
             cut_terms[r] = heap_rows[r]
         for r in range(n_results):
             neighbours = knn[cut_terms[r]]
-            n_touched, size = score_candidates(neighbours, 0, n_knn, neighbours, doc_offsets, doc_terms, doc_weights,
+            n_touched, size = score_candidates(neighbours, 0, n_knn, None, doc_offsets, doc_terms, doc_weights,
                                                term_gaps, prefetch_docs, dense_query, visited, touched, n_touched,
                                                heap_scores, heap_rows, size, allowed)
     for i in range(n_touched):

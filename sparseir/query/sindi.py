@@ -197,7 +197,7 @@ def search_one(postings, forward, n_terms, window_size, q_terms, q_weights, prun
         cand_rows[i] = np.int64(0xFFFFFFFF) - (keys[i] & 0xFFFFFFFF)
     for j in range(q_terms.shape[0]):
         dense_query[q_terms[j]] = q_weights[j]
-    n_touched, n_results = score_candidates(cand_rows, 0, count, cand_rows, doc_offsets, doc_terms, doc_weights,
+    n_touched, n_results = score_candidates(cand_rows, 0, count, None, doc_offsets, doc_terms, doc_weights,
                                             forward.term_gaps, prefetch_docs, dense_query, visited, touched, 0,
                                             heap_scores, heap_rows, 0, allowed)
     for i in range(n_touched):
