@@ -4,7 +4,9 @@
     python bench/memory_disk.py --kind blockmax --index DIR      # an index already built
 
 Each measurement runs in a fresh process pinned to one core (``sparseir.timing.pinned``),
-searching the queries one call per query (``Index.search``), after the kernels are compiled:
+searching the queries one call per query (``Index.search``, timed by ``sparseir.timing.time_single``
+in one pass: queries prepared before the timer, garbage collection off), after the kernels are
+compiled:
 
 - ``all``: every array read into RAM (``load_index(memory="all")``);
 - ``summaries, warm``: summaries and directories in RAM, the kind's bulk
@@ -36,7 +38,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -108,7 +109,7 @@ def evict(index, directory: str) -> None:
 def child(args) -> dict:
     """One measurement, in this (fresh) process."""
     import sparseir
-    from sparseir.timing import pinned
+    from sparseir.timing import IndexEngine, pinned, time_single
 
     memory, _, cache = args.mode.partition("-")
     index = sparseir.load_index(args.index, memory=memory)
@@ -116,24 +117,18 @@ def child(args) -> dict:
     knobs = json.loads(args.knobs)
     with pinned([args.core]):
         index.search(queries[:1], k=10, **knobs)  # compiles the kernels
-        # Evicted first, so that the page cache after the run holds what this mode brought in.
+        # Evicted first (cold stays so), so that the page cache after the run holds what this mode brought in.
         evict(index, args.index)
         if cache == "warm":
             index.search(queries, k=10, **knobs)
-        if cache == "cold":
-            evict(index, args.index)
         read_before = proc_value("/proc/self/io", "read_bytes:")
-        latencies, answers = [], hashlib.sha256()
-        for q in range(len(queries)):
-            started = time.perf_counter()
-            _, rows = index.search(queries[q:q + 1], k=10, **knobs)
-            latencies.append(time.perf_counter() - started)
-            answers.update(rows.tobytes())
+        # One pass: a second would find the cold mode's documents cached.
+        timing, _, rows = time_single(IndexEngine(index), queries, 10, knobs, passes=1)
         read = proc_value("/proc/self/io", "read_bytes:") - read_before
-    ms = np.array(latencies) * 1e3
+    ms = timing.latencies_s * 1e3
     return {"mode": args.mode, "rss_bytes": proc_value("/proc/self/status", "VmRSS:") * 1024,
             "index_resident_bytes": index_resident_bytes(index), "page_cache_bytes": page_cache_bytes(args.index),
-            "results_sha256": answers.hexdigest(),
+            "results_sha256": hashlib.sha256(rows.tobytes()).hexdigest(),
             "mean_ms": float(ms.mean()), "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
             "read_bytes_per_query": read / len(queries)}
 

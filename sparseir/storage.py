@@ -125,9 +125,9 @@ class LoadedArrays(dict):
     """A loaded index's arrays, by name. Under memory="disk", ``disk`` maps the names of the
     arrays that kernels read from disk to their DiskArray; the files stay open while this lives."""
 
-    def __init__(self, arrays: Mapping[str, np.ndarray], files: Mapping[str, "DiskFile"] = {}):
+    def __init__(self, arrays: Mapping[str, np.ndarray], files: Mapping[str, "DiskFile"] | None = None):
         super().__init__(arrays)
-        self._files = dict(files)
+        self._files = dict(files or {})
         self.disk = {name: file.array for name, file in self._files.items()}
 
 

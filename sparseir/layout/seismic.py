@@ -31,7 +31,10 @@ Each part of a record starts 4-byte aligned; a block of m documents holding n en
     block_record_offsets  int64, n_blocks + 1: a block's bytes in block_records
     block_records         uint8: rows int32 x m; entry offsets uint32 x (m + 1), from 0;
                           terms x n (doc_terms' dtype); weights x n (doc_weights' dtype, none if binary)
-    largest_reads         int64, [5]: the most one read fetches (READS order), to size buffers
+    largest_reads         int64, [5]: the most one read fetches, to size buffers: a list's
+                          single-block terms, its multi-block terms (and as many term_entries),
+                          its entries (codes), its block-number words (two spare included),
+                          and a record's bytes
 
 Also ``max_list_blocks`` (int64, [1]) and, with n_knn > 0, ``knn`` (int32, n_docs x n_knn).
 """
@@ -56,9 +59,6 @@ ON_DISK = ("block_docs", "knn", *FORWARD_ON_DISK)
 DISK_READS = ("single_terms", "list_terms", "term_entries", "entry_block_bits", "entry_codes", "block_records")
 # Read by memory="disk" alone, through its file: in every other mode it stays mapped, untouched.
 DISK_ONLY = ("block_records",)
-# What largest_reads counts, in its order: a list's single terms, multi-block terms (one
-# term_entries each), entries (codes), block-number words (two spare included), a record's bytes.
-READS = ("single_terms", "list_terms", "entry_codes", "entry_block_bits", "block_records")
 
 
 class Blocks(NamedTuple):
@@ -128,7 +128,8 @@ def block_field_widths(list_blocks: np.ndarray) -> np.ndarray:
 @njit(parallel=True, cache=True)
 def pack_entry_blocks(list_lo, list_hi, list_entries, list_block_words, list_block_width, entry_blocks,
                       entry_block_bits):
-    """Write the entry block numbers of lists list_lo:list_hi as list_block_width-bit fields from each one's first uint32 word on."""
+    """Write the entry block numbers of lists list_lo:list_hi as list_block_width-bit fields, from
+    each one's first uint32 word on."""
     for t in prange(list_lo, list_hi):
         width = np.int64(list_block_width[t])
         first = list_entries[t]
@@ -275,7 +276,7 @@ def block_records(block_offsets: np.ndarray, block_docs: np.ndarray, forward: di
 
 
 def largest_reads(arrays) -> np.ndarray:
-    """The most that one read of each of READS fetches, in that order."""
+    """The most that one read fetches, in the order the module docstring gives."""
     return np.array([np.diff(arrays["list_single_offsets"]).max(initial=0),
                      np.diff(arrays["list_term_offsets"]).max(initial=0),
                      np.diff(arrays["list_entries"]).max(initial=0),
