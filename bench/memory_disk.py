@@ -153,7 +153,9 @@ def main(argv=None):
             import sparseir
 
             args.index = str(Path(scratch) / "index")
-            params = {"disk_blocks": True} if args.kind == "seismic" else {}
+            # A collection this small keeps whole posting lists, whose records exceed the default
+            # bound on their size: the bench measures the mode anyway.
+            params = {"disk_blocks": True, "max_record_ratio": float("inf")} if args.kind == "seismic" else {}
             sparseir.build_index(sparseir.read_vectors(args.docs), kind=args.kind, **params).save(args.index)
         files = list(Path(args.index).iterdir())
         index_bytes = sum(f.stat().st_size for f in files)

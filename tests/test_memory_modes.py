@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -55,6 +57,10 @@ def test_memory_modes_reach_sharded_indexes_and_bad_modes_are_refused(saved, tmp
 
 # --- memory="disk": Seismic's summaries and block records read per query --------------------
 
+# Small collections keep every posting, so their records are many times their forward index:
+# more than a real index is allowed (max_record_ratio), nothing to a test.
+DISK_BLOCKS = {"disk_blocks": True, "max_record_ratio": math.inf}
+
 DISK_CASES = {
     "default": ({}, {}),
     "float32 forward, unpruned summaries": ({"forward_dtype": "float32", "summary_energy": 1.0}, {}),
@@ -66,7 +72,7 @@ DISK_CASES = {
 def disk_index(docs, root, name, **params):
     path = root / name
     if not path.exists():
-        sparseir.build_index(docs, kind="seismic", disk_blocks=True, **params).save(path)
+        sparseir.build_index(docs, kind="seismic", **DISK_BLOCKS, **params).save(path)
     return path
 
 
@@ -130,7 +136,7 @@ def test_block_records_hold_each_blocks_documents(tmp_path):
     from sparseir.layout.seismic import read_record
 
     docs = random_vectors(np.random.default_rng(7), 300, 100, 10)
-    a = sparseir.build_index(docs, kind="seismic", disk_blocks=True).arrays
+    a = sparseir.build_index(docs, kind="seismic", **DISK_BLOCKS).arrays
     weight_itemsize = a["doc_weights"].itemsize
     largest = a["largest_reads"]
     assert largest[4] == np.diff(a["block_record_offsets"]).max()
@@ -201,7 +207,7 @@ def test_cli_builds_block_records_and_searches_from_disk(tmp_path):
     sparseir.write_vectors(queries, tmp_path / "queries.jsonl")
     runner = CliRunner()
     built = runner.invoke(cli, ["index", str(tmp_path / "docs.jsonl.gz"), "-o", str(tmp_path / "index"), "--kind",
-                                "seismic", "--disk-blocks", "--memory-budget", "8K"])
+                                "seismic", "--disk-blocks", "--max-record-ratio", "inf", "--memory-budget", "8K"])
     assert built.exit_code == 0, built.output
     runs = {}
     for memory in ("all", "disk"):
@@ -210,3 +216,36 @@ def test_cli_builds_block_records_and_searches_from_disk(tmp_path):
         assert result.exit_code == 0, result.output
         runs[memory] = (tmp_path / f"{memory}.trec").read_text()
     assert runs["disk"] == runs["all"] and runs["all"].count("\n") == 20 * 10
+
+
+def test_disk_blocks_refused_above_the_record_ratio(tmp_path):
+    """Records that would outgrow the forward index past max_record_ratio are refused before any
+    is written, naming the measured ratio; below it the build says what it wrote."""
+    from click.testing import CliRunner
+    from sparseir.cli import cli
+    from sparseir.indexer.seismic import DEFAULT_MAX_RECORD_RATIO
+
+    docs = random_vectors(np.random.default_rng(5), 300, 100, 20)  # every posting kept: ~20 blocks a document
+    with pytest.raises(ParameterError, match=r"x the forward index .* above max_record_ratio=16"):
+        sparseir.build_index(docs, kind="seismic", disk_blocks=True)
+    assert DEFAULT_MAX_RECORD_RATIO == 16
+    with pytest.raises(ParameterError, match="max_record_ratio must be a number > 0"):
+        sparseir.build_index(docs, kind="seismic", disk_blocks=True, max_record_ratio=0)
+    # The bound counts what would be written: lowering it below the measured ratio refuses.
+    built = sparseir.build_index(docs, kind="seismic", **DISK_BLOCKS)
+    ratio = built.arrays["block_records"].nbytes / sum(built.arrays[name].nbytes for name in
+                                                        ("doc_offsets", "doc_terms", "doc_weights", "doc_term_gaps"))
+    sparseir.build_index(docs, kind="seismic", disk_blocks=True, max_record_ratio=ratio * 1.001)
+    with pytest.raises(ParameterError, match=f"{ratio:,.1f}x the forward index"):
+        sparseir.build_index(docs, kind="seismic", disk_blocks=True, max_record_ratio=ratio * 0.999)
+
+    sparseir.write_vectors(docs, tmp_path / "docs.jsonl")
+    runner = CliRunner()
+    refused = runner.invoke(cli, ["index", str(tmp_path / "docs.jsonl"), "-o", str(tmp_path / "refused"), "--kind",
+                                  "seismic", "--disk-blocks"])
+    assert refused.exit_code == 1 and "Traceback" not in refused.output
+    assert "--max-record-ratio" in refused.output and not (tmp_path / "refused").exists()
+    built = runner.invoke(cli, ["index", str(tmp_path / "docs.jsonl"), "-o", str(tmp_path / "built"), "--kind",
+                                "seismic", "--disk-blocks", "--max-record-ratio", str(ratio * 1.01)])
+    assert built.exit_code == 0, built.output
+    assert "disk_blocks: block records of" in built.output and f"{ratio:,.1f}x the forward index" in built.output

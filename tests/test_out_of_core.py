@@ -3,6 +3,7 @@ phase runs in many chunks, every kind writes exactly the arrays of the in-memory
 from every input format; the pieces (radix selection, chunking, spooling) are checked
 against plain numpy."""
 
+import math
 import os
 import subprocess
 import sys
@@ -57,7 +58,8 @@ def test_every_kind_out_of_core_equals_in_memory(collection, tmp_path, kind, sou
 
 
 @pytest.mark.parametrize("params", [{"clustering": "fixed"}, {"forward_dtype": "float32", "summary_energy": 1.0},
-                                    {"n_postings": 3, "max_fraction": 1.0}, {"disk_blocks": True}])
+                                    {"n_postings": 3, "max_fraction": 1.0},
+                                    {"disk_blocks": True, "max_record_ratio": math.inf}])
 def test_seismic_options_out_of_core(collection, tmp_path, params):
     docs, folder = collection
     expected = sparseir.build_index(docs, kind="seismic", **params)
@@ -73,7 +75,7 @@ def test_binary_and_wide_vocabulary_out_of_core(tmp_path):
     path = tmp_path / "binary.jsonl"
     sparseir.write_vectors(SparseVectors.from_dicts(rows, vocab=sparseir.Vocabulary(
         [str(i) for i in range(120_000)], open=True)), path)
-    for kind, params in (("seismic", {"disk_blocks": True}), ("sindi", {}), ("exact", {})):
+    for kind, params in (("seismic", {"disk_blocks": True, "max_record_ratio": math.inf}), ("sindi", {}), ("exact", {})):
         expected = sparseir.build_index(sparseir.read_vectors(path), kind=kind, **params)
         actual = sparseir.build_index_from(path, tmp_path / kind, kind=kind, memory_budget=TINY, **params)
         assert_same_index(expected, actual)

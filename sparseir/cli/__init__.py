@@ -7,6 +7,7 @@ matplotlib. Input errors print as one line and exit with status 1.
 from __future__ import annotations
 
 import importlib
+import logging
 
 import click
 
@@ -64,6 +65,23 @@ def print_version(ctx, param, value):
               help="Show the version, with the optional parts installed, and exit.")
 def cli():
     """Learned sparse retrieval: encode, index, search, evaluate."""
+    show_library_notes()
+
+
+class EchoHandler(logging.Handler):
+    """Log records as plain lines on stderr, through click (which tests capture)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(self.format(record), err=True)
+
+
+def show_library_notes() -> None:
+    """What the library logs at INFO and above (a build's notes, an encoder's warnings) reaches
+    the user on stderr: a library never configures logging, its command line does."""
+    logger = logging.getLogger("sparseir")
+    if not any(isinstance(handler, EchoHandler) for handler in logger.handlers):
+        logger.addHandler(EchoHandler())
+        logger.setLevel(logging.INFO)
 
 
 def main():

@@ -16,16 +16,18 @@ exactly from a forward index. The arrays are declared in ``sparseir.layout.seism
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
 from numba import njit, prange
 
-from ..errors import require
+from ..errors import ParameterError, require
 from ..layout import UNIT_WEIGHTS
 from ..layout.forward import FORWARD_DTYPES, forward_index, read_doc, term_dtype
-from ..layout.seismic import block_records, largest_reads, offsets_of, packed_entry_blocks, smallest_uint
+from ..layout.seismic import (block_records, largest_reads, offsets_of, packed_entry_blocks, record_offsets,
+                              smallest_uint)
 from ..query.scratch import thread_chunks
 from ..query.topk import heaviest_terms
 from ..kinds import OrderedBuild
@@ -39,6 +41,12 @@ MSMARCO_DOCS = 8_841_823
 MSMARCO_POSTINGS = 3500
 MIN_AUTO_POSTINGS = 1000
 SUMMARY_BUCKETS = 256
+logger = logging.getLogger(__name__)
+# Block records hold a document once per block it sits in, so they outgrow the forward index
+# by about the kept lists per document: a handful on a large, pruned collection, hundreds on a
+# small one whose lists keep every posting, where memory="disk" has nothing to save. The
+# bound lets the first through and stops the second before it fills a disk.
+DEFAULT_MAX_RECORD_RATIO = 16.0
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,9 @@ class BuildParams(OrderedBuild):
     disk_blocks: bool = field(default=False, metadata={
         "help": "also store each block's documents side by side, for load_index(memory='disk'): one read per "
                 "visited block, at about (blocks per document) x the forward index in disk bytes"})
+    max_record_ratio: float = field(default=DEFAULT_MAX_RECORD_RATIO, metadata={
+        "help": "disk_blocks: refuse to build when the block records would exceed this many times the forward "
+                "index's bytes (inf: no bound)"})
 
     def __post_init__(self):
         super().__post_init__()
@@ -97,6 +108,8 @@ class BuildParams(OrderedBuild):
                 f"forward_dtype must be one of {', '.join(FORWARD_DTYPES)}, got {self.forward_dtype!r}")
         require(isinstance(self.n_knn, int) and self.n_knn >= 0, f"n_knn must be an integer >= 0, got {self.n_knn!r}")
         require(isinstance(self.disk_blocks, bool), f"disk_blocks must be true or false, got {self.disk_blocks!r}")
+        require(isinstance(self.max_record_ratio, (int, float)) and not isinstance(self.max_record_ratio, bool)
+                and self.max_record_ratio > 0, f"max_record_ratio must be a number > 0, got {self.max_record_ratio!r}")
 
     def postings_for(self, n_docs: int) -> int:
         """The effective n_postings for a collection of n_docs documents."""
@@ -532,6 +545,10 @@ def build(docs: SparseVectors, params: BuildParams, workspace: Workspace = IN_ME
     block_offsets = offsets_of(slot_sizes[nonempty])
     term_blocks = offsets_of(blocks_per_term(nonempty, block_slots))
     n_blocks = len(block_offsets) - 1
+    # Sized, and refused if too large, before the long work that follows.
+    records_at = record_offsets(block_offsets, block_docs, forward) if params.disk_blocks else None
+    if records_at is not None:
+        check_record_bytes(int(records_at[-1]), forward, len(block_docs), len(docs), params.max_record_ratio)
 
     small_terms = term_dtype(n_terms)
     binary = docs.is_binary
@@ -592,9 +609,23 @@ def build(docs: SparseVectors, params: BuildParams, workspace: Workspace = IN_ME
         "max_list_blocks": np.array([max_list_blocks], dtype=np.int64),
     }
     if params.disk_blocks:
-        arrays.update(block_records(block_offsets, block_docs, forward, workspace))
+        arrays.update(block_records(records_at, block_offsets, block_docs, forward, workspace))
         arrays["largest_reads"] = largest_reads(arrays)
     return arrays  # the kNN graph (n_knn > 0) is added by the query side, which can search
+
+
+def check_record_bytes(record_bytes: int, forward: dict, block_rows: int, n_docs: int, max_ratio: float) -> None:
+    """Report the block records' size against the forward index, refusing it above max_ratio."""
+    forward_bytes = sum(array.nbytes for array in forward.values())
+    ratio = record_bytes / max(forward_bytes, 1)
+    what = (f"block records of {record_bytes / 1e6:,.1f} MB, {ratio:,.1f}x the forward index "
+            f"({forward_bytes / 1e6:,.1f} MB): each document sits in {block_rows / max(n_docs, 1):,.1f} blocks on "
+            "average")
+    if ratio > max_ratio:
+        raise ParameterError(f"disk_blocks would write {what}, above max_record_ratio={max_ratio:g}; prune harder "
+                             "(a smaller n_postings), raise max_record_ratio (--max-record-ratio), or serve the "
+                             "index without records (memory='summaries')")
+    logger.info("disk_blocks: %s", what)
 
 
 def blocks_per_term(nonempty: np.ndarray, block_slots: np.ndarray) -> np.ndarray:

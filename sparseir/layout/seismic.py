@@ -259,17 +259,24 @@ def read_record(record, m, doc_terms, doc_weights, weight_itemsize):
     return record[:offsets_at].view(np.int32), entry_offsets, terms, weights
 
 
-def block_records(block_offsets: np.ndarray, block_docs: np.ndarray, forward: dict, workspace: Workspace = IN_MEMORY
-                  ) -> dict[str, np.ndarray]:
-    """block_record_offsets and block_records, written a workspace chunk of blocks at a time
-    (out of core, into a file that saving the index links instead of copying)."""
+def record_offsets(block_offsets: np.ndarray, block_docs: np.ndarray, forward: dict) -> np.ndarray:
+    """block_record_offsets: where each block's record starts, and (last) the records' bytes."""
+    doc_weights = forward["doc_weights"]
+    sizes = np.empty(len(block_offsets) - 1, dtype=np.int64)
+    record_sizes(block_offsets, block_docs, forward["doc_offsets"], forward["doc_terms"].itemsize,
+                 doc_weights.itemsize if doc_weights.size else 0, sizes)
+    return offsets_of(sizes)
+
+
+def block_records(offsets: np.ndarray, block_offsets: np.ndarray, block_docs: np.ndarray, forward: dict,
+                  workspace: Workspace = IN_MEMORY) -> dict[str, np.ndarray]:
+    """block_record_offsets (`offsets`, from record_offsets) and block_records, written a
+    workspace chunk of blocks at a time (out of core, into a file that saving the index links
+    instead of copying)."""
     doc_terms, doc_weights = forward["doc_terms"], forward["doc_weights"]
     weight_itemsize = doc_weights.itemsize if doc_weights.size else 0
-    sizes = np.empty(len(block_offsets) - 1, dtype=np.int64)
-    record_sizes(block_offsets, block_docs, forward["doc_offsets"], doc_terms.itemsize, weight_itemsize, sizes)
-    offsets = offsets_of(sizes)
     records = workspace.empty(offsets[-1], np.uint8, whole_file=True)
-    for lo, hi in workspace.ranges(sizes, "block records"):
+    for lo, hi in workspace.ranges(np.diff(offsets), "block records"):
         write_records(lo, hi, block_offsets, block_docs, forward["doc_offsets"], doc_terms, doc_weights,
                       weight_itemsize, offsets, records)
     return {"block_record_offsets": offsets, "block_records": records}
