@@ -152,8 +152,12 @@ class DistributedIndex(SearchableBase):
     # --- actors ---------------------------------------------------------------------
 
     def _start(self, number: int):
+        return self._start_worker(ShardWorker, number)
+
+    def _start_worker(self, body: type, number: int):
+        """An actor running `body` (ShardWorker, or a subclass) over shard `number`."""
         ray = import_ray()
-        worker = ray.remote(ShardWorker).options(num_cpus=self.config.cpus_per_shard, scheduling_strategy="SPREAD")
+        worker = ray.remote(body).options(num_cpus=self.config.cpus_per_shard, scheduling_strategy="SPREAD")
         return worker.remote(str(self.path), self.infos[number], self.kind, self.config.actor_threads)
 
     def _restart(self, number: int) -> None:

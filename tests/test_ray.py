@@ -70,37 +70,53 @@ def test_a_killed_actor_is_restarted_and_its_shard_retried(sharded_dir, collecti
         assert index.restarts == [0, 1]
 
 
-def test_killing_an_actor_mid_batch_still_returns_correct_results(sharded_dir, collection):
-    queries = collection[1]
-    many = sparseir.SparseVectors.concatenate([queries] * 200)  # long batches: the kill lands inside one
-    expected = sparseir.sharded.load_sharded(sharded_dir).search(many, k=10)
-    killed = threading.Event()
-    failures, batches = [], []
+def test_killing_an_actor_mid_batch_still_returns_correct_results(sharded_dir, collection, tmp_path):
+    """Shard 0's first actor holds the batch until it is killed, so the kill lands inside the
+    batch by construction; the batch is answered by its replacement."""
+    from sparseir.distributed import ShardWorker
 
-    def search_until_after_the_kill():
-        while True:
-            done_before = killed.is_set()
+    queries = collection[1]
+    expected = sparseir.sharded.load_sharded(sharded_dir).search(queries, k=10)
+    entered = tmp_path / "shard-0-entered"
+
+    class HeldWorker(ShardWorker):  # defined here, so that Ray ships it by value
+        def search(self, *args):
+            entered.touch()
+            deadline = time.monotonic() + 120  # bounded: unkilled, it answers and the test fails below
+            while time.monotonic() < deadline:
+                time.sleep(0.05)
+            return super().search(*args)
+
+    class HeldIndex(DistributedIndex):
+        held = False
+
+        def _start(self, number):
+            if number == 0 and not self.held:
+                self.held = True
+                return self._start_worker(HeldWorker, number)
+            return super()._start(number)
+
+    with HeldIndex(sharded_dir, cpus_per_shard=ACTOR_CPUS) as index:
+        found, failures = [], []
+
+        def search():
             try:
-                batches.append(index.search(many, k=10))
+                found.append(index.search(queries, k=10))
             except Exception as error:  # reported by the assertion below
                 failures.append(error)
-            if done_before:
-                return
 
-    with open_distributed(sharded_dir) as index:
-        index.warmup()
-        searcher = threading.Thread(target=search_until_after_the_kill)
+        searcher = threading.Thread(target=search)
         searcher.start()
-        while not batches and searcher.is_alive():
+        deadline = time.monotonic() + 120
+        while not entered.exists() and time.monotonic() < deadline:
             time.sleep(0.01)
+        assert entered.exists(), "shard 0 never received the batch"
         ray.kill(index.actors[0])
-        killed.set()
         searcher.join(timeout=120)
         assert not failures and not searcher.is_alive()
-        assert index.restarts[0] == 1
-        for scores, rows in batches:
-            np.testing.assert_array_equal(rows, expected[1])
-            np.testing.assert_array_equal(scores, expected[0])
+        assert index.restarts == [1, 0]
+        np.testing.assert_array_equal(found[0][1], expected[1])
+        np.testing.assert_array_equal(found[0][0], expected[0])
 
 
 def test_a_shard_that_stays_down_fails_naming_it_unless_partial_is_allowed(sharded_dir, collection):

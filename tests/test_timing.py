@@ -20,26 +20,30 @@ linux_only = pytest.mark.skipif(sys.platform != "linux", reason="thread affinity
 def test_pinned_confines_every_thread_and_restores():
     before = os.sched_getaffinity(0)
     core = max(before)
-    started = threading.Event()
     release = threading.Event()
+    started = {"early": threading.Event(), "late": threading.Event()}
     seen = {}
 
     def worker(name):
         seen[name] = os.sched_getaffinity(0)
-        started.set()
-        release.wait(5)
+        started[name].set()
+        release.wait()
 
-    early = threading.Thread(target=worker, args=("early",))
+    early = threading.Thread(target=worker, args=("early",), daemon=True)
     early.start()
-    started.wait(5)
-    with pinned([core]):
-        # A thread already running is pinned too, not just the calling one.
-        assert all(os.sched_getaffinity(tid) == {core} for tid in thread_ids())
-        late = threading.Thread(target=worker, args=("late",))
-        late.start()
-        late.join(5)
-    release.set()
-    early.join(5)
+    assert started["early"].wait(60), "the first thread never ran"
+    try:
+        with pinned([core]):
+            # A thread already running is pinned too, not just the calling one.
+            assert all(os.sched_getaffinity(tid) == {core} for tid in thread_ids())
+            late = threading.Thread(target=worker, args=("late",), daemon=True)
+            late.start()
+            # What the thread saw is read only once it has recorded it, however long that takes.
+            assert started["late"].wait(60), "the thread started inside the block never ran"
+    finally:
+        release.set()
+    early.join()
+    late.join()
     assert seen["late"] == {core}  # started inside the block: inherits the mask
     assert all(os.sched_getaffinity(tid) == before for tid in thread_ids())
 
