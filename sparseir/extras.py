@@ -15,9 +15,9 @@ from .errors import ParameterError
 
 # extra -> (import name, distribution name) of each package it brings
 EXTRAS: dict[str, tuple[tuple[str, str], ...]] = {
-    "core": (("numpy", "numpy"), ("numba", "numba"), ("pyarrow", "pyarrow"), ("click", "click")),
+    "core": (("numpy", "numpy"), ("numba", "numba"), ("pyarrow", "pyarrow"), ("click", "click"), ("tqdm", "tqdm")),
     "encode": (("torch", "torch"), ("transformers", "transformers"), ("tokenizers", "tokenizers"),
-               ("safetensors", "safetensors"), ("tqdm", "tqdm")),
+               ("safetensors", "safetensors")),
     "eval": (("ir_measures", "ir-measures"), ("ir_datasets", "ir-datasets")),
     "bench": (("matplotlib", "matplotlib"), ("seismic", "pyseismic-lsr"), ("pyvsag", "pyvsag"), ("bmp", "bmp"),
               ("pyterrier_pisa", "pyterrier-pisa")),

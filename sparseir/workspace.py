@@ -16,15 +16,14 @@ from __future__ import annotations
 import mmap
 import os
 import shutil
-import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
 from .errors import ParameterError
+from .progress import Progress
 
 PAGE = mmap.PAGESIZE
 NONZERO_BYTES = 8  # a collection's non-zero: its term id and weight, what reading a row touches per entry
@@ -125,15 +124,14 @@ class Workspace:
                 base = cumulative[bounds[-1] - 1] if bounds[-1] else 0
                 hi = int(np.searchsorted(cumulative, base + self.budget, side="right"))
                 bounds.append(max(hi, bounds[-1] + 1))
-        bar = self.progress_bar(phase, n)
-        for lo, hi in zip(bounds[:-1], bounds[1:]):
-            yield lo, hi
-            self.release()
-            bar.update(hi)
-        bar.close()
+        with self.progress_bar(phase, n) as bar:
+            for lo, hi in zip(bounds[:-1], bounds[1:]):
+                yield lo, hi
+                self.release()
+                bar.advance_to(hi)
 
-    def progress_bar(self, phase: str, total: int) -> "ProgressBar | NoProgress":
-        return ProgressBar(phase, total) if self.progress else NoProgress()
+    def progress_bar(self, phase: str, total: int) -> Progress:
+        return Progress(phase, total, enabled=self.progress)
 
     def steps(self, n: int, phase: str, count: int = 100) -> Iterator[tuple[int, int]]:
         """`count` even runs of n items, for a phase that touches nothing mapped: they only
@@ -167,50 +165,3 @@ class Workspace:
 
 
 IN_MEMORY = Workspace()
-
-
-class ProgressBar:
-    """One line on stderr, redrawn at most twice a second: phase, percent, count, elapsed, ETA."""
-
-    def __init__(self, phase: str, total: int, stream=None):
-        self.phase, self.total = phase, max(1, total)
-        self.stream = stream or sys.stderr
-        # A terminal redraws one line; a log file gets a line per redraw, so fewer of them.
-        self.every = 0.5 if getattr(self.stream, "isatty", lambda: False)() else 30.0
-        self.started = self.drawn = time.monotonic()
-        self.draw(0)
-
-    def update(self, done: int) -> None:
-        now = time.monotonic()
-        if now - self.drawn >= self.every or done >= self.total:
-            self.drawn = now
-            self.draw(done)
-
-    def draw(self, done: int) -> None:
-        elapsed = time.monotonic() - self.started
-        eta = elapsed / done * (self.total - done) if done else float("nan")
-        width = 24
-        filled = int(width * done / self.total)
-        self.stream.write(f"\r{self.phase:<18} [{'#' * filled}{'.' * (width - filled)}] {100 * done / self.total:5.1f}% "
-                          f"{done:,}/{self.total:,}  {clock(elapsed)} elapsed, ETA {clock(eta)}   ")
-        self.stream.flush()
-
-    def close(self) -> None:
-        self.stream.write("\n")
-        self.stream.flush()
-
-
-class NoProgress:
-    def update(self, done: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def clock(seconds: float) -> str:
-    if seconds != seconds:  # nan: nothing done yet to extrapolate from
-        return "--:--"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"

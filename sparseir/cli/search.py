@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 
 import click
@@ -11,6 +10,7 @@ import numpy as np
 from ..errors import ParameterError
 from ..fileio import refuse_existing
 from ..formats import RUN_FORMATS, VECTOR_FORMATS, BadLines, write_run
+from ..progress import Progress
 from .common import echo, given, idf_query_encoder, kind_options, load_text_encoder, read_input_vectors
 from .ray_commands import open_searchable, ray_options
 
@@ -81,11 +81,12 @@ def _search(index, queries, k, output, run_format, input_format, tag, threads, m
     scores = np.empty((len(query_vectors), k), dtype=np.float32)
     rows = np.empty((len(query_vectors), k), dtype=np.int64)
     started = time.perf_counter()
-    with click.progressbar(range(0, len(query_vectors), BATCH), label="searching", file=sys.stderr) as bar:
-        for start in bar:
+    with Progress("searching", len(query_vectors), unit=" queries") as bar:
+        for start in range(0, len(query_vectors), BATCH):
             stop = min(start + BATCH, len(query_vectors))
             scores[start:stop], rows[start:stop] = index.search(query_vectors[start:stop], k=k, threads=threads,
                                                                 filter=allowed, **knobs)
+            bar.advance_to(stop)
     elapsed = time.perf_counter() - started
     lines = write_run(output, query_vectors.ids, index.doc_ids, rows, scores, format=run_format, tag=tag,
                       overwrite=overwrite)

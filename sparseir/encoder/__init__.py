@@ -27,6 +27,7 @@ from typing import Callable, Iterable, Iterator, NamedTuple, Sequence
 import numpy as np
 
 from ..errors import InputError, ParameterError, require
+from ..progress import Progress
 from ..vectors import SparseVectors, Vocabulary
 
 KINDS = ("splade", "unicoil", "idf")
@@ -471,13 +472,8 @@ def _chunks(records: Iterable[tuple[str, str]], size: int) -> Iterator[tuple[lis
 @contextmanager
 def progress_bar(enabled: bool) -> Iterator[Callable[[int], None]]:
     """Yield a function that advances a texts-per-second bar on stderr (or does nothing)."""
-    if not enabled:
-        yield lambda n: None
-        return
-    from tqdm import tqdm
-
-    with tqdm(unit=" texts", dynamic_ncols=True) as bar:
-        yield bar.update
+    with Progress("encoding", unit=" texts", enabled=enabled) as bar:
+        yield bar.advance
 
 
 @contextmanager

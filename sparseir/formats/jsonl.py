@@ -57,11 +57,10 @@ def read_jsonl(paths: str | os.PathLike | Sequence[str | os.PathLike], vocab: Vo
     reader = _JsonlReader(vocab, bad_lines if bad_lines is not None else BadLines(), workspace)
     paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     sizes = np.cumsum([os.path.getsize(path) if os.path.isfile(path) else 0 for path in paths])
-    bar = (workspace or IN_MEMORY).progress_bar("reading (bytes)", int(sizes[-1]))  # advances part by part
-    for path, read in zip(paths, sizes.tolist()):
-        reader.read(path)
-        bar.update(read)
-    bar.close()
+    with (workspace or IN_MEMORY).progress_bar("reading (bytes)", int(sizes[-1])) as bar:  # part by part
+        for path, read in zip(paths, sizes.tolist()):
+            reader.read(path)
+            bar.advance_to(read)
     return reader.builder.build()
 
 

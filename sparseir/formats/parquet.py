@@ -113,7 +113,7 @@ def read_parquet(paths: str | os.PathLike | Sequence[str | os.PathLike],
                     raise InputError(str(e), path) from None
             workspace.release()
             rows, nnz = rows + len(sizes), end
-            bar.update(rows)
+            bar.advance_to(rows)
         if rows == first_row:
             raise InputError("no vectors found (empty file?)", path)
         seen.update(ids[first_row:])
