@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +37,7 @@ def batch(seed: int, n: int, prefix: str) -> sparseir.SparseVectors:
     return random_vectors(np.random.default_rng(seed), n, N_TERMS, 6, prefix=prefix)
 
 
-def run(*args) -> "click.testing.Result":  # noqa: F821
+def run(*args):
     return CliRunner().invoke(cli, [str(arg) for arg in args])
 
 
@@ -291,7 +291,7 @@ def test_a_malformed_commit_point_is_one_line_naming_the_file_and_the_key(tmp_pa
 
 
 OUTSIDE_NAMES = {
-    "dir": ["../other_index", "/tmp", "seg-000001/../seg-000002", "seg-000001/", ".", ""],
+    "dir": ["../other_index", "/etc", "seg-000001/../seg-000002", "seg-000001/", ".", ""],
     "deletes": ["../other.npy", "/etc/passwd", "sub/seg-000001.deletes.3.npy"],
 }
 
@@ -394,8 +394,6 @@ def test_a_missing_segment_without_a_later_generation_is_damage_not_a_race(tmp_p
     calls = []
     real = segments.open_generation
     monkeypatch.setattr(segments, "open_generation", lambda *args: calls.append(1) or real(*args))
-    import shutil
-
     shutil.rmtree(index_dir / "seg-000002")
     with pytest.raises(sparseir.IndexFormatError) as error:
         load_segmented(index_dir)
@@ -469,8 +467,8 @@ def assert_same_as_fresh(index, live: dict[str, dict], queries: list[dict]) -> N
         assert scores[found][j] == fresh_scores[found][j], (got[j], want[j])
 
 
-def word_vector(draw_terms, weights) -> dict:
-    return {term: float(weight) for term, weight in zip(draw_terms, weights)}
+def word_vector(terms, weights) -> dict:
+    return {term: float(weight) for term, weight in zip(terms, weights)}
 
 
 VECTORS = st.lists(st.sampled_from(WORDS), min_size=1, max_size=6, unique=True).flatmap(
