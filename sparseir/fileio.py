@@ -156,16 +156,23 @@ def remove_stale_temps(path: Path) -> None:
     _remove_dead_writers_temps(path.parent, re.escape(path.name))
 
 
-def remove_stale_temps_in(directory: Path) -> None:
-    """remove_stale_temps for every target in `directory` (a directory one writer owns)."""
-    _remove_dead_writers_temps(directory, r".+")
+def remove_stale_temps_in(directory: Path, names: str = r".+") -> None:
+    """remove_stale_temps for every target in `directory` whose name matches `names` (a regular
+    expression: the names its writer owns there)."""
+    _remove_dead_writers_temps(directory, names)
+
+
+def temp_names(name_pattern: str) -> re.Pattern:
+    """The names temp_prefix gives temporaries of targets whose names match `name_pattern`
+    (group "pid": the writer's PID)."""
+    return re.compile(r"\.(?:" + name_pattern + r")\.(?P<pid>\d+)\.[a-z0-9_]+\.(?:tmp|old)")
 
 
 def _remove_dead_writers_temps(directory: Path, name_pattern: str) -> None:
-    ours = re.compile(r"\.(?:" + name_pattern + r")\.(\d+)\.[a-z0-9_]+\.(?:tmp|old)")
+    ours = temp_names(name_pattern)
     with os.scandir(directory) as entries:
         stale = [entry for entry in entries if entry.name.startswith(".")
-                 and (match := ours.fullmatch(entry.name)) and not _running(int(match[1]))]
+                 and (match := ours.fullmatch(entry.name)) and not _running(int(match["pid"]))]
     for entry in stale:
         if entry.is_dir(follow_symlinks=False):
             shutil.rmtree(entry.path, ignore_errors=True)

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from ..segments import is_segmented, load_segmented
+from ..segments import foreign_names, is_segmented, load_segmented
 from ..sharded import is_sharded, load_sharded
 from ..storage import read_manifest
 
@@ -30,14 +30,18 @@ def info(index_dir, as_json):
     if sharded:
         manifest = load_sharded(index_dir).manifest
     elif segmented:
-        manifest = load_segmented(index_dir).manifest
+        opened = load_segmented(index_dir)
+        manifest = opened.manifest
     else:
         manifest = read_manifest(index_dir)
     if as_json:
         click.echo(json.dumps(manifest, indent=2))
         return
-    if sharded or segmented:
-        click.echo(_sharded_summary(manifest) if sharded else _segmented_summary(manifest))
+    if sharded:
+        click.echo(_sharded_summary(manifest))
+        return
+    if segmented:
+        click.echo(_segmented_summary(opened, foreign_names(index_dir)))
         return
     stats = manifest.get("info", {})
     vocab = manifest["vocab"]
@@ -69,16 +73,21 @@ def _tuning_lines(tuning: dict | None) -> list[str]:
             f"{tuning['latency_ms']:.3f} ms/query (one thread)"]
 
 
-def _segmented_summary(manifest: dict) -> str:
-    live = sum(entry["n_docs"] - entry["n_deleted"] for entry in manifest["segments"])
+def _segmented_summary(index, foreign: list[str]) -> str:
+    manifest = index.manifest
+    vocab = index.vocab if index.has_vocab else None
     lines = [f"kind            {manifest['kind']}, segmented: generation {manifest['generation']}, "
              f"{len(manifest['segments'])} segment(s)",
-             f"documents       {live:,} live",
+             f"documents       {index.n_live:,} live",
+             "vocabulary      none yet (set by the first documents added)" if vocab is None else
+             f"vocabulary      {vocab.name or ('open' if vocab.open else 'custom')} ({len(vocab):,} terms)",
              f"build params    {json.dumps(manifest.get('build_params', {}))}",
              f"merge policy    segments under {manifest['small_segment']:,} documents are exact; "
              f"more than {manifest['max_segments']} segments merge"]
     lines += [f"  {entry['dir']:<14} {entry['kind']:<8} {entry['n_docs']:>10,} documents  {entry['n_deleted']:,} deleted"
               for entry in manifest["segments"]]
+    if foreign:
+        lines.append(f"not part of the index, left alone: {', '.join(foreign)}")
     return "\n".join(lines)
 
 

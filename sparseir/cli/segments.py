@@ -31,7 +31,7 @@ def report(index, action: str) -> None:
 def add(index_dir, vectors, input_format, model, upsert):
     """Add the documents of VECTORS to the segmented index INDEX_DIR (a new segment)."""
     index = open_segmented(index_dir)
-    vocab = index.vocab if index.segments else "auto"
+    vocab = index.vocab if index.has_vocab else "auto"  # an open vocabulary grows with the new terms
     docs = read_input_vectors(vectors, vocab, BadLines(), model, query=False, input_format=input_format)
     index.add(docs, upsert=upsert)
     report(index, f"added {len(docs):,} documents")
@@ -49,8 +49,9 @@ def delete(index_dir, ids, ids_file):
     if not ids:
         raise ParameterError("no ids to delete: give them as arguments or with --ids-file")
     index = open_segmented(index_dir)
+    before = index.n_live
     index.delete(ids)
-    report(index, f"deleted {len(ids):,} documents")
+    report(index, f"deleted {before - index.n_live:,} documents")  # an id given twice is deleted once
 
 
 @click.command("compact")
