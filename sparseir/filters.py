@@ -26,7 +26,7 @@ from .errors import ParameterError
 
 # Share of the collection up to which the allowed documents are scored directly. Scoring
 # a document costs about as much as one kernel visit of a candidate, and the kernels of the
-# approximate kinds visit a few percent of the collection (debian-pkgs: 1-3%).
+# approximate kinds visit a few percent of the collection at their usual settings.
 DIRECT_FRACTION = 0.02
 
 

@@ -169,7 +169,7 @@ def test_ids_and_order_preserved_under_length_sorting(tiny_splade, monkeypatch):
     ids = [f"doc-{i}" for i in range(len(texts))][::-1]
     one_by_one = sparseir.SparseVectors.concatenate([encoder.encode_documents([t], ids=[i])
                                                      for t, i in zip(texts, ids)])
-    monkeypatch.setattr(sparseir.encoder, "CHUNK_BATCHES", 2)  # several chunks, each sorted on its own
+    monkeypatch.setattr(sparseir.encoder.pipeline, "CHUNK_BATCHES", 2)  # several chunks, each sorted on its own
     batched = encoder.encode_documents(iter(texts), ids=ids, batch_size=2)
     assert list(batched.ids) == ids
     assert np.array_equal(batched.offsets, one_by_one.offsets)
@@ -344,7 +344,7 @@ def write_tsv(path: Path, texts: list[str]) -> list[str]:
 
 @pytest.mark.parametrize("name", ["vectors.jsonl", "vectors.jsonl.gz", "vectors.parquet"])
 def test_encode_file_round_trip(tmp_path, tiny_splade, monkeypatch, name):
-    monkeypatch.setattr(sparseir.encoder, "CHUNK_BATCHES", 1)  # several chunks written one after another
+    monkeypatch.setattr(sparseir.encoder.pipeline, "CHUNK_BATCHES", 1)  # several chunks written one after another
     ids = write_tsv(tmp_path / "collection.tsv", TEXTS)
     encoder = load_encoder(tiny_splade)
     assert encoder.encode_file(tmp_path / "collection.tsv", tmp_path / name, batch_size=2) == len(TEXTS)

@@ -16,9 +16,10 @@ import os
 
 import numpy as np
 
-from . import Encoder, EncoderOptions, TermWeighter, load_tokenizer, special_token_ids, tokenizer_vocabulary
 from ..errors import InputError, ParameterError
 from ..vectors import SparseVectors
+from ._base import EncoderOptions, TermWeighter, load_tokenizer, special_token_ids, tokenizer_vocabulary
+from .pipeline import Encoder
 
 
 def bm25_idf(document_frequency: np.ndarray, n_docs: int) -> np.ndarray:

@@ -7,8 +7,8 @@ precedes it, and stops there. A load-time probe checks that nothing follows that
 
 The projection dominates the cost, so it runs only on real (non-padding) tokens, packed
 into one matrix, in slices of tokens and tiles of the vocabulary: a tile of logits fits in
-the CPU cache instead of streaming a (tokens x vocabulary) matrix through memory, which
-makes the projection about 1.7x faster on CPU with identical results. Because
+the CPU cache instead of streaming a (tokens x vocabulary) matrix through memory, with
+identical results (docs/encoders.md measures it). Because
 log(1 + relu(x)) is increasing, the max is taken over raw logits and the activation
 applied once per text.
 """
@@ -19,7 +19,8 @@ import warnings
 
 import numpy as np
 
-from . import InputError, TransformerWeighter
+from ..errors import InputError
+from ._base import TransformerWeighter
 
 # Tokens projected at once; with the vocabulary tile below, 2048 x 1024 float32 logits are
 # 8 MB (the whole 30522-wide row would be 250 MB).
@@ -74,8 +75,8 @@ class SpladeWeighter(TransformerWeighter):
                     end = min(column + tile, n_terms)
                     logits = torch.nn.functional.linear(packed, weight[column:end],
                                                         None if bias is None else bias[column:end])
-                    # One segmented max per tile; each text lies in a single slice, so no
-                    # initial value is needed (a per-text amax loop is slower).
+                    # One segmented max per tile, not a call per text; each text lies in a
+                    # single slice, so no initial value is needed.
                     best[first:last, column:end].index_reduce_(0, rows, logits, "amax", include_self=False)
             return self.drop_special(torch.log1p(torch.relu_(best)))
 

@@ -16,7 +16,8 @@ import os
 
 import numpy as np
 
-from . import WEIGHT_FILES, InputError, TransformerWeighter
+from ..errors import InputError
+from ._base import WEIGHT_FILES, TransformerWeighter
 
 HEAD_FILE = "unicoil_head.safetensors"
 CASTORINI_HEAD = "tok_proj."

@@ -125,7 +125,7 @@ def build(docs: SparseVectors, params: BuildParams, workspace: Workspace = IN_ME
     kept_entries(docs.offsets, docs.weights, params.doc_prune_ratio, thread_chunks(len(docs)), kept)
     n_windows = -(-len(docs) // window_size)
     # One list offset per (window, term): tiny windows over a real vocabulary would need far
-    # more offsets than postings (window_size=1 on 59k documents: 14 GB).
+    # more offsets than postings (window_size=1: one per document and term of the vocabulary).
     require(n_windows * n_terms <= max(docs.nnz, MIN_OFFSETS_BUDGET),
             f"window_size={window_size} cuts {len(docs):,} documents into {n_windows:,} windows: "
             f"{n_windows * n_terms:,} list offsets for {docs.nnz:,} non-zeros; use a window_size of at least "
