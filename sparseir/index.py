@@ -237,6 +237,23 @@ class Index(SearchableBase):
             store_tuning(self, result)
         return result
 
+    # --- updates ------------------------------------------------------------------
+
+    def add(self, docs, upsert: bool = False):
+        raise self._not_segmented("add to")
+
+    def delete(self, ids):
+        raise self._not_segmented("delete from")
+
+    def compact(self):
+        raise self._not_segmented("compact")
+
+    def _not_segmented(self, action: str) -> ParameterError:
+        where = self.path if self.path is not None else "INDEX_DIR"
+        return ParameterError(f"cannot {action} this index, which is built once: make it a segmented index first, "
+                              f"whose first segment it becomes (sparseir.make_segmented({str(where)!r}, vectors) / "
+                              f"sparseir segment {where} --vectors VECTORS, with the vectors it was built from)")
+
 
 class threads_limit:
     """Run a block with numba's thread count set to `threads` (None: all).

@@ -48,6 +48,7 @@ External ids are unique among live documents: adding a live id is an error, or, 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import hashlib
 import io
@@ -132,6 +133,56 @@ def create_segmented(path: str | os.PathLike, kind: str = "exact", small_segment
                 "build_params": build_params, "small_segment": small_segment, "max_segments": max_segments,
                 "next_segment": 1, "segments": []}
     commit(path, manifest)
+    return load_segmented(path)
+
+
+def make_segmented(path: str | os.PathLike, vectors: SparseVectors | str | os.PathLike, small_segment: int = 10_000,
+                   max_segments: int = 8) -> "SegmentedIndex":
+    """Turn the saved index at `path` into a segmented one whose first segment is that index,
+    so that add, delete and compact work on it; returns it opened.
+
+    `vectors` are the documents the index was built from (a SparseVectors, or a vectors file
+    or directory of parts): a segment keeps its documents' exact weights, which merges
+    rebuild from, and an index keeps them only as its kind stores them. They must hold the
+    index's ids and no term outside its vocabulary. The index's files move into the
+    segment; files of the directory that the index did not list stay where they are.
+    """
+    from .index import in_rows_of
+    from .sharded import is_sharded
+    from .storage import MANIFEST, VOCAB_FILE as PLAIN_VOCAB, read_manifest
+
+    path = Path(path)
+    require(isinstance(small_segment, int) and small_segment >= 0, f"small_segment must be >= 0, got {small_segment!r}")
+    require(isinstance(max_segments, int) and max_segments >= 1, f"max_segments must be >= 1, got {max_segments!r}")
+    if is_segmented(path):
+        raise ParameterError(f"{path}: already a segmented index")
+    if is_sharded(path):
+        raise ParameterError(f"{path}: a sharded index; segments hold one index each, so make each shard's instead")
+    index = Index.load(path)
+    if index.attributes is not None:
+        raise ParameterError(f"{path}: this index stores document attributes, which segmented indexes do not keep yet")
+    if not isinstance(vectors, SparseVectors):
+        from .formats import read_vectors
+
+        vectors = read_vectors(vectors, vocab=index.vocab)
+    if vectors.vocab != index.vocab:
+        raise ParameterError(f"the vectors use {vectors.vocab!r} but the index {index.vocab!r}: pass the vectors the "
+                             "index was built from")
+    docs = in_rows_of(vectors, index.doc_ids)
+    name = f"seg-{1:06d}"
+    arrays = {**index.arrays, **dict(zip(VECTOR_ARRAYS, (docs.offsets, docs.terms, docs.weights)))}
+    Index(index.kind, arrays, index.doc_ids, index.vocab, index.build_params, index.search_defaults,
+          index.info).save(path / name, overwrite=True)  # overwrite: what a killed conversion left
+    old_files = [entry["file"] for entry in read_manifest(path)["arrays"].values()]
+    commit(path, {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "generation": 1, "kind": index.kind,
+                  "build_params": dataclasses.asdict(index.build_params), "small_segment": small_segment,
+                  "max_segments": max_segments, "next_segment": 2,
+                  "segments": [{"dir": name, "kind": index.kind, "n_docs": index.n_docs, "deletes": None,
+                                "n_deleted": 0, "deletes_sha256": None}]})
+    del index, arrays  # the old files' mappings, before they go
+    # Committed: the plain index's files are now copies of the segment's, the manifest last.
+    for file in [*old_files, PLAIN_VOCAB, MANIFEST]:
+        (path / file).unlink(missing_ok=True)
     return load_segmented(path)
 
 

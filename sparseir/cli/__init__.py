@@ -27,6 +27,7 @@ COMMANDS = {
     "add": "sparseir.cli.segments:add",
     "delete": "sparseir.cli.segments:delete",
     "compact": "sparseir.cli.segments:compact",
+    "segment": "sparseir.cli.segments:segment",
     "binarize": "sparseir.cli.binarize:binarize",
 }
 

@@ -1,4 +1,5 @@
-"""`sparseir add`, `sparseir delete`, `sparseir compact`: change a segmented index (``index --segmented``)."""
+"""`sparseir add`, `sparseir delete`, `sparseir compact`: change a segmented index (``index --segmented``);
+`sparseir segment`: make a built index one."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ def open_segmented(index_dir: str):
     from ..segments import is_segmented, load_segmented
 
     if not is_segmented(index_dir):
-        raise ParameterError(f"{index_dir}: not a segmented index (build one with sparseir index --segmented)")
+        raise ParameterError(f"{index_dir}: not a segmented index (build one with sparseir index --segmented, or make "
+                             f"a built one so with sparseir segment {index_dir} --vectors VECTORS)")
     return load_segmented(index_dir)
 
 
@@ -61,3 +63,23 @@ def compact(index_dir):
     index = open_segmented(index_dir)
     index.compact()
     report(index, "compacted")
+
+
+@click.command("segment")
+@click.argument("index_dir", type=click.Path(file_okay=False, exists=True))
+@click.option("--vectors", required=True, type=click.Path(exists=True),
+              help="The vectors the index was built from (a segment keeps its documents' exact weights).")
+@click.option("--format", "input_format", type=click.Choice(VECTOR_FORMATS), help="Input format (default: by extension).")
+@click.option("--small-segment", type=click.IntRange(min=0), default=10_000, show_default=True,
+              help="Later segments of fewer documents are exact.")
+@click.option("--max-segments", type=click.IntRange(min=1), default=8, show_default=True,
+              help="Above this many segments, the smallest adjacent pair is merged.")
+def segment(index_dir, vectors, input_format, small_segment, max_segments):
+    """Make the built index INDEX_DIR a segmented one, whose first segment it becomes, so that
+    add, delete and compact work on it."""
+    from ..loading import load_index
+    from ..segments import make_segmented
+
+    docs = read_input_vectors(vectors, load_index(index_dir).vocab, BadLines(), None, query=False,
+                              input_format=input_format)
+    report(make_segmented(index_dir, docs, small_segment=small_segment, max_segments=max_segments), "segmented")
