@@ -1,6 +1,7 @@
 """The one registry of index kinds: name -> builder, query processor, tuning grid, layout.
 
-A kind is three modules: ``sparseir.indexer.<kind>`` (``BuildParams``, ``build``),
+A kind is three modules: ``sparseir.indexer.<kind>`` (``BuildParams``, deriving from
+``sparseir.params.OrderedBuild``, and ``build``),
 ``sparseir.query.<kind>`` (``SearchParams``, ``search``, optionally ``tuning_grid`` and
 ``complete_build``) and ``sparseir.layout.<kind>``, the arrays they share (their names and
 groups, ``LAYOUT_VERSION``). Adding a name to ``KINDS`` is all
@@ -13,29 +14,16 @@ import dataclasses
 import functools
 import importlib
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Callable, Mapping
+from typing import Callable
 
-from .errors import ParameterError, require
+from .errors import ParameterError
+from .params import make_params
 
 KINDS = ("exact", "seismic", "saat", "sindi", "blockmax")
-REORDERINGS = ("none", "bp")
 
-
-@dataclass(frozen=True)
-class OrderedBuild:
-    """The build option of every kind (each BuildParams derives from it): the documents' order.
-
-    Reordering gives documents that share terms neighbouring rows, which makes block
-    structures tighter; it changes rows, never ids or scores.
-    """
-
-    reorder: str = field(default="none", metadata={
-        "help": "document order before building: none (as given) or bp (recursive graph bisection)"})
-
-    def __post_init__(self):
-        require(self.reorder in REORDERINGS, f"reorder must be one of {', '.join(REORDERINGS)}, got {self.reorder!r}")
+__all__ = ["KINDS", "Kind", "get_kind", "make_params", "parameter_fields"]
 
 
 @dataclass(frozen=True)
@@ -70,16 +58,6 @@ def get_kind(name: str) -> Kind:
     return Kind(name, indexer.BuildParams, query.SearchParams, indexer.build, query.search,
                 getattr(query, "tuning_grid", None), getattr(query, "complete_build", None), layout,
                 layout.LAYOUT_VERSION)
-
-
-def make_params(cls: type, values: Mapping[str, Any], what: str):
-    """Instantiate a params dataclass, naming any unknown key in the error."""
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        known = ", ".join(sorted(names)) or "none"
-        raise ParameterError(f"unknown {what} parameter(s) {', '.join(unknown)} (known: {known})")
-    return cls(**values)
 
 
 def parameter_fields(which: str) -> dict[str, tuple[dataclasses.Field, object]]:

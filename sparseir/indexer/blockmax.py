@@ -15,7 +15,7 @@ from numba import njit, prange
 
 from ..errors import require
 from ..layout.blockmax import MAX_BLOCK_SIZE, MAX_CODE, mask_dtype
-from ..kinds import OrderedBuild
+from ..params import OrderedBuild
 from ..layout import UNIT_WEIGHTS, stored_weights
 from ..vectors import SparseVectors
 from ..workspace import IN_MEMORY, Workspace

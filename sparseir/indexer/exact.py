@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from ..kinds import OrderedBuild
+from ..params import OrderedBuild
 from ..layout import stored_weights
 from ..vectors import SparseVectors
 from ..workspace import IN_MEMORY, Workspace

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import require
 from ..quantize import SCALINGS, check_bits, levels, quantize, term_scales
-from ..kinds import OrderedBuild
+from ..params import OrderedBuild
 from ..vectors import SparseVectors
 from ..workspace import IN_MEMORY, Workspace
 from .exact import invert

@@ -30,7 +30,7 @@ from ..layout.seismic import (block_records, largest_reads, offsets_of, packed_e
                               smallest_uint)
 from ..query.scratch import thread_chunks
 from ..query.topk import heaviest_terms
-from ..kinds import OrderedBuild
+from ..params import OrderedBuild
 from ..vectors import SparseVectors
 from ..workspace import IN_MEMORY, NONZERO_BYTES, Workspace
 from .exact import ALL_WEIGHTS, invert, term_counts

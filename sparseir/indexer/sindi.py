@@ -23,7 +23,7 @@ from ..layout.forward import FORWARD_DTYPES, forward_index
 from ..layout.seismic import offsets_of
 from ..layout.sindi import CODE_LEVELS, MAX_WINDOW
 from ..query.scratch import thread_chunks
-from ..kinds import OrderedBuild
+from ..params import OrderedBuild
 from ..vectors import SparseVectors
 from ..workspace import IN_MEMORY, Workspace
 
