@@ -9,9 +9,9 @@ import click
 import numpy as np
 
 from ..errors import ParameterError
-from ..fileio import refuse_existing
+from ..fileio import check_output
 from ..formats import RUN_FORMATS, VECTOR_FORMATS, BadLines, write_run
-from .common import echo, given, idf_query_encoder, kind_options, load_text_encoder, read_input_vectors
+from .common import echo, given, idf_query_encoder, kind_options, load_text_encoder, model_input, read_input_vectors
 from .ray_commands import open_searchable, ray_options
 
 BATCH = 256  # queries per progress step; large enough that prange keeps every core busy
@@ -49,7 +49,9 @@ def search(index_dir, queries, k, output, run_format, input_format, tag, threads
            verify, memory, skip_bad_lines, overwrite, filter_expression, use_ray, ray_address, cpus_per_shard, allow_partial,
            **knobs):
     """Search INDEX_DIR with QUERIES (vectors, or queries.tsv / irds:<dataset id> with --model) and write a run."""
-    refuse_existing(output, overwrite)
+    # The index searched is an input too: a run written into it would replace or change it.
+    check_output(output, inputs=[index_dir, queries, idf_path, model_input(model)], overwrite=overwrite,
+                 kind="file")
     if allow_partial and not (use_ray or ray_address):
         raise ParameterError("--allow-partial applies to searches on Ray (--ray)")
     if memory != "mapped" and (use_ray or ray_address):
