@@ -246,10 +246,13 @@ def test_bench_keeps_its_dataset_and_replaces_only_result_files(work):
     (dataset / "vectors" / "collection.jsonl").write_text(DOCS)
     (dataset / "vectors" / "queries.jsonl").write_text(QUERIES)
     (work / "bench.toml").write_text('[[methods]]\nname = "exact"\nkind = "exact"\n')
-    assert "is an input" in refused_leaving_all(work, "bench", work / "bench.toml", "--dataset", dataset,
-                                                "-o", dataset, "--overwrite")
-    assert "inside an input" in refused_leaving_all(work, "bench", work / "bench.toml", "--dataset", dataset,
-                                                    "-o", dataset / "results", "--overwrite")
+    # The inputs are the files read: the dataset's, and the config.
+    assert "holds an input" in refused_leaving_all(work, "bench", work / "bench.toml", "--dataset", dataset,
+                                                   "-o", dataset, "--overwrite")
+    assert "holds an input" in refused_leaving_all(work, "bench", work / "bench.toml", "--dataset", dataset,
+                                                   "-o", dataset / "vectors", "--overwrite")
+    assert "holds an input" in refused_leaving_all(work, "bench", work / "bench.toml", "--dataset", dataset,
+                                                   "-o", work, "--overwrite")
     assert "holds an input" in refused_leaving_all(work, "bench", work / "bench.toml",
                                                    "--docs", dataset / "vectors" / "collection.jsonl",
                                                    "--queries", work / "q.jsonl", "-o", dataset / "vectors")

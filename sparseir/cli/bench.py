@@ -34,8 +34,9 @@ def bench(config, dataset_dir, docs, queries, qrels, outdir, max_queries, overwr
         settings = replace(settings, max_queries=max_queries)
     dataset = open_dataset(dataset_dir, docs=docs, queries=queries, qrels=qrels)
     # The results go into the directory beside whatever else it holds: it may be none of the
-    # inputs, and each of the two files replaces only an earlier result file.
-    check_apart(outdir, [config, dataset_dir, docs, queries, qrels])
+    # files read, nor hold or lie inside one, and each of the two replaces only an earlier result file.
+    check_apart(outdir, [config, dataset.collection, dataset.queries, dataset.qrels, dataset.doc_vectors,
+                         dataset.query_vectors])
     if Path(outdir).is_dir():
         for name in (RESULTS_FILE, PLOT_FILE):
             check_output(Path(outdir) / name, overwrite=overwrite, kind="file")
