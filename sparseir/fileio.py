@@ -233,29 +233,30 @@ def index_entries(path: str | os.PathLike) -> tuple[str, set[str]] | None:
     from . import segments, sharded, storage
 
     path = Path(path)
-    manifest = _json_object(path / storage.MANIFEST)
-    if manifest is not None and manifest.get("format") == storage.FORMAT_NAME:
-        files = [entry.get("file") for entry in _dicts(manifest.get("arrays"))]
-        files += [section.get("file") for section in (manifest.get("vocab"), manifest.get("attributes"))
-                  if isinstance(section, dict)]
-        return "sparseir index", {storage.MANIFEST, *filter(None, files)}
-    if manifest is not None and manifest.get("format") == sharded.FORMAT_NAME:
+    manifest = _json_object(path / storage.MANIFEST) or {}
+    if manifest.get("format") == storage.FORMAT_NAME:
+        sections = _dicts(manifest.get("arrays")) + _dicts([manifest.get("vocab"), manifest.get("attributes")])
+        return "sparseir index", {storage.MANIFEST, *_names(section.get("file") for section in sections)}
+    if manifest.get("format") == sharded.FORMAT_NAME:
         shards = _dicts(manifest.get("shards"))
-        names = [shard.get("dir") for shard in shards] + [(shard.get("row_map") or {}).get("file") for shard in shards
-                                                           if isinstance(shard.get("row_map"), dict)]
-        return "sharded sparseir index", {storage.MANIFEST, *filter(None, names)}
+        row_maps = _dicts([shard.get("row_map") for shard in shards])
+        return "sharded sparseir index", {storage.MANIFEST, *_names(shard.get("dir") for shard in shards),
+                                          *_names(row_map.get("file") for row_map in row_maps)}
     names: set[str] = set()
     for name in os.listdir(path):
         if segments.GENERATION_FILE.fullmatch(name):
-            commit = _json_object(path / name)
-            if commit is None or commit.get("format") != segments.FORMAT_NAME:
+            commit = _json_object(path / name) or {}
+            if commit.get("format") != segments.FORMAT_NAME:
                 return None
-            names.add(name)
-            for entry in _dicts(commit.get("segments")):
-                names.update(value for value in (entry.get("dir"), entry.get("deletes")) if isinstance(value, str))
+            segment_entries = _dicts(commit.get("segments"))
+            names |= {name, *_names(entry.get(key) for entry in segment_entries for key in ("dir", "deletes"))}
     if not names:
         return None
     return "segmented sparseir index", names | {segments.LOCK_FILE}
+
+
+def _names(values: Iterable) -> set[str]:
+    return {value for value in values if isinstance(value, str)}
 
 
 def _json_object(path: Path) -> dict | None:

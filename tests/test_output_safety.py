@@ -14,6 +14,7 @@ import os
 import sys
 
 import pytest
+from hypothesis import given, strategies as st
 from click.testing import CliRunner
 
 import sparseir
@@ -342,3 +343,32 @@ def test_a_home_that_is_a_file_is_named_in_one_line(work, monkeypatch, fresh_ir_
     message = one_line_failure(run("index", "irds:beir/scifact", "-o", work / "new"))
     assert f"IR_DATASETS_HOME={home}: " in message and "not a directory" in message
     assert (work / "home-file").read_text() == "not a directory\n"
+
+
+def test_a_damaged_manifest_is_judged_without_a_crash(tmp_path):
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "manifest.json").write_text(json.dumps({"format": "sparseir-index", "arrays": [1, {"file": {}}],
+                                                       "vocab": "vocab.txt"}))
+    (damaged / "data.npy").write_text("x")
+    with pytest.raises(InputError, match=r"also files sparseir did not write \(data.npy\)"):
+        check_replaceable(damaged, "directory")
+    (damaged / "manifest.json").write_text('{"format": "someone-elses"}')
+    with pytest.raises(InputError, match="holds no sparseir index"):
+        check_replaceable(damaged, "directory")
+
+
+@given(st.lists(st.sampled_from("ab"), max_size=4), st.lists(st.sampled_from("ab"), max_size=4))
+def test_an_output_is_refused_exactly_when_it_overlaps_an_input(output_parts, input_parts):
+    from sparseir.fileio import check_apart
+
+    base = "/no-such-base-dir"
+    output, given_input = os.path.join(base, *output_parts), os.path.join(base, *input_parts)
+    shorter = min(len(output_parts), len(input_parts))
+    overlaps = output_parts[:shorter] == input_parts[:shorter]
+    try:
+        check_apart(output, [given_input])
+        refused = False
+    except InputError:
+        refused = True
+    assert refused == overlaps
