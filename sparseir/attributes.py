@@ -61,6 +61,16 @@ CHUNK_ROWS = 65536
 
 _INT64_MIN, _INT64_MAX = -(2 ** 63), 2 ** 63 - 1
 
+# Filter expressions are bounded, so that one is refused with its own message rather than
+# taking Python's parser or the translator's recursion past their limits: at most
+# MAX_FILTER_LENGTH characters, and at most MAX_FILTER_DEPTH levels of brackets inside
+# brackets, or of sub-expressions inside each other (each `not`, sign, and/or, comparison,
+# and the field or value at the bottom counts one). Messages show at most FILTER_SHOWN
+# characters of the expression.
+MAX_FILTER_LENGTH = 10_000
+MAX_FILTER_DEPTH = 100
+FILTER_SHOWN = 80
+
 
 # --------------------------------------------------------------------------- reading
 
@@ -361,10 +371,18 @@ class _Normalised:
 
 def _normalise(expression: str) -> _Normalised:
     """Rewrite the SQL-isms into Python: = to ==, <> to !=, keywords to lower case, null/true/false
-    to None/True/False, 'it''s' to 'it\\'s', `any name` to an identifier; newlines to spaces."""
+    to None/True/False, 'it''s' to 'it\\'s', `any name` to an identifier; newlines to spaces.
+
+    What Python would read past without a trace is refused here, since the filter would then
+    mean less than was typed: a # comment, a backslash line continuation, a ; before another
+    statement, and two strings in a row (which Python joins into one: a missing comma). So are
+    brackets nested deeper than MAX_FILTER_DEPTH, before the parser meets its own limit.
+    """
     out: list[str] = []
     origin: list[int] = []
     quoted_fields: dict[str, str] = {}
+    brackets = 0
+    string_ended = -1  # where the last string literal ended, while only spaces follow it
 
     def emit(text: str, *positions: int) -> None:
         for offset, char in enumerate(text):
@@ -375,8 +393,23 @@ def _normalise(expression: str) -> _Normalised:
     while i < n:
         char = expression[i]
         if char in "'\"":
+            if string_ended >= 0:
+                raise _syntax_error(expression, i, "two strings in a row, which would be read as one "
+                                                   "(a missing comma?)")
             i = _copy_string(expression, i, emit)
-        elif char == "`":
+            string_ended = i
+            continue
+        if not char.isspace():
+            string_ended = -1
+        if char in _DROPPED:
+            raise _syntax_error(expression, i, _DROPPED[char])
+        if char in "([{":
+            brackets += 1
+            if brackets > MAX_FILTER_DEPTH:
+                raise _too_deep(expression)
+        elif char in ")]}":
+            brackets -= 1
+        if char == "`":
             end = expression.find("`", i + 1)
             if end < 0:
                 raise _syntax_error(expression, i, "unterminated `quoted field name`")
@@ -410,6 +443,13 @@ def _normalise(expression: str) -> _Normalised:
     return _Normalised("".join(out), origin, quoted_fields)
 
 
+# Characters outside strings that Python would not read as part of one expression.
+_DROPPED = {"#": "'#' starts a comment, which would drop the rest of the filter (put it inside a string "
+                 "to match it)",
+            "\\": "a backslash outside a string continues a line, which a filter has no use for",
+            ";": "';' ends a statement; a filter is a single expression"}
+
+
 def _copy_string(expression: str, start: int, emit) -> int:
     """Copy the string literal opening at `start`; return the index after it."""
     quote = expression[start]
@@ -417,6 +457,9 @@ def _copy_string(expression: str, start: int, emit) -> int:
     i = start + 1
     while i < len(expression):
         char = expression[i]
+        if char == "\\" and i + 1 < len(expression) and expression[i + 1] in "\r\n":
+            raise _syntax_error(expression, i, "a backslash before a line break inside a string drops the "
+                                               "line break")
         if char == "\\" and i + 1 < len(expression):
             emit(expression[i:i + 2], i, i + 1)
             i += 2
@@ -434,7 +477,27 @@ def _copy_string(expression: str, start: int, emit) -> int:
 
 def _syntax_error(expression: str, index: int, message: str) -> ParameterError:
     where = f"column {index + 1}" if index < len(expression) else "the end"
-    return ParameterError(f"filter syntax error at {where} of {expression!r}: {message}")
+    return ParameterError(f"filter syntax error at {where} of {_shown(expression)}: {message}")
+
+
+def _shown(text: str) -> str:
+    """`text` quoted for a message, cut to FILTER_SHOWN characters so the message stays one short line."""
+    return repr(text) if len(text) <= FILTER_SHOWN else repr(text[:FILTER_SHOWN]) + "..."
+
+
+def _too_deep(expression: str) -> ParameterError:
+    return ParameterError(f"filter {_shown(expression)} is nested more than {MAX_FILTER_DEPTH} levels deep "
+                          f"(the limit is {MAX_FILTER_DEPTH})")
+
+
+def _depth(tree: ast.AST) -> int:
+    """Levels of nested sub-expressions of `tree`, counted without recursion."""
+    deepest, stack = 0, [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node) if isinstance(child, ast.expr))
+    return deepest
 
 
 @dataclass
@@ -449,10 +512,10 @@ class _Translator:
     def span(self, node: ast.AST) -> str:
         origin = self.normalised.origin
         start, end = origin[node.col_offset], origin[node.end_col_offset - 1] + 1
-        return f"{self.expression[start:end]!r} at column {start + 1}"
+        return f"{_shown(self.expression[start:end])} at column {start + 1}"
 
     def refuse(self, node: ast.AST, message: str) -> ParameterError:
-        return ParameterError(f"filter {self.expression!r}: {message}: {self.span(node)}")
+        return ParameterError(f"filter {_shown(self.expression)}: {message}: {self.span(node)}")
 
     def condition(self, node: ast.AST):
         """An Expression of booleans (true, false or null per row)."""
@@ -494,7 +557,8 @@ class _Translator:
         name = self.normalised.quoted_fields.get(node.id, node.id)
         if name not in self.field_kinds:
             known = ", ".join(self.field_kinds) if self.field_kinds else "none (the index has no attributes)"
-            raise ParameterError(f"filter {self.expression!r}: unknown field {name!r}; known fields: {known}")
+            raise ParameterError(f"filter {_shown(self.expression)}: unknown field {_shown(name)}; "
+                                 f"known fields: {known}")
         self.referenced.add(name)
         return name
 
@@ -604,6 +668,9 @@ def predicate_mask(table, expression: str) -> np.ndarray:
         raise ParameterError(f"a filter expression must be a string, got {type(expression).__name__}")
     if not expression.strip():
         raise ParameterError("empty filter expression")
+    if len(expression) > MAX_FILTER_LENGTH:
+        raise ParameterError(f"filter {_shown(expression)} is {len(expression):,} characters long, more than "
+                             f"the limit of {MAX_FILTER_LENGTH:,}")
     normalised = _normalise(expression)
     # ast's offsets will refer to the stripped source: drop the origins of what strip() removes.
     leading = len(normalised.source) - len(normalised.source.lstrip())
@@ -615,14 +682,18 @@ def predicate_mask(table, expression: str) -> np.ndarray:
         at = (e.offset or 0) - 1
         index = normalised.origin[at] if 0 <= at < len(normalised.origin) else len(expression)
         raise _syntax_error(expression, index, e.msg) from None
-    except (ValueError, RecursionError, MemoryError) as e:
-        raise ParameterError(f"filter {expression!r} cannot be parsed: {e}") from None
+    except (RecursionError, MemoryError):  # the parser's own limits, reached before MAX_FILTER_DEPTH
+        raise _too_deep(expression) from None
+    except ValueError as e:  # a null character
+        raise ParameterError(f"filter {_shown(expression)} cannot be parsed: {_first_line(e)}") from None
+    if _depth(tree.body) > MAX_FILTER_DEPTH:
+        raise _too_deep(expression)
     field_kinds = {f.name: _kind_of_type(f.type) or str(f.type) for f in table.schema}
     translator = _Translator(expression, normalised, field_kinds)
     try:
         condition = translator.condition(tree.body)
     except RecursionError:
-        raise ParameterError(f"filter {expression!r} is too deeply nested") from None
+        raise _too_deep(expression) from None
     return _evaluate(table, condition, translator.referenced, expression)
 
 
@@ -639,7 +710,7 @@ def _evaluate(table, condition, referenced: Iterable[str], expression: str) -> n
         # Table.filter drops rows where the condition is null: unknown counts as not matching.
         kept = narrowed.filter(condition).column(row_column)
     except (pa.ArrowNotImplementedError, pa.ArrowInvalid, pa.ArrowTypeError) as e:
-        raise ParameterError(f"filter {expression!r} cannot be evaluated: {_first_line(e)}") from None
+        raise ParameterError(f"filter {_shown(expression)} cannot be evaluated: {_first_line(e)}") from None
     mask = np.zeros(table.num_rows, dtype=bool)
     mask[kept.to_numpy()] = True
     return mask

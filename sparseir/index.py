@@ -336,9 +336,9 @@ def build_index_from(vectors: str | os.PathLike, output: str | os.PathLike, kind
     index equals ``build_index`` over the same vectors. A killed build leaves no index; its
     scratch directory goes at the next write of `output`. progress: bars with an ETA on stderr.
     """
-    from .fileio import refuse_existing
+    from .fileio import check_output
     from .formats import read_vectors
-    refuse_existing(output, overwrite)
+    check_output(output, inputs=[vectors], overwrite=overwrite, kind="directory")
     with Workspace.beside(output, memory_budget, progress) as workspace:
         docs = read_vectors(vectors, format, vocab, bad_lines, workspace=workspace)
         Index.build(docs, kind, attributes, workspace, **params).save(output, overwrite=overwrite)

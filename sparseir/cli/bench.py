@@ -6,8 +6,9 @@ from pathlib import Path
 
 import click
 
-from ..bench import bench_dataset, check_outdir, format_table, load_config, write_results
+from ..bench import PLOT_FILE, RESULTS_FILE, bench_dataset, format_table, load_config, write_results
 from ..datasets import open_dataset
+from ..fileio import check_apart, check_output, output_directory
 from .common import echo
 
 
@@ -32,10 +33,16 @@ def bench(config, dataset_dir, docs, queries, qrels, outdir, max_queries, overwr
     if max_queries is not None:
         settings = replace(settings, max_queries=max_queries)
     dataset = open_dataset(dataset_dir, docs=docs, queries=queries, qrels=qrels)
-    check_outdir(outdir, overwrite)
-    Path(outdir).mkdir(parents=True, exist_ok=True)
-    results = bench_dataset(settings, dataset, outdir, log=echo)
-    results["config"] = str(config)
-    json_path, plot_path = write_results(results, outdir, overwrite=overwrite)
+    # The results go into the directory beside whatever else it holds: it may be none of the
+    # files read, nor hold or lie inside one, and each of the two replaces only an earlier result file.
+    check_apart(outdir, [config, dataset.collection, dataset.queries, dataset.qrels, dataset.doc_vectors,
+                         dataset.query_vectors])
+    if Path(outdir).is_dir():
+        for name in (RESULTS_FILE, PLOT_FILE):
+            check_output(Path(outdir) / name, overwrite=overwrite, kind="file")
+    with output_directory(outdir):
+        results = bench_dataset(settings, dataset, outdir, log=echo)
+        results["config"] = str(config)
+        json_path, plot_path = write_results(results, outdir, overwrite=overwrite)
     click.echo(format_table(results))
     click.echo(f"\nwrote {json_path} and {plot_path}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ..fileio import refuse_existing
+from ..fileio import check_output
 from ..formats import VECTOR_FORMATS, VOCAB_CHOICES, BadLines, read_vectors, write_vectors
 from .common import echo
 
@@ -21,7 +21,7 @@ from .common import echo
 def binarize(vectors, output, top_k, input_format, vocab, overwrite):
     """Binarize VECTORS: each vector's TOP_K heaviest terms (ties: the lower term id) with weight 1.
     Every index kind stores such a collection without weights."""
-    refuse_existing(output, overwrite)  # fail before the work, not after
+    check_output(output, inputs=[vectors], overwrite=overwrite, kind="file")  # before the work, not after
     source = read_vectors(vectors, format=input_format, vocab=vocab, bad_lines=BadLines())
     binary = source.binarized(top_k)
     write_vectors(binary, output, overwrite=overwrite)

@@ -51,6 +51,13 @@ def given(params: dict, **more) -> dict:
     return {name: value for name, value in {**params, **more}.items() if value is not None}
 
 
+def model_input(model: str | None) -> str | None:
+    """The path a --model option reads, for `check_output`: none for the embedded model."""
+    from ..encoder import DEFAULT_MODEL
+
+    return None if model is None or model == DEFAULT_MODEL else model
+
+
 def load_text_encoder(path: str, model: str | None, kind: str = "splade", **options):
     """The encoder for raw-text input; without the encode extra, a one-line error that says so."""
     from ..encoder import load_encoder

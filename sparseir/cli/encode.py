@@ -51,7 +51,11 @@ def encode(collection, output, model, kind, query_model, query, batch_size, prog
     """Encode COLLECTION (id<TAB>text lines, or irds:<dataset id>: its documents, or queries with --query)
     into sparse vectors."""
     from ..encoder import load_encoder
+    from ..fileio import check_output
+    from .common import model_input
 
+    # Before the model loads and every text is encoded, not after.
+    check_output(output, inputs=[collection, model_input(model), query_model], overwrite=overwrite, kind="file")
     encoder = load_encoder(model, kind=kind, query_model=query_model, **options)
     if progress is None:
         progress = sys.stderr.isatty()

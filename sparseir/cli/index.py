@@ -7,11 +7,11 @@ import time
 import click
 
 from ..errors import ParameterError
-from ..fileio import refuse_existing
+from ..fileio import check_output
 from ..formats import VECTOR_FORMATS, VOCAB_CHOICES, BadLines
 from ..index import KINDS, build_index, build_index_from
 from ..sharded import build_sharded
-from .common import echo, given, kind_options, read_input_vectors
+from .common import echo, given, kind_options, model_input, read_input_vectors
 
 
 @click.command()
@@ -44,7 +44,8 @@ def index(vectors, output, kind, input_format, vocab, model, skip_bad_lines, ove
           small_segment, max_segments, attributes, memory_budget, **params):
     """Build an index over VECTORS (.jsonl[.gz], .bin, .parquet, or collection.tsv / irds:<dataset id> with
     --model)."""
-    refuse_existing(output, overwrite)  # fail before the long work, not after
+    # Before the long work, not after: never into what it reads, never over what sparseir did not write.
+    check_output(output, inputs=[vectors, model_input(model)], overwrite=overwrite, kind="directory")
     if attributes is not None and skip_bad_lines:
         raise ParameterError("--attributes needs every line of the input: drop --skip-bad-lines")
     if memory_budget is not None:

@@ -64,7 +64,10 @@ def encode_ray(collection, out_dir, model, rows_per_part, workers, cpus_per_work
     Parts follow the collection's order; rerunning skips the parts already written.
     """
     from ..distributed import encode_with_ray
+    from ..fileio import check_apart
+    from .common import model_input
 
+    check_apart(out_dir, [collection, model_input(model)])  # parts are added to out_dir, never into an input
     parts = encode_with_ray(collection, out_dir, model=model, rows_per_part=rows_per_part, workers=workers,
                             batch_size=batch_size, cpus_per_worker=cpus_per_worker,
                             gpus_per_worker=gpus_per_worker, address=ray_address, **options)

@@ -8,10 +8,10 @@ import click
 import numpy as np
 
 from ..errors import ParameterError
-from ..fileio import refuse_existing
+from ..fileio import check_apart, check_output
 from ..formats import RUN_FORMATS, VECTOR_FORMATS, BadLines, write_run
 from ..progress import Progress
-from .common import echo, given, idf_query_encoder, kind_options, load_text_encoder, read_input_vectors
+from .common import echo, given, idf_query_encoder, kind_options, load_text_encoder, model_input, read_input_vectors
 from .ray_commands import open_searchable, ray_options
 
 BATCH = 256  # queries per progress step; large enough that prange keeps every core busy
@@ -49,7 +49,7 @@ def search(index_dir, queries, k, output, run_format, input_format, tag, threads
            verify, memory, skip_bad_lines, overwrite, filter_expression, use_ray, ray_address, cpus_per_shard, allow_partial,
            **knobs):
     """Search INDEX_DIR with QUERIES (vectors, or queries.tsv / irds:<dataset id> with --model) and write a run."""
-    refuse_existing(output, overwrite)
+    check_output(output, inputs=[queries, idf_path, model_input(model)], overwrite=overwrite, kind="file")
     if allow_partial and not (use_ray or ray_address):
         raise ParameterError("--allow-partial applies to searches on Ray (--ray)")
     if memory != "mapped" and (use_ray or ray_address):
@@ -59,6 +59,9 @@ def search(index_dir, queries, k, output, run_format, input_format, tag, threads
     index = open_searchable(index_dir, use_ray, ray_address, cpus_per_shard, verify, memory)
     # A Ray-served index holds actors to release; a local one holds nothing.
     with index:
+        # The index searched is an input too, once it is known to be one: a run written into it
+        # would replace or change it.
+        check_apart(output, [index_dir])
         # Evaluated once, not per batch of queries.
         allowed = None if filter_expression is None else index.attribute_mask(filter_expression)
         encoder = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
@@ -33,6 +34,11 @@ def tune(index_dir, queries, target_recall, k, docs, exact_dir, sample, heldout_
     if (docs is None) == (exact_dir is None):
         raise ParameterError("give exactly one of --docs VECTORS or --exact INDEX_DIR for the exact ground truth")
     index = load_index(index_dir)
+    if store:  # the setting goes into the manifest: a file sparseir wrote, and not one of the inputs
+        from ..fileio import check_output
+        from ..storage import MANIFEST
+
+        check_output(Path(index_dir) / MANIFEST, inputs=[queries, docs], overwrite=True, kind="file")
     query_vectors = read_input_vectors(queries, index.vocab, BadLines(), model, query=True)
     reference = load_index(exact_dir) if exact_dir else None
     doc_vectors = read_vectors(docs, vocab=index.vocab) if docs else None

@@ -9,16 +9,26 @@ ever downloaded.
 Records are exactly what the equivalent file gives: ``TextRecord(id, default_text())``
 (for BEIR, title + " " + text, as BEIR collections are joined into collection.tsv files)
 and ``Qrel``, with the same checks (unique ids, at least one record).
+
+Importing ir_datasets creates its home directory (``IR_DATASETS_HOME``, else
+~/.ir_datasets) and a directory per dataset family in it. A mistyped id must leave the
+machine as it was, so until ir_datasets is imported in this process an id is first looked up
+in a child Python whose home is a scratch directory, and the import here follows only once
+the id is known.
 """
 
 from __future__ import annotations
 
 import contextlib
-import difflib
+import json
 import os
+import subprocess
+import sys
+import tempfile
 import threading
 import types
 from importlib.util import find_spec
+from pathlib import Path
 from typing import Iterator
 
 from ..errors import InputError, ParameterError
@@ -26,6 +36,7 @@ from .lines import BadLines, parse_records
 from .records import Qrel, TextRecord, qrel_key
 
 IRDS_PREFIX = "irds:"
+HOME_VARIABLE = "IR_DATASETS_HOME"
 PART_NAMES = {"docs": "documents", "queries": "queries", "qrels": "qrels"}
 
 
@@ -45,9 +56,7 @@ def is_registered_id(name: str) -> bool:
     """True when `name` is a dataset id ir_datasets knows (e.g. msmarco-passage/dev/small)."""
     if ("/" not in name and "-" not in name) or find_spec("ir_datasets") is None:
         return False
-    import ir_datasets
-
-    return name in ir_datasets.registry
+    return _lookup(name, name)[0]
 
 
 def read_irds(source: str, part: str, bad_lines: BadLines | None = None) -> Iterator[TextRecord | Qrel]:
@@ -79,14 +88,74 @@ def _load(source: str):
     if find_spec("ir_datasets") is None:
         raise ParameterError(f"{source}: reading ir_datasets ids needs ir_datasets, which is not installed: "
                              "pip install 'sparseir[eval]'")
-    import ir_datasets
-
-    try:
-        return ir_datasets.load(dataset_id)
-    except KeyError:
-        close = difflib.get_close_matches(dataset_id, list(ir_datasets.registry), n=3)
+    home = _check_home()
+    known, close = _lookup(dataset_id, source)
+    if not known:
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise InputError(f"not an ir_datasets dataset id{hint}", source) from None
+        raise InputError(f"not an ir_datasets dataset id{hint}", source)
+    try:
+        import ir_datasets
+    except OSError as e:  # its home cannot be made: permissions, a full disk
+        raise ParameterError(f"{_home_named(home)}: ir_datasets cannot make its home there "
+                             f"({e.strerror or e})") from None
+    return ir_datasets.load(dataset_id)
+
+
+def _home_named(home: Path) -> str:
+    return f"{HOME_VARIABLE}={home}" if os.environ.get(HOME_VARIABLE) else \
+        f"{home} (ir_datasets' home: {HOME_VARIABLE} is unset)"
+
+
+def _check_home() -> Path:
+    """Where ir_datasets keeps its datasets; a one-line error naming it when no directory can be there."""
+    value = os.environ.get(HOME_VARIABLE)
+    home = Path(value).expanduser() if value else Path.home() / ".ir_datasets"
+    existing = next((path for path in (home, *home.parents) if os.path.exists(path)), None)
+    if existing is not None and not existing.is_dir():
+        where = "is not a directory" if existing == home else f"is inside {existing}, which is not a directory"
+        raise ParameterError(f"{_home_named(home)}: {where}; ir_datasets keeps its datasets in that directory: "
+                             f"point {HOME_VARIABLE} at a directory")
+    return home
+
+
+# Run in a child Python whose IR_DATASETS_HOME is a scratch directory: is argv[1] an id (and
+# if not, the ids closest to it)? Indexing the registry, as ir_datasets.load does, also
+# resolves the ids it knows by pattern.
+_LOOKUP = """
+import difflib, json, sys
+import ir_datasets
+try:
+    ir_datasets.registry[sys.argv[1]]
+    known, close = True, []
+except KeyError:
+    known, close = False, difflib.get_close_matches(sys.argv[1], list(ir_datasets.registry), n=3)
+print(json.dumps({"known": known, "close": close}))
+"""
+
+
+def _lookup(dataset_id: str, source: str) -> tuple[bool, list[str]]:
+    """(whether ir_datasets knows `dataset_id`, the known ids closest to it when not), found
+    without ir_datasets touching its home: in this process once it is imported here (its
+    home is made by then), else in a child Python pointed at a scratch home."""
+    if "ir_datasets" in sys.modules:
+        import difflib
+
+        import ir_datasets
+
+        try:
+            ir_datasets.registry[dataset_id]
+        except KeyError:
+            return False, difflib.get_close_matches(dataset_id, list(ir_datasets.registry), n=3)
+        return True, []
+    with tempfile.TemporaryDirectory(prefix="sparseir-irds-") as scratch:
+        child = subprocess.run([sys.executable, "-c", _LOOKUP, dataset_id], capture_output=True, text=True,
+                               env={**os.environ, HOME_VARIABLE: scratch})
+    try:
+        answer = json.loads(child.stdout.strip().splitlines()[-1])
+        return bool(answer["known"]), [str(name) for name in answer["close"]]
+    except (IndexError, ValueError, KeyError, TypeError):
+        lines = child.stderr.strip().splitlines() or [f"exit status {child.returncode}"]
+        raise ParameterError(f"{source}: ir_datasets could not look the id up ({lines[-1]})") from None
 
 
 def _not_offline(source: str, part: str, wanted: list[str]) -> InputError:
