@@ -5,7 +5,9 @@ timing protocol, and what the scripts under bench/ use (the ``bench`` extra brin
 - ``timing``: the one timing protocol every engine is measured under;
 - ``peers``: adapters to competing engines (pyseismic-lsr, pyvsag, bmp, PISA), imported when asked;
 - ``systems``: the systems bench/vs_peers.py and bench/at_scale.py compare, tuned and held out;
-- ``counters``: work a search does beside its results.
+- ``counters``: work a search does beside its results;
+- ``synthetic``: MS MARCO-shaped synthetic vectors (``from sparseir.bench import synthetic``;
+  not imported here, so that the commands above do not pay for it).
 
 This module only re-exports; heavy optional packages are imported where used.
 """
