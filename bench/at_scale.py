@@ -12,10 +12,11 @@ child process and reads the parts itself, on both cores:
 Each build reports wall time and the child's peak resident memory (``wait4``), with the
 index bytes on disk. Then each system's index is opened in a fresh process of its own
 (one that has held another index runs on fragmented memory) and timed under the protocol
-of ``bench/vs_peers.py`` (``sparseir.timing``: engine call only, one pinned
-core): query settings swept on a tuning half of the queries, the fastest reaching each
-recall target chosen there, figures from the held-out half. Steps whose output exists are
-skipped, so an interrupted run resumes. Writes OUT/at_scale.json and prints the tables.
+of ``bench/vs_peers.py`` (``sparseir.bench.run_system``, timed by ``sparseir.bench.timing``:
+engine call only, one pinned core): query settings swept on a tuning half of the queries,
+the fastest reaching each recall target chosen there, figures from the held-out half.
+Steps whose output exists are skipped, so an interrupted run resumes. Writes
+OUT/at_scale.json and prints the tables.
 """
 
 from __future__ import annotations
@@ -30,14 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-import sparseir  # noqa: E402
-from sparseir.formats import vector_parts  # noqa: E402
-
-import vs_peers  # noqa: E402
+import sparseir
+from sparseir.bench import IndexEngine, PySeismic, directory_bytes, run_system, vector_parts
 
 PYSEISMIC_INDEX = Path("pyseismic") / "index"  # under OUT: the prefix SeismicIndex.save extends
 
@@ -61,10 +56,6 @@ def child_build(command: list[str]) -> dict:
     return record
 
 
-def directory_bytes(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-
-
 def build_pyseismic(docs: str, prefix: Path, threads: int) -> None:
     """In the child: pyseismic-lsr over the parts, one part in memory at a time, ids = row numbers."""
     import seismic
@@ -83,7 +74,7 @@ def build_pyseismic(docs: str, prefix: Path, threads: int) -> None:
 
 
 def measure_system(name: str, record: dict, out: Path, args) -> None:
-    """In a child: sweep and measure one built system (``vs_peers.run_system``) into OUT/system_NAME.json."""
+    """In a child: sweep and measure one built system (``sparseir.bench.run_system``) into OUT/system_NAME.json."""
     vocab = sparseir.load_index(out / "exact").vocab
     queries = sparseir.read_vectors(args.queries, vocab=vocab)[:args.n_queries]
     truth = np.load(out / f"truth_{args.n_queries}_{args.k}.npy")
@@ -93,20 +84,16 @@ def measure_system(name: str, record: dict, out: Path, args) -> None:
 
     def open_built(source, build_params, docs):
         if source == "pyseismic":
-            from sparseir.peers import PySeismic
-
             prefix = out / PYSEISMIC_INDEX
             engine = PySeismic.load(next(prefix.parent.glob(prefix.name + "*")))
         else:
-            from sparseir.timing import IndexEngine
-
             index = sparseir.load_index(out / "seismic", memory="all")
             index.warmup()
             engine = IndexEngine(index)
         return engine, build["seconds"], build["index_mb"] * 1e6
 
-    result = vs_peers.run_system(name, None, queries.take(tune_rows), queries.take(held_rows), truth[tune_rows],
-                                 truth[held_rows], args, log, make=open_built)
+    result = run_system(name, None, queries.take(tune_rows), queries.take(held_rows), truth[tune_rows],
+                        truth[held_rows], args, log, make=open_built)
     (out / f"system_{name}.json").write_text(json.dumps(result, indent=2) + "\n")
 
 

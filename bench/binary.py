@@ -14,26 +14,23 @@ Two collections, as UHD (Jang et al., EMNLP 2021) builds them:
 For each kind: index bytes of the binary collection against the same postings stored with
 weights (every weight 1 + 1e-3 per row-position, so that nothing is binary), and the one-core
 latency of the setting that ``Index.tune`` picks for recall@10 >= 0.95 against exact search
-(tuned on one half of the queries, measured on the other; exact search at its defaults). Timing follows ``sparseir.timing`` (the engine call only, one pinned core).
+(tuned on one half of the queries, measured on the other; exact search at its defaults).
+Timing follows ``sparseir.bench.timing`` (the engine call only, one pinned core).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+import sparseir
+from sparseir.bench import IndexEngine, pinned, recall_at_k, time_batch
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import sparseir  # noqa: E402
-from sparseir.evaluate import recall_at_k  # noqa: E402
-from sparseir.timing import IndexEngine, pinned, time_batch  # noqa: E402
-
 DATA = ROOT.parent / "shared" / "data"
 N_DIMENSIONS = 100_000
 

@@ -24,8 +24,7 @@ from pathlib import Path
 import numpy as np
 
 import sparseir
-from sparseir.evaluate import recall_at_k
-from sparseir.timing import IndexEngine, pinned, time_batch, time_single
+from sparseir.bench import IndexEngine, pinned, recall_at_k, time_batch, time_single
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 RESULTS = Path(__file__).resolve().parent / "results"

@@ -3,8 +3,8 @@
     python bench/memory_disk.py                                  # debian-pkgs, seismic (with disk_blocks)
     python bench/memory_disk.py --kind blockmax --index DIR      # an index already built
 
-Each measurement runs in a fresh process pinned to one core (``sparseir.timing.pinned``),
-searching the queries one call per query (``Index.search``, timed by ``sparseir.timing.time_single``
+Each measurement runs in a fresh process pinned to one core (``sparseir.bench.pinned``),
+searching the queries one call per query (``Index.search``, timed by ``sparseir.bench.time_single``
 in one pass: queries prepared before the timer, garbage collection off), after the kernels are
 compiled:
 
@@ -43,8 +43,6 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
 DATA = ROOT.parent / "shared" / "data"
 MODES = ("all", "summaries-warm", "summaries-cold", "disk-warm", "disk-cold")
 
@@ -109,7 +107,7 @@ def evict(index, directory: str) -> None:
 def child(args) -> dict:
     """One measurement, in this (fresh) process."""
     import sparseir
-    from sparseir.timing import IndexEngine, pinned, time_single
+    from sparseir.bench import IndexEngine, pinned, time_single
 
     memory, _, cache = args.mode.partition("-")
     index = sparseir.load_index(args.index, memory=memory)

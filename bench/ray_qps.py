@@ -23,14 +23,11 @@ from pathlib import Path
 import numpy as np
 
 import sparseir
+from sparseir.bench import directory_bytes
 from sparseir.sharded import build_sharded
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def directory_bytes(path: Path) -> int:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
 def best_qps(search, queries, batch: int, repeats: int) -> float:

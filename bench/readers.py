@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 
 import sparseir
-from sparseir.fileio import open_binary
+from sparseir.bench import open_binary
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 RESULTS = Path(__file__).resolve().parent / "results"

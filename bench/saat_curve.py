@@ -20,10 +20,7 @@ from pathlib import Path
 import numpy as np
 
 import sparseir
-from sparseir.evaluate import latency_stats, recall_at_k
-from sparseir.fileio import atomic_file
-from sparseir.index import get_kind
-from sparseir.query.saat import search_impacts
+from sparseir.bench import atomic_file, kind_unavailable_reason, latency_stats, recall_at_k, saat_postings_processed
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 DEFAULT_RHOS = [5_000, 10_000, 20_000, 40_000, 60_000, 80_000, 100_000, 110_000, 120_000, 130_000, 140_000,
@@ -57,14 +54,6 @@ def summary(method: str, rows, wall, cpu, exact_rows, **extra) -> dict:
     return result
 
 
-def seismic_available() -> bool:
-    try:
-        get_kind("seismic")
-    except ImportError:
-        return False
-    return True
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--collection", default="debian-pkgs", help="a collection folder name under the shared data")
@@ -93,10 +82,10 @@ def main() -> None:
     array_bytes = {name: int(array.nbytes) for name, array in saat.arrays.items()}
     for rho in [*sorted(args.rho), None]:
         rows, wall, cpu = time_queries(saat, queries, args.repeats, rho=rho)
-        processed = search_impacts(saat.arrays, saat.n_docs, queries, K, rho)[3]
+        processed = saat_postings_processed(saat, queries, K, rho)
         results.append(summary("saat", rows, wall, cpu, exact_rows, rho=rho, postings=round(float(processed.mean()))))
 
-    if seismic_available():
+    if kind_unavailable_reason("seismic") is None:
         seismic = sparseir.build_index(docs, kind="seismic")
         seismic.warmup()
         rows, wall, cpu = time_queries(seismic, queries, args.repeats)

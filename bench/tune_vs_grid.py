@@ -18,8 +18,7 @@ from pathlib import Path
 import numpy as np
 
 import sparseir
-from sparseir.evaluate import recall_at_k
-from sparseir.tune import TuneConfig, split_sample, tuning_grid
+from sparseir.bench import TuneConfig, recall_at_k, split_sample, tuning_grid
 
 
 def main() -> None:

@@ -37,3 +37,9 @@ def require(condition: bool, message: str) -> None:
     """Raise ParameterError(message) unless condition holds."""
     if not condition:
         raise ParameterError(message)
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none), for one-line errors."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

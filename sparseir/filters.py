@@ -5,7 +5,7 @@ A filter is any of:
 - a boolean mask over the collection's rows (length n_docs);
 - an allow-list of rows (integers) or of external ids (strings);
 - a predicate over the document attributes stored in the index (a string such as
-  ``"lang = 'en' and year >= 2020"``, see ``sparseir.attributes``);
+  ``"lang = 'en' and year >= 2020"``, see ``sparseir.expressions``);
 - a ``Filter``, any of the above resolved once (``index.prepare_filter(spec)``) to reuse
   across searches.
 

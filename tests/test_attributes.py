@@ -15,8 +15,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import sparseir
-from sparseir import attributes
-from sparseir.attributes import load_attributes, predicate_mask, read_attributes, save_attributes
+from sparseir.attributes import load_attributes, predicate_mask, save_attributes
+from sparseir.formats import attributes as attribute_reader
+from sparseir.formats.attributes import read_attributes
 from sparseir.errors import IndexFormatError, InputError, ParameterError
 
 RECORDS = [
@@ -83,7 +84,7 @@ def test_jsonl_without_attributes_still_has_one_row_per_vector(tmp_path):
 
 
 def test_jsonl_fields_appearing_late_across_chunks(tmp_path, monkeypatch):
-    monkeypatch.setattr(attributes, "CHUNK_ROWS", 2)  # flush often: padding and promotion across chunks
+    monkeypatch.setattr(attribute_reader, "CHUNK_ROWS", 2)  # flush often: padding and promotion across chunks
     records = [{"id": f"d{i}", "vector": {"a": 1.0}} for i in range(7)]
     records[3]["late"] = "x"
     records[6]["late"] = "y"

@@ -16,7 +16,7 @@ from sparseir.cli.bench import bench
 from sparseir.datasets import demo_config, demo_dataset, open_dataset
 from sparseir.evaluate import evaluate, results_to_run
 from sparseir.index import build_index
-from sparseir.peers import Peer
+from sparseir.bench.peers import Peer
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -74,9 +74,9 @@ class MissingPeer(TruncatingPeer):
 
 @pytest.fixture
 def stub_peers(monkeypatch):
-    module = types.ModuleType("sparseir.peers")
+    module = types.ModuleType("sparseir.bench.peers")
     module.PEERS = {"truncating": TruncatingPeer, "missing": MissingPeer}
-    monkeypatch.setitem(sys.modules, "sparseir.peers", module)
+    monkeypatch.setitem(sys.modules, "sparseir.bench.peers", module)
 
 
 CONFIG = """

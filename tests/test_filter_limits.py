@@ -15,8 +15,9 @@ from click.testing import CliRunner
 from hypothesis import given, strategies as st
 
 from sparseir import ParameterError
-from sparseir.attributes import FILTER_SHOWN, MAX_FILTER_DEPTH, MAX_FILTER_LENGTH, predicate_mask
+from sparseir.attributes import predicate_mask
 from sparseir.cli import cli
+from sparseir.expressions import FILTER_SHOWN, MAX_FILTER_DEPTH, MAX_FILTER_LENGTH
 
 TABLE = pa.table({"lang": ["en", "fr", "en", "de"], "year": [2019, 2021, 3001, 2022],
                   "b": [True, False, True, False]})

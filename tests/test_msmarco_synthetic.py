@@ -1,8 +1,7 @@
-"""bench/msmarco_synthetic.py: readable parts, determinism, the documented statistics, topics that cluster."""
+"""sparseir.bench.synthetic: readable parts, determinism, the documented statistics, topics that cluster."""
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
 import os
@@ -15,20 +14,9 @@ import pyarrow.parquet as pq
 import pytest
 
 import sparseir
+from sparseir.bench import synthetic as synth
 
-BENCH = Path(__file__).resolve().parents[1] / "bench" / "msmarco_synthetic.py"
 N_DOCS, N_QUERIES, SEED = 20_000, 1_000, 7
-
-
-def _load_module():
-    spec = importlib.util.spec_from_file_location("msmarco_synthetic", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
-
-
-synth = _load_module()
 
 
 @pytest.fixture(scope="module")
@@ -93,17 +81,14 @@ def test_another_seed_other_vectors(generated, tmp_path):
 
 
 REFERENCE_SCRIPT = """
-import importlib.util, sys, warnings
+import sys, warnings
 import numpy as np
 warnings.simplefilter("ignore")  # uint64 wrap-around warns in interpreted numpy
-spec = importlib.util.spec_from_file_location("msmarco_synthetic", sys.argv[1])
-synth = importlib.util.module_from_spec(spec)
-sys.modules[spec.name] = synth
-spec.loader.exec_module(synth)
-model = synth.build_model(int(sys.argv[3]), synth.Params(n_topics=50))
+from sparseir.bench import synthetic as synth
+model = synth.build_model(int(sys.argv[2]), synth.Params(n_topics=50))
 docs = synth.generate_docs(model, np.array([0, 1, 9_999]))
 queries = synth.generate_queries(model, 3, 10_000)
-np.savez(sys.argv[2], *docs, *queries)
+np.savez(sys.argv[1], *docs, *queries)
 """
 
 
@@ -111,7 +96,7 @@ def test_compiled_kernels_match_their_python_source(tmp_path):
     """The generator run by the interpreter (NUMBA_DISABLE_JIT) gives the compiled one's vectors:
     guards against numba typing surprises (a uint64 stream typed int64 draws other numbers)."""
     env = {**os.environ, "NUMBA_DISABLE_JIT": "1"}
-    subprocess.run([sys.executable, "-c", REFERENCE_SCRIPT, str(BENCH), str(tmp_path / "ref.npz"), str(SEED)],
+    subprocess.run([sys.executable, "-c", REFERENCE_SCRIPT, str(tmp_path / "ref.npz"), str(SEED)],
                    env=env, check=True, timeout=120)
     reference = np.load(tmp_path / "ref.npz")
     model = synth.build_model(SEED, synth.Params(n_topics=50))

@@ -9,8 +9,8 @@ import pytest
 from test_seismic import random_vectors, recall
 
 import sparseir
-from sparseir.peers import PEERS, PISA, PyVsag, quantize
-from sparseir.timing import time_batch, time_single
+from sparseir.bench.peers import PEERS, PISA, PyVsag, quantize
+from sparseir.bench.timing import time_batch, time_single
 
 EXACT_KNOBS = {"pyseismic": {"query_cut": 1000, "heap_factor": 0.01}, "bmp": {"alpha": 1.0, "beta": 1.0},
                "pyvsag": {"query_prune_ratio": 0.0, "n_candidate": 600}, "pisa": {"algorithm": "block_max_wand"}}
@@ -19,7 +19,7 @@ EXACT_KNOBS = {"pyseismic": {"query_cut": 1000, "heap_factor": 0.01}, "bmp": {"a
 def in_own_process(check: str, *args) -> None:
     """Run `check(*args)` from this module in a fresh interpreter.
 
-    pisa's and pyvsag's native libraries crash a process that uses both (see sparseir.peers),
+    pisa's and pyvsag's native libraries crash a process that uses both (see sparseir.bench.peers),
     so pisa never runs inside the test process, where pyvsag runs.
     """
     code = f"import test_peers; test_peers.{check}(*{args!r})"

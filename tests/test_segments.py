@@ -216,7 +216,6 @@ def test_random_operations_equal_a_fresh_build_of_the_survivors(tmp_path_factory
 
 CHILD = """
 import json, sys
-sys.path.insert(0, {tests!r})
 import numpy as np
 import sparseir
 from conftest import random_vectors
@@ -230,7 +229,7 @@ elif op["op"] == "delete":
     index.delete(op["ids"])
 else:
     index.compact()
-""".format(tests=str(TESTS_DIR), n_terms=N_TERMS, mean_nnz=MEAN_NNZ)
+""".format(n_terms=N_TERMS, mean_nnz=MEAN_NNZ)
 
 SMALL, MAX_SEGMENTS = 20, 3
 
@@ -261,8 +260,10 @@ def make_base(path: Path, kind: str, n_segments: int) -> Model:
 def killed_at(step: int, path: Path, op: dict) -> bool:
     """Run `op` on the index at `path` in a child told to kill itself at crash point `step`;
     False when it completed first."""
+    # The child imports this directory's conftest: the directory goes first on its PYTHONPATH.
+    python_path = os.pathsep.join(filter(None, [str(TESTS_DIR), os.environ.get("PYTHONPATH")]))
     child = subprocess.run([sys.executable, "-c", CHILD, str(path), json.dumps(op)],
-                           env={**os.environ, CRASH_AT_ENV: str(step)}, capture_output=True)
+                           env={**os.environ, CRASH_AT_ENV: str(step), "PYTHONPATH": python_path}, capture_output=True)
     if child.returncode == 0:
         return False
     assert child.returncode == -signal.SIGKILL, child.stderr.decode()[-2000:]

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import sparseir
-from sparseir.peers import PEERS
-from sparseir.timing import IndexEngine, pinned, thread_ids, time_batch, time_single
+from sparseir.bench.peers import PEERS
+from sparseir.bench.timing import IndexEngine, pinned, thread_ids, time_batch, time_single
 
 from conftest import random_vectors
 

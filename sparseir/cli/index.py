@@ -84,7 +84,7 @@ def _attribute_table(vectors, attributes: str | None, input_format):
     """The --attributes fields of the vectors file, as a table (None: not asked for)."""
     if attributes is None:
         return None
-    from ..attributes import read_attributes
+    from ..formats.attributes import read_attributes
 
     fields = None if attributes.strip() == "*" else [name.strip() for name in attributes.split(",") if name.strip()]
     return read_attributes(vectors, fields, format=input_format)

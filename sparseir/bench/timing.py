@@ -27,8 +27,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .evaluate import queries_per_second
-from .vectors import SparseVectors
+from ..evaluate import queries_per_second
+from ..vectors import SparseVectors
 
 
 class IndexEngine:

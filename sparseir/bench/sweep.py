@@ -1,7 +1,7 @@
 """Sweeps over index kinds, peer engines and query settings on one dataset.
 
 Every setting is measured the same way, on the same vectors, in the same process, under
-one timing protocol for sparseir and the peers alike (``sparseir.timing``: the engine's
+one timing protocol for sparseir and the peers alike (``sparseir.bench.timing``: the engine's
 own call only, inputs converted before the timer and outputs after, adapter cost shown
 apart): quality against the qrels (when there are any), recall@k against exact search,
 single-query latency (mean / p50 / p99) and one-core batch time with every thread of the
@@ -36,18 +36,18 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from . import __version__
-from .datasets import Dataset, load_vectors
-from .errors import InputError, ParameterError, require
-from .evaluate import evaluate, latency_stats, parse_measures, recall_vs_exact, results_to_run
-from .extras import require_extra
-from .fileio import atomic_file
-from .formats import Qrel, ScoredDoc, read_qrels
-from .index import build_index, ground_truth_index
-from .kinds import KINDS, get_kind, make_params
-from .searchable import check_k
+from .. import __version__
+from ..datasets import Dataset, load_vectors
+from ..errors import InputError, ParameterError, require
+from ..evaluate import evaluate, latency_stats, parse_measures, recall_vs_exact, results_to_run
+from ..extras import require_extra
+from ..fileio import atomic_file
+from ..formats import Qrel, ScoredDoc, read_qrels
+from ..index import build_index, ground_truth_index
+from ..kinds import KINDS, get_kind, make_params
+from ..searchable import check_k
+from ..vectors import SparseVectors
 from .timing import pinned, time_batch, time_single
-from .vectors import SparseVectors
 
 RESULTS_FILE = "results.json"
 PLOT_FILE = "recall_latency.png"
@@ -160,7 +160,7 @@ class SettingResult:
     quality: dict[str, float | None]  # ir-measures means over the searched queries; None without qrels
     recall_vs_exact: float  # recall@k against the exact top-k (see evaluate.recall_vs_exact)
     latency_ms: dict[str, float]  # mean / p50 / p99, one query per call, one pinned core
-    single: dict[str, float]  # that pass in full (sparseir.timing.SingleTiming.summary): CPU time, adapter cost
+    single: dict[str, float]  # that pass in full (sparseir.bench.timing.SingleTiming.summary): CPU time, adapter cost
     batch_one_core: dict[str, float]  # one call for the whole batch, one pinned core (CallTiming.summary)
     qps: float  # whole query batch at once on `qps_threads` threads
     qps_threads: int
@@ -230,7 +230,7 @@ class KindMethod:
 
 
 class PeerMethod:
-    """A peer engine (sparseir.peers) behind the same loop; it has no JIT to warm."""
+    """A peer engine (sparseir.bench.peers) behind the same loop; it has no JIT to warm."""
 
     compile_seconds = None
 
@@ -244,14 +244,19 @@ class PeerMethod:
         self.index_bytes = None if self.engine.index_bytes is None else int(self.engine.index_bytes)
 
 
+def kind_unavailable_reason(kind: str) -> str | None:
+    """Why an index kind cannot run here (unknown, or not installed), or None when it can."""
+    if kind not in KINDS:
+        return f"unknown index kind {kind!r} (known: {', '.join(KINDS)})"
+    if find_spec(f"sparseir.indexer.{kind}") is None or find_spec(f"sparseir.query.{kind}") is None:
+        return f"index kind {kind!r} is not part of this installation"
+    return None
+
+
 def unavailable_reason(method: MethodConfig) -> str | None:
     """Why a method cannot run here (not installed), or None when it can."""
     if method.kind is not None:
-        if method.kind not in KINDS:
-            return f"unknown index kind {method.kind!r} (known: {', '.join(KINDS)})"
-        if find_spec(f"sparseir.indexer.{method.kind}") is None or find_spec(f"sparseir.query.{method.kind}") is None:
-            return f"index kind {method.kind!r} is not part of this installation"
-        return None
+        return kind_unavailable_reason(method.kind)
     try:
         from .peers import PEERS
     except ImportError as e:
@@ -390,13 +395,6 @@ def write_results(results: Mapping[str, Any], outdir: str | os.PathLike, overwri
         f.write("\n")
     plot_recall_latency(results, plot_path, overwrite=overwrite)
     return json_path, plot_path
-
-
-def check_outdir(outdir: str | os.PathLike, overwrite: bool) -> None:
-    """Refuse before any work starts when earlier results would be replaced."""
-    for name in (RESULTS_FILE, PLOT_FILE):
-        if (Path(outdir) / name).exists() and not overwrite:
-            raise InputError("already exists (pass --overwrite to replace it)", Path(outdir) / name)
 
 
 def plot_recall_latency(results: Mapping[str, Any], path: str | os.PathLike, title: str | None = None,

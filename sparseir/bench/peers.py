@@ -27,16 +27,16 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from .errors import ParameterError
-from .query.topk import empty_results
-from .vectors import SparseVectors
+from ..errors import ParameterError
+from ..query.topk import empty_results
+from ..vectors import SparseVectors
 
 MAX_IMPACT = 255  # bmp's largest integer term weight
 
 
 class Peer:
     """Shared plumbing: a scratch directory for the peer's files, measured once built, and the
-    timing protocol's steps (``sparseir.timing``) that each peer fills in:
+    timing protocol's steps (``sparseir.bench.timing``) that each peer fills in:
 
     - ``resolve_knobs(knobs)``: defaults filled, unknown names refused, once per setting;
     - ``prepare(queries)`` / ``prepare_one(queries)``: inputs in the peer's own types;
