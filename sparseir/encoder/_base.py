@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import InputError, ParameterError, require
+from ..errors import InputError, ParameterError, first_line, require
 from ..vectors import Vocabulary
 
 KINDS = ("splade", "unicoil", "idf")
@@ -104,7 +104,7 @@ def load_tokenizer(model: str | os.PathLike):
     try:
         return AutoTokenizer.from_pretrained(directory, local_files_only=True)
     except (OSError, ValueError) as e:
-        raise InputError(f"cannot load the tokenizer: {_first_line(e)}", directory) from None
+        raise InputError(f"cannot load the tokenizer: {first_line(e)}", directory) from None
 
 
 def tokenizer_vocabulary(tokenizer, name: str) -> Vocabulary:
@@ -115,10 +115,6 @@ def tokenizer_vocabulary(tokenizer, name: str) -> Vocabulary:
     terms = [term for term, _ in by_id]
     default = Vocabulary.default()
     return default if terms == default.terms else Vocabulary(terms, name=name)
-
-
-def _first_line(error: BaseException) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 # --- one side: token ids -> one weight per vocabulary term ------------------------------
@@ -195,7 +191,7 @@ class TransformerWeighter(TermWeighter):
         try:
             model = auto_class.from_pretrained(self.directory, local_files_only=True, dtype=dtype)
         except (OSError, ValueError, KeyError) as e:
-            raise InputError(f"cannot load the model: {_first_line(e)}", self.directory) from None
+            raise InputError(f"cannot load the model: {first_line(e)}", self.directory) from None
         positions = getattr(model.config, "max_position_embeddings", None)
         longest = max(self.options.doc_max_length, self.options.query_max_length)
         if positions is not None and longest > positions:
