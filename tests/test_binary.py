@@ -49,6 +49,7 @@ def uhd_collection(seed: int, n_docs: int, n_queries: int, active: int):
     return docs, queries
 
 
+@pytest.mark.slow
 @settings(max_examples=10)
 @given(seed=st.integers(0, 2**32 - 1), n_docs=st.integers(1, 150), active=st.sampled_from([1, 3, 16]),
        k=st.sampled_from([1, 10, 40]))
@@ -76,6 +77,7 @@ def test_forward_terms_above_16_bits_are_stored_as_gaps_where_every_gap_fits():
     np.testing.assert_array_equal(stored["doc_terms"], too_far.terms)
 
 
+@pytest.mark.slow
 def test_binary_indexes_round_trip_and_forward_terms_are_gaps(tmp_path):
     docs, queries = uhd_collection(5, 300, 20, 16)
     for kind in ("seismic", "sindi", "blockmax", "exact"):
@@ -103,6 +105,7 @@ def test_binarized_keeps_each_vectors_heaviest_terms_as_ones():
             vectors.binarized(bad)
 
 
+@pytest.mark.slow
 def test_binarized_real_like_vectors_search_exactly():
     docs = random_vectors(np.random.default_rng(1), 500, 300, 20).binarized(8)
     queries = random_vectors(np.random.default_rng(2), 30, 300, 6, prefix="q")
@@ -111,6 +114,7 @@ def test_binarized_real_like_vectors_search_exactly():
         assert_same_topk(docs, queries, *sparseir.build_index(docs, kind=kind, **build).search(queries, k=10, **knobs))
 
 
+@pytest.mark.slow
 def test_term_ids_up_to_2_31_read_from_jsonl_and_parquet(tmp_path):
     pyarrow = pytest.importorskip("pyarrow")
     import gzip

@@ -62,6 +62,7 @@ def test_filtered_safe_mode_equals_filtered_exact_search(seed, selectivity):
     assert_same_topk(docs, queries, *blockmax.search(queries, k=10, filters=list(masks)), allowed=masks)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ENCODED_COLLECTIONS)
 def test_safe_mode_equals_exact_search_on_shared_collections(name):
     path = shared_vectors(name)
@@ -104,6 +105,7 @@ def test_block_maxima_bound_every_weight_they_cover():
         np.testing.assert_array_equal(weights, dense[rows, term_of_entry[e]])
 
 
+@pytest.mark.slow
 def test_approximate_knobs_trade_recall_monotonically_on_a_real_collection():
     path = shared_vectors("debian-pkgs")
     docs = read_vectors(path / "collection.jsonl.gz")

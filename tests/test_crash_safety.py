@@ -19,6 +19,9 @@ import sparseir
 from sparseir.fileio import CRASH_AT_ENV
 from conftest import random_vectors
 
+# Slow: run with -m slow (CI runs both sets).
+pytestmark = pytest.mark.slow
+
 OLD_DOCS, NEW_DOCS = 300, 1000
 
 

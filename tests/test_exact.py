@@ -73,6 +73,7 @@ def test_thread_count_changes_nothing(batch, two_threads):
         np.testing.assert_array_equal(index.search(queries, k=10, threads=threads)[1], rows)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ENCODED_COLLECTIONS)
 def test_exact_equals_brute_force_on_shared_collections(name):
     path = shared_vectors(name)

@@ -76,6 +76,7 @@ def debian_indexes(debian):
     return {kind: sparseir.build_index(docs, kind=kind) for kind in ("exact", *APPROXIMATE)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("selectivity", [0.001, 0.01, 0.1, 0.5])
 def test_filtered_recall_on_a_real_collection(debian, debian_indexes, selectivity):
     """Default settings keep recall@10 >= 0.95 against filtered exact search, and return only
@@ -90,6 +91,7 @@ def test_filtered_recall_on_a_real_collection(debian, debian_indexes, selectivit
         assert recall >= 0.95, (kind, selectivity, recall)
 
 
+@pytest.mark.slow
 def test_every_form_of_a_filter_selects_the_same_documents(debian, debian_indexes):
     docs, queries = debian
     index = debian_indexes["sindi"]
@@ -111,6 +113,7 @@ def test_every_form_of_a_filter_selects_the_same_documents(debian, debian_indexe
     np.testing.assert_array_equal(batch[1][1], unfiltered[1][0])
 
 
+@pytest.mark.slow
 def test_sharded_filtered_search_equals_single(tmp_path, debian, debian_indexes):
     docs, queries = debian
     mask = np.random.default_rng(2).random(len(docs)) < 0.05
@@ -120,6 +123,7 @@ def test_sharded_filtered_search_equals_single(tmp_path, debian, debian_indexes)
         np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.slow
 def test_bad_filters_are_one_line_errors(debian_indexes):
     index = debian_indexes["exact"]
     query = {"linux": 1.0}
@@ -171,6 +175,7 @@ def test_attribute_filters_from_the_command_line(tmp_path):
     assert not (tmp_path / "bad.trec").exists()
 
 
+@pytest.mark.slow
 def test_a_prepared_filter_searches_as_its_spec(debian, debian_indexes):
     docs, queries = debian
     index = debian_indexes["seismic"]

@@ -21,6 +21,9 @@ from sparseir.cli import cli
 from sparseir.datasets import open_dataset
 from sparseir.evaluate import evaluate, load_qrels
 
+# Slow: run with -m slow (CI runs both sets).
+pytestmark = pytest.mark.slow
+
 pytest.importorskip("ir_datasets")
 
 SCIFACT = SHARED_DATA / "scifact"

@@ -17,6 +17,9 @@ import pytest
 import sparseir
 from sparseir.formats.lines import BLOCK_BYTES
 
+# Slow: run with -m slow (CI runs both sets).
+pytestmark = pytest.mark.slow
+
 N_DOCS, TERMS_PER_DOC = 20_000, 30
 # The arrays a read returns take 8 bytes a non-zero (term id, weight); growing them by
 # doubling, the ids and the offsets stay within this many.

@@ -181,6 +181,7 @@ def test_disk_mode_refuses_a_file_changed_under_it(tmp_path):
         index.search(docs[:5], k=10)
 
 
+@pytest.mark.slow
 def test_disk_mode_on_a_shared_collection():
     path = shared_vectors("scifact")
     docs = sparseir.read_vectors(path / "collection.jsonl.gz")

@@ -16,6 +16,9 @@ import pytest
 import sparseir
 from sparseir.bench import synthetic as synth
 
+# Slow: run with -m slow (CI runs both sets).
+pytestmark = pytest.mark.slow
+
 N_DOCS, N_QUERIES, SEED = 20_000, 1_000, 7
 
 

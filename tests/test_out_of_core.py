@@ -111,6 +111,7 @@ def test_spooled_jsonl_switches_to_an_open_vocabulary(tmp_path):
     assert_same_index(sparseir.build_index(expected, kind="exact"), index)
 
 
+@pytest.mark.slow
 def test_shared_collection_out_of_core(tmp_path):
     path = shared_vectors("cisi") / "collection.jsonl.gz"
     docs = sparseir.read_vectors(path)

@@ -12,6 +12,9 @@ import sparseir
 from sparseir.bench.peers import PEERS, PISA, PyVsag, quantize
 from sparseir.bench.timing import time_batch, time_single
 
+# Slow: run with -m slow (CI runs both sets).
+pytestmark = pytest.mark.slow
+
 EXACT_KNOBS = {"pyseismic": {"query_cut": 1000, "heap_factor": 0.01}, "bmp": {"alpha": 1.0, "beta": 1.0},
                "pyvsag": {"query_prune_ratio": 0.0, "n_candidate": 600}, "pisa": {"algorithm": "block_max_wand"}}
 

@@ -16,6 +16,9 @@ ray = pytest.importorskip("ray")
 from sparseir.distributed import (DistributedIndex, PartialResultsWarning, RayConfig,  # noqa: E402
                                   ShardUnavailableError)
 
+# Slow: run with -m slow (CI runs both sets).
+pytestmark = pytest.mark.slow
+
 # Half a CPU per actor lets two 2-shard indexes share the 2-CPU local instance.
 ACTOR_CPUS = 0.5
 

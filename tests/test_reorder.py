@@ -99,6 +99,7 @@ def test_log_gap_bits_rejects_a_non_permutation(order):
         log_gap_bits(docs, np.array(order))
 
 
+@pytest.mark.slow
 def test_fewer_log_gap_bits_than_the_stored_order_on_debian_pkgs():
     # A prefix keeps the test short (reading all 59k vectors alone takes ~15 s).
     path = shared_vectors("debian-pkgs") / "collection.jsonl.gz"

@@ -174,6 +174,7 @@ def collection(request):
     return request.param, docs, queries, exact_rows
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("scaling", ["global", "term"])
 def test_real_collections_exhaustive_is_exact_and_close_to_float_search(collection, scaling):
     name, docs, queries, exact_rows = collection

@@ -301,6 +301,7 @@ KILL_CASES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", list(KILL_CASES))
 def test_writer_killed_at_each_crash_point_leaves_old_or_new_generation(tmp_path, case):
     kind = "sindi"
@@ -364,6 +365,7 @@ def test_writer_killed_at_each_crash_point_leaves_old_or_new_generation(tmp_path
     assert not seen[0], "killed at the first crash point, the new generation was already there"
 
 
+@pytest.mark.slow
 def test_killed_writers_do_not_pile_up_files(tmp_path):
     """What a killed add wrote is deleted (or at least not kept) once a later write commits: the
     directory ends up about as large as one where no writer was killed."""

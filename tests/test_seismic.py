@@ -241,6 +241,7 @@ def test_default_postings_scale_with_collection_size():
     assert BuildParams(n_postings=7).postings_for(10**7) == 7
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", COLLECTIONS)
 def test_default_recall_on_real_collections(name):
     folder = DATA / name / "vectors"

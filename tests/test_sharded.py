@@ -35,6 +35,7 @@ def test_sharded_exact_equals_single_exact_on_random_vectors(tmp_path_factory, s
     np.testing.assert_array_equal(sharded.doc_ids, docs.ids)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("partition", ["contiguous", "hash"])
 def test_sharded_exact_equals_single_exact_on_a_real_collection(tmp_path, partition):
     docs = sparseir.read_vectors(shared_vectors("scifact") / "collection.jsonl.gz")
@@ -121,6 +122,7 @@ def test_bad_parameters_name_themselves_and_leave_nothing_behind(tmp_path, monke
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_sharded_seismic_recall_is_no_worse_than_unsharded(tmp_path):
     pytest.importorskip("sparseir.indexer.seismic")
     docs = sparseir.read_vectors(shared_vectors("cranfield") / "collection.jsonl.gz")

@@ -324,6 +324,7 @@ def test_fewer_candidates_and_more_query_pruning_lose_recall_on_scifact():
     assert pruned < generous, (pruned, generous)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ENCODED_COLLECTIONS)
 def test_default_recall_on_real_collections(name):
     docs, queries, exact_rows = encoded_collection(name)

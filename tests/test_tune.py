@@ -26,6 +26,7 @@ def collection(request):
     return docs, queries
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["seismic", "saat"])
 def test_tuned_setting_meets_target_on_heldout_queries(collection, kind):
     docs, queries = collection
