@@ -51,6 +51,7 @@ CHECKS = (
     Weights("entry_maxima", count="len(entry_blocks)"),
     Length("entry_masks", "len(entry_blocks)"),
     Length("entry_postings", "len(entry_blocks) + 1", or_none=True),
+    Weights("posting_weights", count="last(entry_postings)"),
     Guarded("entry_blocks", "blocks: each checked below the block count where it is bounded"),
     Guarded("entry_masks", "a block's documents as bits: those past block_size are dropped"),
     Guarded("entry_postings", "where an entry's weights start: checked against posting_weights' length"),

@@ -40,10 +40,11 @@ class Offsets:
 
 @dataclass(frozen=True)
 class Ids:
-    """Every entry in [0, below): a small array whose values index another."""
+    """Every entry in [low, below): a small array whose values index another, or weigh something."""
 
     name: str
     below: str
+    low: int = 0
     optional: bool = False
 
 
@@ -189,9 +190,9 @@ def find_problem(check, array: np.ndarray, sizes: "Sizes", arrays) -> str | None
         return f"{array.ndim} dimensions, expected 1"
     if isinstance(check, Ids):
         below = sizes.eval(check.below)
-        if array.size and (array.min() < 0 or array.max() >= below):
-            bad = int(np.flatnonzero((array < 0) | (array >= below))[0])
-            return f"entry {bad} is {array[bad]}, outside [0, {below}) ({check.below})"
+        if array.size and (array.min() < check.low or array.max() >= below):
+            bad = int(np.flatnonzero((array < check.low) | (array >= below))[0])
+            return f"entry {bad} is {array[bad]}, outside [{check.low}, {below}) ({check.below})"
         return None
     return offsets_problem(check, array, sizes)
 

@@ -27,7 +27,7 @@ CHECKS = (
     Scalar("bits", low=1, high=MAX_BITS, param="bits"),
     Length("term_scales", "n_terms"),
     Offsets("term_segments", length="n_terms + 1", last="len(segment_impacts)"),
-    Ids("segment_impacts", below="2 ** value(bits)"),
+    Ids("segment_impacts", below="2 ** value(bits)", low=1),
     Offsets("segment_offsets", length="len(segment_impacts) + 1", last="len(posting_docs)"),
     Guarded("posting_docs", "rows: each checked below n_docs where it is added"),
 )

@@ -72,7 +72,7 @@ class DiskReads(NamedTuple):
     """What a memory="disk" search reads from disk. files[i] locates DISK_READS[i] (fd, byte
     where its data starts, elements: ``query.reads``); the fields named like the arrays are
     empty arrays of their dtypes. The block records' offsets and largest_reads stay in RAM.
-    failed[0] is set by a read that failed."""
+    failed (``query.reads.new_failed``) records a read that failed."""
 
     files: np.ndarray
     failed: np.ndarray
@@ -247,6 +247,23 @@ def record_vectors(record, terms_at, weights_at, n, doc_terms, doc_weights, weig
     """A record's terms and weights, as views of the forward index's dtypes (weights empty if binary)."""
     return (record[terms_at:terms_at + n * doc_terms.itemsize].view(doc_terms.dtype),
             record[weights_at:weights_at + n * weight_itemsize].view(doc_weights.dtype))
+
+
+@njit(cache=True)
+def record_fits(record, m, term_itemsize, weight_itemsize):
+    """Whether a record read from disk is what read_record takes for m documents: entry offsets
+    from 0, non-decreasing, and exactly the bytes they call for. A damaged record fails, and is
+    never read past its end."""
+    offsets_at, terms_at, _, _ = record_layout(m, 0, 1, 1)
+    if record.shape[0] < terms_at:
+        return False
+    entry_offsets = record[offsets_at:terms_at].view(np.uint32)
+    if entry_offsets[0] != 0:
+        return False
+    for i in range(m):
+        if entry_offsets[i + 1] < entry_offsets[i]:
+            return False
+    return record_layout(m, np.int64(entry_offsets[m]), term_itemsize, weight_itemsize)[3] == record.shape[0]
 
 
 @njit(cache=True, inline="always")
