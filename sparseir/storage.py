@@ -187,7 +187,6 @@ def load_arrays(path: str | os.PathLike, manifest: dict, verify: bool = False, m
     """
     require(memory in MEMORY_MODES, f"memory must be one of {', '.join(MEMORY_MODES)}, got {memory!r}")
     path = Path(path)
-    check_entries(path, manifest)
     left_on_disk = {"mapped": set(manifest["arrays"]), "all": set(), "summaries": set(on_disk),
                     "disk": {*on_disk, *disk_reads}}[memory] | set(disk_only)
     arrays, files = {}, {}
@@ -213,7 +212,8 @@ def load_arrays(path: str | os.PathLike, manifest: dict, verify: bool = False, m
 
 
 def check_entries(path: Path, manifest: dict) -> None:
-    """The manifest's file entries well formed: a hand-edited or damaged one is refused in one line."""
+    """The manifest's file entries well formed, as load_arrays reads them: a hand-edited or damaged
+    one is refused in one line."""
     entries = manifest.get("arrays")
     vocab = manifest.get("vocab")
     well_formed = isinstance(entries, dict) and isinstance(vocab, dict) and isinstance(vocab.get("file"), str) and all(

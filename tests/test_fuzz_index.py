@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, event, given, settings, strategies as st
 
 import sparseir
 from sparseir.errors import SparseirError
@@ -111,7 +111,9 @@ def check_damaged(root: Path, queries, kind: str, data) -> None:
                        loaded.search(queries[:1], k=10, **KNOBS.get(kind, {}))]  # serially
         except SparseirError as e:
             assert "\n" not in str(e)
+            event("refused: checksum" if "checksum" in str(e) else "refused: checks or reader")
             return
+        event("searched")
         for scores, rows in results:
             assert ((rows >= -1) & (rows < len(loaded.doc_ids))).all(), rows
             assert (np.isfinite(scores) | ((scores == -np.inf) & (rows == -1))).all(), scores
