@@ -99,8 +99,8 @@ def add_term(section, i, weight, base, coded):
     """add_entries for the entries of the list's i-th multi-block term, kept within the list's."""
     _, list_terms, term_entries, block_bits, width, entry_codes, n_entries = section
     end = term_entries[i + 1] if i + 1 < list_terms.shape[0] else n_entries
-    add_entries(block_bits, width, entry_codes, min(np.int64(term_entries[i]), n_entries), min(np.int64(end), n_entries),
-                weight, base, coded)
+    lo, hi = min(np.int64(term_entries[i]), n_entries), min(np.int64(end), n_entries)
+    add_entries(block_bits, width, entry_codes, lo, hi, weight, base, coded)
 
 
 @njit(cache=True)
