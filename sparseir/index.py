@@ -18,6 +18,7 @@ from . import storage
 from .errors import IndexFormatError, ParameterError, require
 from .filters import Allowed, direct_queries, filter_rows, resolve as resolve_filters
 from .kinds import KINDS, Kind, get_kind, make_params
+from .layout.checks import Length, Rule, check_arrays, read_whole
 from .searchable import SearchableBase, as_queries, check_k, prepare_queries
 from .indexer.exact import term_counts
 from .vectors import SparseVectors
@@ -26,6 +27,12 @@ from .workspace import IN_MEMORY, Workspace
 __all__ = ["KINDS", "Index", "Kind", "as_queries", "build_index", "get_kind", "make_params"]
 
 PARAMS_CACHE_SIZE = 64
+# What every open checks beside the kind's layout (``layout.checks``): the ids, which place every
+# result and so are hashed whatever their size, and the per-term counts that IDF reads.
+INDEX_CHECKS = (
+    Rule("doc_ids", lambda arrays: np.array(arrays["doc_ids"].ndim == 1), "ids must form one column"),
+    Length("doc_frequency", "n_terms", optional=True),
+)
 
 
 def is_hashable(value) -> bool:
@@ -80,6 +87,7 @@ class Index(SearchableBase):
         "summaries" leaves the kind's bulk (``layout.<kind>.ON_DISK``) on disk; "disk" (Seismic
         built with disk_blocks) also its summaries, which queries read as they need them."""
         manifest = storage.read_manifest(path)
+        storage.check_entries(Path(path), manifest)
         kind = manifest.get("kind")
         spec = get_kind(kind)
         layout = manifest.get("layout_version", 1)
@@ -94,16 +102,28 @@ class Index(SearchableBase):
             if "block_records" not in manifest["arrays"]:
                 raise ParameterError(f"{path}: memory='disk' reads block records, which this index lacks: rebuild it "
                                      "with disk_blocks=True (sparseir index --disk-blocks), or use memory='summaries'")
+        disk_only = getattr(spec.layout, "DISK_ONLY", ())
+        checks = (*INDEX_CHECKS, *spec.layout.CHECKS)
+        bulk = {*spec.layout.ON_DISK, *disk_reads, *disk_only}
         arrays, vocab = storage.load_arrays(path, manifest, verify=verify, memory=memory,
-                                            on_disk=spec.layout.ON_DISK, disk_reads=disk_reads,
-                                            disk_only=getattr(spec.layout, "DISK_ONLY", ()))
+                                            on_disk=spec.layout.ON_DISK, disk_reads=disk_reads, disk_only=disk_only,
+                                            hashed=storage.hashed_at_open(manifest, bulk, read_whole(checks)))
+        try:
+            build_params = make_params(spec.BuildParams, manifest.get("build_params", {}), f"{kind} build")
+        except ParameterError as e:
+            raise IndexFormatError(f"{Path(path) / storage.MANIFEST}: {e}") from None
+        n_docs = len(arrays["doc_ids"]) if "doc_ids" in arrays else 0
+        check_arrays(path, {name: entry["file"] for name, entry in manifest["arrays"].items()}, arrays, checks,
+                     n_docs, len(vocab), dataclasses.asdict(build_params))
+        storage.check_counts(path, manifest, n_docs, len(vocab))
         doc_ids = arrays.pop("doc_ids")
-        build_params = make_params(spec.BuildParams, manifest.get("build_params", {}), f"{kind} build")
         attributes = None
         if "attributes" in manifest:
             from .attributes import load_attributes
 
-            attributes = load_attributes(path, manifest["attributes"], verify)
+            entry = manifest["attributes"]
+            small = isinstance(entry, dict) and entry.get("bytes", 0) <= storage.HASHED_AT_OPEN_BYTES
+            attributes = load_attributes(path, entry, verify or small)
         return cls(kind, arrays, doc_ids, vocab, build_params, manifest.get("search_defaults"),
                    manifest.get("info"), Path(path), attributes)
 

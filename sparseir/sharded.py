@@ -91,11 +91,12 @@ class ShardInfo:
     row_range: tuple[int, int] | None = None
     row_map: dict | None = None
 
-    def global_rows(self, root: Path, verify: bool = False) -> np.ndarray:
+    def global_rows(self, root: Path) -> np.ndarray:
         if self.row_range is not None:
             return np.arange(*self.row_range, dtype=np.int64)
         file = root / self.row_map["file"]
-        storage.check_file(file, self.row_map, verify)
+        # A row map places every result of its shard, as doc_ids do: hashed at every open.
+        storage.check_file(file, self.row_map, verify=True)
         rows = np.load(file, mmap_mode="r", allow_pickle=False)
         if rows.shape != (self.n_docs,) or rows.dtype != np.int64:
             raise IndexFormatError(f"{file}: row map shape/dtype differ from the manifest")
@@ -129,7 +130,7 @@ def open_shard(root: Path, info: ShardInfo, kind: str, verify: bool = False, mem
     if index.kind != kind or index.n_docs != info.n_docs:
         raise IndexFormatError(f"{shard_dir}: shard {info.number} holds {index.n_docs} {index.kind} docs, "
                                f"the sharded manifest says {info.n_docs} {kind}")
-    return index, info.global_rows(root, verify)
+    return index, info.global_rows(root)
 
 
 # --- the sharded index -----------------------------------------------------------------

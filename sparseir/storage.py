@@ -1,8 +1,10 @@
 """Index directories: ``manifest.json`` plus one ``.npy`` per array, loaded with mmap.
 
 The manifest records the format version, kind, parameters, counts, the vocabulary and
-each array's size and sha256. Loading checks sizes always and hashes on request, so a
-truncated or corrupted file is refused instead of answering wrongly.
+each array's size and sha256. Loading checks every file's size; it hashes the small files
+(the vocabulary, and the arrays its caller names: ``hashed_at_open``) at every open, and
+every file on request (verify), so a truncated or corrupted file is refused instead of
+answering wrongly.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Callable, Mapping, NamedTuple, Sequence
+from typing import Callable, Collection, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
@@ -23,6 +25,10 @@ FORMAT_NAME = "sparseir-index"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 VOCAB_FILE = "vocab.txt"
+# Arrays outside an index's bulk are hashed at every open up to this size (and the ones the
+# layout checks read whole, whatever theirs): a few milliseconds each, against an index whose
+# bulk is many times larger. The bulk is hashed by verify alone.
+HASHED_AT_OPEN_BYTES = 4 << 20
 
 
 def sha256_file(path: Path) -> str:
@@ -99,6 +105,25 @@ def read_manifest(path: str | os.PathLike, format_name: str = FORMAT_NAME, forma
     return manifest
 
 
+def hashed_at_open(manifest: dict, bulk: Collection[str], always: Collection[str]) -> set[str]:
+    """The arrays that every open hashes: those outside `bulk` of at most HASHED_AT_OPEN_BYTES,
+    and those in `always` (which the caller reads whole anyway, or which place every result)."""
+    return {name for name, entry in manifest["arrays"].items()
+            if name not in bulk and (name in always or entry.get("bytes", 0) <= HASHED_AT_OPEN_BYTES)}
+
+
+def check_counts(path: str | os.PathLike, manifest: dict, n_docs: int, n_terms: int) -> None:
+    """The manifest's counts against the arrays': an edited count is refused, never believed."""
+    path = Path(path) / MANIFEST
+    info = manifest.get("info") or {}
+    for name, value, actual in (("info.n_docs", info.get("n_docs"), n_docs),
+                                ("info.n_terms", info.get("n_terms"), n_terms),
+                                ("vocab.size", manifest["vocab"].get("size"), n_terms)):
+        if value is not None and value != actual:
+            raise IndexFormatError(f"{path}: {name} is {value!r}, the index holds {actual} "
+                                   "(damaged index; rebuild it)")
+
+
 def update_manifest(path: str | os.PathLike, changes: Mapping) -> dict:
     """Rewrite the manifest with `changes` merged in, atomically (arrays untouched)."""
     manifest = read_manifest(path)
@@ -119,6 +144,7 @@ class DiskArray(NamedTuple):
     start: int  # byte offset of element 0 in the file, past the .npy header
     size: int  # elements
     empty: np.ndarray  # zero-length, of the array's dtype: compiled code takes the dtype from it
+    path: str  # the file, for messages
 
 
 class LoadedArrays(dict):
@@ -142,13 +168,14 @@ class DiskFile:
             if hasattr(os, "posix_fadvise"):
                 os.posix_fadvise(self._file.fileno(), 0, 0, os.POSIX_FADV_RANDOM)
         self.array = DiskArray(-1 if self._file is None else self._file.fileno(),
-                               int(getattr(array, "offset", 0)), int(array.size), np.empty(0, dtype=array.dtype))
+                               int(getattr(array, "offset", 0)), int(array.size), np.empty(0, dtype=array.dtype),
+                               str(getattr(array, "filename", "")))
 
 
 def load_arrays(path: str | os.PathLike, manifest: dict, verify: bool = False, memory: str = "mapped",
-                on_disk: Sequence[str] = (), disk_reads: Sequence[str] = (), disk_only: Sequence[str] = ()
-                ) -> tuple[LoadedArrays, Vocabulary]:
-    """Open each array after checking its size, and its hash when verify.
+                on_disk: Sequence[str] = (), disk_reads: Sequence[str] = (), disk_only: Sequence[str] = (),
+                hashed: Collection[str] = ()) -> tuple[LoadedArrays, Vocabulary]:
+    """Open each array after checking its size, and its hash when verify or it is `hashed`.
 
     memory: "mapped" memory-maps every array (the OS pages them in as they are used);
     "all" reads every array into RAM; "summaries" reads all but the `on_disk` arrays into
@@ -165,7 +192,7 @@ def load_arrays(path: str | os.PathLike, manifest: dict, verify: bool = False, m
     arrays, files = {}, {}
     for name, entry in manifest["arrays"].items():
         file = path / entry["file"]
-        check_file(file, entry, verify)
+        check_file(file, entry, verify or name in hashed)
         mapped = name in left_on_disk
         try:
             arrays[name] = np.load(file, mmap_mode="r" if mapped else None, allow_pickle=False)
@@ -184,6 +211,19 @@ def load_arrays(path: str | os.PathLike, manifest: dict, verify: bool = False, m
     return LoadedArrays(arrays, files), Vocabulary(terms, vocab_entry.get("name"), vocab_entry.get("open", False))
 
 
+def check_entries(path: Path, manifest: dict) -> None:
+    """The manifest's file entries well formed, as load_arrays reads them: a hand-edited or damaged
+    one is refused in one line."""
+    entries = manifest.get("arrays")
+    vocab = manifest.get("vocab")
+    well_formed = isinstance(entries, dict) and isinstance(vocab, dict) and isinstance(vocab.get("file"), str) and all(
+        isinstance(entry, dict) and isinstance(entry.get("file"), str) and isinstance(entry.get("dtype"), str)
+        and isinstance(entry.get("shape"), list) for entry in entries.values())
+    if not well_formed:
+        raise IndexFormatError(f"{path / MANIFEST}: malformed manifest (its arrays or vocabulary entries); "
+                               "rebuild the index")
+
+
 def advise_random(array: np.ndarray) -> None:
     """madvise(MADV_RANDOM) over a memory-mapped array, where the platform has it."""
     import mmap
@@ -200,5 +240,5 @@ def check_file(file: Path, entry: dict, verify: bool) -> None:
     if "bytes" in entry and file.stat().st_size != entry["bytes"]:
         raise IndexFormatError(f"{file}: size {file.stat().st_size} bytes, manifest says {entry['bytes']} "
                                "(truncated or replaced)")
-    if verify and sha256_file(file) != entry["sha256"]:
+    if verify and sha256_file(file) != entry.get("sha256"):
         raise IndexFormatError(f"{file}: checksum mismatch (corrupted)")

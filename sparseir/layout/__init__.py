@@ -3,7 +3,8 @@
 A kind's builder writes its arrays through its layout module, its query kernels receive
 them as the layout's NamedTuples (fields read by name, never unpacked by position), and
 the tests decode them through the same module. ``forward`` is the forward index that
-the Seismic and SINDI kinds share for exact rescoring.
+the Seismic and SINDI kinds share for exact rescoring. Each module's ``CHECKS`` declares
+what its arrays must satisfy, which every open verifies (``checks``).
 """
 
 from __future__ import annotations

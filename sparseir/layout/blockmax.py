@@ -35,11 +35,27 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .checks import Guarded, Length, Offsets, Scalar, Weights
+
 LAYOUT_VERSION = 2
 # The bulk, left on disk by load_index(memory="summaries"): bounds stay in memory, postings are read per block.
 ON_DISK = ("entry_masks", "entry_postings", "posting_weights")
 MAX_CODE = 255
 MAX_BLOCK_SIZE = 64
+# What every open checks (``layout.checks``). The entries' blocks are as many as the postings'
+# runs, too many to read at every open: the kernel checks each where it bounds a block.
+CHECKS = (
+    Scalar("block_size", low=1, high=MAX_BLOCK_SIZE, param="block_size"),
+    Length("term_scales", "n_terms"),
+    Offsets("term_entries", length="n_terms + 1", last="len(entry_blocks)"),
+    Weights("entry_maxima", count="len(entry_blocks)"),
+    Length("entry_masks", "len(entry_blocks)"),
+    Length("entry_postings", "len(entry_blocks) + 1", or_none=True),
+    Weights("posting_weights", count="last(entry_postings)"),
+    Guarded("entry_blocks", "blocks: each checked below the block count where it is bounded"),
+    Guarded("entry_masks", "a block's documents as bits: those past block_size are dropped"),
+    Guarded("entry_postings", "where an entry's weights start: checked against posting_weights' length"),
+)
 
 
 class Bounds(NamedTuple):

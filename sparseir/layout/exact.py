@@ -11,8 +11,16 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .checks import Guarded, Offsets, Weights
+
 LAYOUT_VERSION = 1
 ON_DISK = ("posting_docs", "posting_weights")  # the bulk, left on disk by load_index(memory="summaries")
+# What every open checks (``layout.checks``).
+CHECKS = (
+    Offsets("term_offsets", length="n_terms + 1", last="len(posting_docs)"),
+    Weights("posting_weights", count="len(posting_docs)"),
+    Guarded("posting_docs", "rows: each checked below n_docs where it is added"),
+)
 
 
 class Postings(NamedTuple):

@@ -20,12 +20,20 @@ from ..query.bits import weight_at
 from ..vectors import SparseVectors
 from ..workspace import IN_MEMORY, Workspace
 from . import UNIT_WEIGHTS
+from .checks import Guarded, Length, Offsets, Weights
 
 FORWARD_DTYPES = ("float16", "float32")
 ON_DISK = ("doc_terms", "doc_weights")  # under load_index(memory="summaries"): read per candidate
 # Prefetching pays once the forward index outgrows the last-level cache; below that its
 # instructions only cost (measured crossover between 11 and 21 MiB, on a 32 MiB L3).
 PREFETCH_ABOVE_BYTES = 16 << 20
+# What every open checks (``layout.checks``), in the layouts that include a forward index.
+CHECKS = (
+    Offsets("doc_offsets", length="n_docs + 1", last="len(doc_terms)"),
+    Weights("doc_weights", count="len(doc_terms)"),
+    Length("doc_term_gaps", "1"),
+    Guarded("doc_terms", "term ids, or gaps adding up to them: read through query.scratch.term_slot"),
+)
 
 
 class Forward(NamedTuple):

@@ -17,8 +17,20 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..quantize import MAX_BITS
+from .checks import Guarded, Ids, Length, Offsets, Scalar
+
 LAYOUT_VERSION = 1
 ON_DISK = ("posting_docs",)  # the bulk, left on disk by load_index(memory="summaries")
+# What every open checks (``layout.checks``).
+CHECKS = (
+    Scalar("bits", low=1, high=MAX_BITS, param="bits"),
+    Length("term_scales", "n_terms"),
+    Offsets("term_segments", length="n_terms + 1", last="len(segment_impacts)"),
+    Ids("segment_impacts", below="2 ** value(bits)", low=1),
+    Offsets("segment_offsets", length="len(segment_impacts) + 1", last="len(posting_docs)"),
+    Guarded("posting_docs", "rows: each checked below n_docs where it is added"),
+)
 
 
 class Segments(NamedTuple):

@@ -47,7 +47,8 @@ import numpy as np
 from numba import njit, prange
 
 from ..workspace import IN_MEMORY, Workspace
-from .forward import ON_DISK as FORWARD_ON_DISK
+from .checks import Derived, Guarded, Length, Offsets, Param, Rule, Weights
+from .forward import CHECKS as FORWARD_CHECKS, ON_DISK as FORWARD_ON_DISK
 
 # Bumped whenever the arrays change shape or meaning: an older index must be rebuilt.
 LAYOUT_VERSION = 4
@@ -71,7 +72,7 @@ class DiskReads(NamedTuple):
     """What a memory="disk" search reads from disk. files[i] locates DISK_READS[i] (fd, byte
     where its data starts, elements: ``query.reads``); the fields named like the arrays are
     empty arrays of their dtypes. The block records' offsets and largest_reads stay in RAM.
-    failed[0] is set by a read that failed."""
+    failed (``query.reads.new_failed``) records a read that failed."""
 
     files: np.ndarray
     failed: np.ndarray
@@ -248,6 +249,23 @@ def record_vectors(record, terms_at, weights_at, n, doc_terms, doc_weights, weig
             record[weights_at:weights_at + n * weight_itemsize].view(doc_weights.dtype))
 
 
+@njit(cache=True)
+def record_fits(record, m, term_itemsize, weight_itemsize):
+    """Whether a record read from disk is what read_record takes for m documents: entry offsets
+    from 0, non-decreasing, and exactly the bytes they call for. A damaged record fails, and is
+    never read past its end."""
+    offsets_at, terms_at, _, _ = record_layout(m, 0, 1, 1)
+    if record.shape[0] < terms_at:
+        return False
+    entry_offsets = record[offsets_at:terms_at].view(np.uint32)
+    if entry_offsets[0] != 0:
+        return False
+    for i in range(m):
+        if entry_offsets[i + 1] < entry_offsets[i]:
+            return False
+    return record_layout(m, np.int64(entry_offsets[m]), term_itemsize, weight_itemsize)[3] == record.shape[0]
+
+
 @njit(cache=True, inline="always")
 def read_record(record, m, doc_terms, doc_weights, weight_itemsize):
     """(rows, entry offsets, terms, weights) of a block record of m documents."""
@@ -289,3 +307,49 @@ def largest_reads(arrays) -> np.ndarray:
                      np.diff(arrays["list_entries"]).max(initial=0),
                      np.diff(arrays["list_block_words"]).max(initial=0) + 2,
                      np.diff(arrays["block_record_offsets"]).max(initial=0)], dtype=np.int64)
+
+
+# --- what every open checks (``layout.checks``) ------------------------------------------
+
+def list_blocks(arrays) -> np.ndarray:
+    return np.diff(arrays["term_blocks"])
+
+
+def block_words(arrays) -> np.ndarray:
+    """Each list's first word of packed block numbers, as packed_entry_blocks lays them out."""
+    return offsets_of(-(-np.diff(arrays["list_entries"]) * arrays["list_block_width"].astype(np.int64) // 32))
+
+
+CHECKS = (
+    Offsets("block_offsets", last="len(block_docs)"),
+    Offsets("term_blocks", length="n_terms + 1", last="len(block_offsets) - 1"),
+    Derived("max_list_blocks", lambda a: np.array([max(1, int(list_blocks(a).max(initial=0)))]),
+            "term_blocks' longest list"),
+    Length("summary_scale", "len(block_offsets) - 1"),
+    Length("summary_min", "len(block_offsets) - 1"),
+    Offsets("list_entries", length="n_terms + 1", last=None),
+    Weights("entry_codes", count="last(list_entries)"),
+    Offsets("list_single_offsets", length="n_terms + 1", last="len(single_terms)"),
+    Offsets("list_term_offsets", length="n_terms + 1", last="len(list_terms)"),
+    Length("term_entries", "len(list_terms)"),
+    Rule("list_single_offsets", lambda a: np.diff(a["list_single_offsets"]) <= np.diff(a["list_entries"]),
+         "a list with more single-block terms than summary entries"),
+    Derived("list_block_width", lambda a: block_field_widths(list_blocks(a)), "term_blocks' list lengths"),
+    Derived("list_block_words", block_words, "list_entries and list_block_width"),
+    Length("entry_block_bits", "last(list_block_words) + 2"),
+    Guarded("single_terms", "term ids: read through query.scratch.term_slot"),
+    Guarded("list_terms", "term ids: read through query.scratch.term_slot"),
+    Guarded("term_entries", "where a term's entries start in its list: clamped to the list"),
+    Guarded("entry_block_bits", "blocks within a list: each checked below the list's block count"),
+    Guarded("block_docs", "rows: each candidate checked below n_docs"),
+    Length("knn", "n_docs", optional=True),
+    Param("n_knn", "columns(knn)"),
+    Guarded("knn", "rows: each candidate checked below n_docs", optional=True),
+    Param("disk_blocks", "has(block_records)"),
+    Param("disk_blocks", "has(block_record_offsets)"),
+    Param("disk_blocks", "has(largest_reads)"),
+    Offsets("block_record_offsets", length="len(block_offsets)", last="len(block_records)", optional=True),
+    Derived("largest_reads", largest_reads, "the offsets of lists and records", optional=True),
+    Guarded("block_records", "records: the reader checks a record's entry offsets, then each row", optional=True),
+    *FORWARD_CHECKS,
+)

@@ -21,7 +21,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .forward import ON_DISK as FORWARD_ON_DISK
+from .checks import Guarded, Length, Offsets, Scalar, Weights
+from .forward import CHECKS as FORWARD_CHECKS, ON_DISK as FORWARD_ON_DISK
 
 # Bumped whenever the arrays change shape or meaning: an older index must be rebuilt.
 LAYOUT_VERSION = 2
@@ -29,6 +30,15 @@ LAYOUT_VERSION = 2
 ON_DISK = ("posting_docs", "posting_values", *FORWARD_ON_DISK)
 MAX_WINDOW = 1 << 16  # rows within a window are uint16
 CODE_LEVELS = 255
+# What every open checks (``layout.checks``).
+CHECKS = (
+    Scalar("window_size", low=1, high=MAX_WINDOW, param="window_size"),
+    Length("term_scales", "n_terms"),
+    Offsets("posting_offsets", length="-(-n_docs // value(window_size)) * n_terms + 1", last="len(posting_docs)"),
+    Weights("posting_values", count="len(posting_docs)"),
+    Guarded("posting_docs", "rows within a window: 16 bits, which the accumulator's 2^16 slots all hold"),
+    *FORWARD_CHECKS,
+)
 
 
 class Postings(NamedTuple):

@@ -1,4 +1,5 @@
-"""Scalar primitives numba lacks on CPU: float16 decoding, float32 bit casts, lowest set bit, prefetching.
+"""Scalar primitives numba lacks on CPU: float16 decoding, float32 bit casts, lowest set bit, bit
+count, prefetching.
 
 Each is a plain Python function (what runs under NUMBA_DISABLE_JIT) with an
 ``@overload`` that compiles it to one LLVM instruction.
@@ -23,6 +24,17 @@ def weight_at(weights, p):
     if weights.dtype == np.uint16:
         return np.float32(weights[p:p + 1].view(np.float16)[0])
     return np.float32(weights[p])
+
+
+def stores_weights(weights):
+    """False for ``layout.UNIT_WEIGHTS`` (a binary collection's, which weight_at never reads)."""
+    return weights.dtype != np.bool_
+
+
+@overload(stores_weights, inline="always")
+def _stores_weights(weights):
+    stored = weights.dtype != types.boolean  # a constant per signature
+    return lambda weights: stored
 
 
 def float32_from_bits(bits):
@@ -93,6 +105,24 @@ def count_trailing_zeros(typingctx, mask):
 @overload(lowest_bit, inline="always")
 def _lowest_bit(mask):
     return lambda mask: count_trailing_zeros(mask)
+
+
+def count_bits(mask):
+    """How many bits of the unsigned integer `mask` are set."""
+    return bin(int(mask)).count("1")
+
+
+@intrinsic
+def population_count(typingctx, mask):
+    """llvm.ctpop: one instruction (popcnt)."""
+    def codegen(context, builder, signature, args):
+        return builder.zext(builder.ctpop(args[0]), ir.IntType(64))
+    return types.int64(mask), codegen
+
+
+@overload(count_bits, inline="always")
+def _count_bits(mask):
+    return lambda mask: population_count(mask)
 
 
 def prefetch(array, index):

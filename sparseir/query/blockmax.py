@@ -21,9 +21,9 @@ from numba import njit, prange
 from ..errors import require
 from ..layout import read
 from ..layout.blockmax import Bounds, Postings, block_size
-from .bits import lowest_bit, weight_at
+from .bits import count_bits, lowest_bit, stores_weights, weight_at
 from .allow import allowed_row, everything, is_allowed
-from .scratch import run_chunks
+from .scratch import is_index, run_chunks
 from .topk import empty_results, heap_drain, heap_push, heap_threshold
 
 FLOAT32_EPSILON = 2.0 ** -23
@@ -90,7 +90,8 @@ def bound_blocks(bounds_arrays, terms, weights, n_terms, bounds, heap, where):
 
     where[i x n_blocks + b] is term i's entry for block b, counted from the term's first
     entry. It is never cleared: a value is trusted only where that entry's block is b,
-    which stale values from earlier queries fail.
+    which stale values from earlier queries fail. An entry whose block lies past the
+    collection (a damaged index) bounds nothing.
     """
     n_blocks = bounds.shape[0]
     bounds[:] = 0.0
@@ -101,6 +102,8 @@ def bound_blocks(bounds_arrays, terms, weights, n_terms, bounds, heap, where):
         row = where[i * n_blocks:(i + 1) * n_blocks]
         for e in range(first, bounds_arrays.term_entries[t + 1]):
             b = bounds_arrays.entry_blocks[e]
+            if not is_index(b, n_blocks):
+                continue
             bounds[b] += step * weight_at(bounds_arrays.entry_maxima, e)
             row[b] = e - first
     n_listed = 0
@@ -115,8 +118,13 @@ def bound_blocks(bounds_arrays, terms, weights, n_terms, bounds, heap, where):
 def score_block(bounds_arrays, postings, size, n_docs, b, terms, weights, n_terms, where, allowed, scores,
                 heap_scores, heap_rows, heap_size):
     """Score every document of block b that shares a query term, term at a time in query order
-    (the exact kernel's order of addition); returns the new heap size."""
+    (the exact kernel's order of addition); returns the new heap size.
+
+    A damaged index's mask bits past the block size are dropped, and an entry whose weights
+    would lie past posting_weights is skipped."""
     n_blocks = where.shape[0] // n_terms
+    slots = np.uint64(0xFFFFFFFFFFFFFFFF) >> np.uint64(64 - size)  # the block's documents, as bits
+    n_weights = postings.posting_weights.shape[0]
     touched = np.uint64(0)
     for i in range(n_terms):
         t = terms[i]
@@ -126,18 +134,20 @@ def score_block(bounds_arrays, postings, size, n_docs, b, terms, weights, n_term
             continue  # the term does not occur in this block
         w = weights[i]
         e = first + r
-        mask = np.uint64(postings.entry_masks[e])
-        touched |= mask
+        mask = np.uint64(postings.entry_masks[e]) & slots
         p = np.int64(postings.entry_postings[e]) if postings.entry_postings.shape[0] else 0  # binary: no weights
+        if stores_weights(postings.posting_weights) and not (0 <= p and p + count_bits(mask) <= n_weights):
+            continue
+        touched |= mask
         while mask:
             scores[lowest_bit(mask)] += w * weight_at(postings.posting_weights, p)
             p += 1
             mask &= mask - np.uint64(1)
     start = b * size
-    for slot in range(min(size, n_docs - start)):
+    for slot in range(size):
         if (touched >> np.uint64(slot)) & np.uint64(1):
             row = start + slot
-            if is_allowed(allowed, row):
+            if row < n_docs and is_allowed(allowed, row):  # a damaged mask may name slots past the last row
                 heap_size = heap_push(heap_scores, heap_rows, heap_size, scores[slot], row)
             scores[slot] = 0.0
     return heap_size

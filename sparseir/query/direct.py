@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .scratch import run_chunks
+from .scratch import new_dense_query, run_chunks
 from .seismic import score_doc
 from .topk import empty_results, heap_drain, heap_push
 
@@ -18,7 +18,7 @@ from .topk import empty_results, heap_drain, heap_push
 @njit(cache=True)
 def score_chunk(forward, n_terms, q_offsets, q_terms, q_weights, filter_offsets, filter_rows, filter_of_query, chunk,
                 n_chunks, out_scores, out_rows):
-    dense_query = np.zeros(n_terms, dtype=np.float32)
+    dense_query = new_dense_query(n_terms)
     k = out_scores.shape[1]
     heap_scores = np.empty(k, dtype=np.float32)
     heap_rows = np.empty(k, dtype=np.int64)

@@ -8,15 +8,21 @@ resident set once touched.
 
 from __future__ import annotations
 
+import errno
 import os
 
 import numpy as np
 from llvmlite import ir
-from numba import types
+from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
-UNREADABLE = "an index file could not be read (removed, truncated or unreadable since it was loaded)"
+from ..errors import IndexFormatError
+
+# Why a read failed, kept in failed[0] (the file's descriptor in failed[1]): an exception cannot
+# leave a parallel region, so kernels record the failure and the caller raises it once they return.
+UNREADABLE = 1  # the file came up short: removed, truncated or unreadable since it was loaded
+DAMAGED = 2  # what was read does not fit the offsets that located it
 
 
 @intrinsic
@@ -38,10 +44,11 @@ def read_range(file, lo, hi, buffer, failed):
     """Elements lo:hi of an array on disk copied into the start of buffer (of its dtype),
     returned as a view of it. file: int64 (fd, byte where the array's data starts, elements).
 
-    A read that fails (a file removed or truncated since it was opened) gives zeros and sets
-    failed[0]: an exception cannot leave a parallel region, so the caller raises UNREADABLE
-    once the kernel returns. An empty array (a binary index's unit weights) reads as an
-    empty view whatever the range.
+    A read that fails (a file removed or truncated since it was opened) gives zeros and marks
+    `failed` (``new_failed``) UNREADABLE, which ``raise_failed`` raises once the kernel returns.
+    An empty array (a binary index's unit weights) reads as an empty view whatever the range.
+    The caller keeps hi - lo within the buffer: the index's largest_reads, checked at load
+    against its offsets, size the buffers.
     """
     fd, start, size = file[0], file[1], file[2]
     if size == 0:
@@ -49,7 +56,7 @@ def read_range(file, lo, hi, buffer, failed):
     itemsize = buffer.itemsize
     data = os.pread(fd, (hi - lo) * itemsize, start + lo * itemsize)
     if len(data) < (hi - lo) * itemsize:
-        failed[0] = 1
+        mark_failed(failed, file, UNREADABLE)
         buffer[:hi - lo] = 0
     else:
         buffer[:hi - lo] = np.frombuffer(data, dtype=buffer.dtype)
@@ -68,9 +75,35 @@ def _read_range(file, lo, hi, buffer, failed):
         while done < total:  # a regular file returns short only at its end (or on a signal)
             got = pread_into(fd, buffer, done, total - done, start + lo * itemsize + done)
             if got <= 0:
-                failed[0] = 1
+                mark_failed(failed, file, UNREADABLE)
                 buffer[:hi - lo] = 0
                 break
             done += got
         return buffer[:hi - lo]
     return compiled
+
+
+def new_failed() -> np.ndarray:
+    """Where kernels record a failed read: (why, the file's descriptor), zeros while none failed."""
+    return np.zeros(2, dtype=np.int64)
+
+
+@njit(cache=True)
+def mark_failed(failed, file, why):
+    """Record that a read of `file` (fd, start, elements) failed for `why` (UNREADABLE, DAMAGED). A short
+    read explains whatever else fails after it (zeros read as a record), so it is what stays."""
+    if failed[0] != UNREADABLE:
+        failed[0] = why
+        failed[1] = file[0]
+
+
+def raise_failed(failed: np.ndarray, files) -> None:
+    """Raise what a kernel recorded in `failed`, naming the file (``storage.DiskArray``) it read."""
+    if failed[0] == 0:
+        return
+    path = next((file.path for file in files if file.fd == failed[1]), "an index file")
+    if failed[0] == UNREADABLE:
+        raise OSError(errno.EIO, "could not be read (removed, truncated or unreadable since the index was loaded)",
+                      path)
+    raise IndexFormatError(f"{path}: holds a record that does not fit the offsets that locate it "
+                           "(damaged index; rebuild it)")

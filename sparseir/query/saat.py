@@ -24,7 +24,7 @@ from ..layout import read
 from ..layout.saat import Segments, impact_bits
 from ..quantize import levels, quantize_queries
 from .allow import allowed_row, everything, is_allowed
-from .scratch import thread_chunks
+from .scratch import is_index, thread_chunks
 from .topk import empty_results, heap_drain, is_worse
 
 UNLIMITED = np.iinfo(np.int64).max
@@ -84,9 +84,11 @@ def add_segment(posting_docs, lo, hi, contribution, allowed, accumulators,
     Returns the new heap size.
     """
     k = heap_scores.shape[0]
+    n_docs = accumulators.shape[0]
     for p in range(lo, hi):
         doc = posting_docs[p]
-        if not is_allowed(allowed, doc):  # a filtered-out document never scores, nor enters the heap
+        # A filtered-out document never scores, nor enters the heap; nor does a row past the collection.
+        if not is_index(doc, n_docs) or not is_allowed(allowed, doc):
             continue
         old = accumulators[doc]
         new = old + contribution
@@ -175,10 +177,12 @@ def score_query(term_segments, segment_impacts, segment_offsets, posting_docs, q
     heap_drain(heap_scores, heap_rows, size, out_scores, out_rows)
     # The same postings again, to reset their accumulators.
     remaining = processed
+    n_docs = accumulators.shape[0]
     for i in range(n_visited):
         lo, hi = _span(order[i], segments, index_mask, segment_offsets, remaining)
         for p in range(lo, hi):
-            accumulators[posting_docs[p]] = 0
+            if is_index(posting_docs[p], n_docs):
+                accumulators[posting_docs[p]] = 0
         remaining -= hi - lo
     return processed
 
@@ -194,7 +198,9 @@ def search_chunk(segments_of, q_offsets, q_terms, q_impacts, allowed, top, prior
     buffer = np.empty(n_keys, dtype=np.int64)
     counts = np.empty(1 << RADIX_BITS, dtype=np.int64)
     segments = np.empty(n_keys, dtype=np.int64)
-    positions = np.empty(n_docs, dtype=np.int32)
+    # Zeros, not garbage: every position then lies in the heap, even where a damaged index (a row
+    # repeated until its integer score wraps) breaks the invariant that says which are current.
+    positions = np.zeros(n_docs, dtype=np.int32)
     heap_scores = np.empty(k, dtype=np.int64)
     heap_rows = np.empty(k, dtype=np.int64)
     # Interleaved queries balance chunks when query costs drift along the batch.

@@ -1,17 +1,64 @@
-"""Per-thread dense accumulators over the collection, reset only where touched."""
+"""Per-thread dense accumulators over the collection, reset only where touched, and the dense
+query, with the bounds checks that keep kernels inside them whatever an index's bulk holds.
+
+An index's offsets and directories are checked when it is opened (``layout.checks``), its
+bulk is not: a row, term or block that a kernel reads from the bulk and indexes by goes
+through ``is_index`` or ``term_slot`` first, so that a damaged file can change results,
+which ``verify=True`` detects, but never make a kernel read or write outside its arrays.
+"""
 
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import overload
 
 from .bits import weight_at
+
+# A dense query spans at least every 16-bit term id, so that a 16-bit id read from the bulk
+# (the forward index's and the summaries' ids, below 65,536 terms) indexes it with no test:
+# past the vocabulary it reads a zero.
+DENSE_QUERY_SLOTS = 1 << 16
+
+
+def is_index(value, n):
+    """Whether `value`, read from an index's bulk, indexes an array of n entries."""
+    return 0 <= value < n
+
+
+@overload(is_index, inline="always")
+def _is_index(value, n):
+    # One unsigned compare: a negative value wraps above any n.
+    return lambda value, n: np.uint64(value) < np.uint64(n)
+
+
+def term_slot(term, n_slots):
+    """The entry of a dense query (of n_slots, from ``new_dense_query``) that a term id read from an
+    index's bulk reads: a 16-bit id as it is, any other clamped to the last entry, which lies past
+    the vocabulary and so holds 0."""
+    return term if 0 <= term < n_slots else n_slots - 1
+
+
+@overload(term_slot, inline="always")
+def _term_slot(term, n_slots):
+    if term == types.uint16:  # resolved at compile time: no test where the dtype cannot leave the query
+        return lambda term, n_slots: term
+    return lambda term, n_slots: min(np.uint64(term), np.uint64(n_slots - 1))
+
+
+@njit(cache=True)
+def new_dense_query(n_terms):
+    """Zeros for a query's weights by term id, spanning every 16-bit id and one entry past the vocabulary."""
+    return np.zeros(max(n_terms + 1, DENSE_QUERY_SLOTS), dtype=np.float32)
 
 
 @njit(cache=True)
 def accumulate_postings(term_offsets, posting_docs, posting_weights, term, query_weight,
                         scores, touched, n_touched, seen):
     """Add query_weight x each posting of `term` into scores; returns the new touched count."""
+    n_docs = scores.shape[0]
     for p in range(term_offsets[term], term_offsets[term + 1]):
         doc = posting_docs[p]
+        if not is_index(doc, n_docs):
+            continue
         if not seen[doc]:
             seen[doc] = True
             touched[n_touched] = doc

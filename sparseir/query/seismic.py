@@ -21,11 +21,11 @@ from numba.extending import overload
 from ..errors import require
 from ..layout.forward import read_forward
 from ..layout import read
-from ..layout.seismic import DISK_READS, Blocks, DiskReads, Summaries, entry_block, read_record
+from ..layout.seismic import DISK_READS, Blocks, DiskReads, Summaries, entry_block, read_record, record_fits
 from .bits import bits_of_float32, float32_from_bits, prefetch, prefetch_lines, weight_at
 from .allow import allowed_row, everything, is_allowed
-from .reads import UNREADABLE, read_range
-from .scratch import run_chunks
+from .reads import DAMAGED, mark_failed, new_failed, raise_failed, read_range
+from .scratch import is_index, new_dense_query, run_chunks, term_slot
 from .topk import empty_results, heap_drain, heap_push, heap_threshold, heaviest_terms, is_worse
 
 
@@ -61,17 +61,18 @@ VECTORIZE = {"reassoc", "nsz", "contract"}
 
 @njit(cache=True, fastmath=VECTORIZE)
 def score_doc(doc_offsets, doc_terms, doc_weights, term_gaps, doc, dense_query):
-    """Exact dot product of a document (forward index) with the dense query."""
+    """Exact dot product of a document (forward index) with the dense query (``new_dense_query``)."""
     score = np.float32(0.0)
     lo, hi = np.int64(doc_offsets[doc]), np.int64(doc_offsets[doc + 1])
+    n_slots = dense_query.shape[0]
     if term_gaps:  # a running sum, which keeps this loop from vectorizing: only where ids need it
         term = np.int64(0)
         for p in range(lo, hi):
             term += doc_terms[p]
-            score += dense_query[term] * weight_at(doc_weights, p)
+            score += dense_query[term_slot(term, n_slots)] * weight_at(doc_weights, p)
         return score
     for p in range(lo, hi):
-        score += dense_query[doc_terms[p]] * weight_at(doc_weights, p)
+        score += dense_query[term_slot(doc_terms[p], n_slots)] * weight_at(doc_weights, p)
     return score
 
 
@@ -84,19 +85,22 @@ def find(sorted_values, lo, hi, value):
 
 @njit(cache=True, inline="always")
 def add_entries(block_bits, width, entry_codes, lo, hi, weight, base, coded):
-    """Add one query term's weight x the list's summary entries lo:hi to their blocks' partial bounds."""
+    """Add one query term's weight x the list's summary entries lo:hi to their blocks' partial bounds
+    (an entry naming a block past the list, in a damaged index, bounds nothing)."""
     for e in range(lo, hi):
         block = entry_block(block_bits, 0, width, e)
-        base[block] += weight
-        coded[block] += weight * weight_at(entry_codes, e)
+        if block < base.shape[0]:
+            base[block] += weight
+            coded[block] += weight * weight_at(entry_codes, e)
 
 
 @njit(cache=True, inline="always")
 def add_term(section, i, weight, base, coded):
-    """add_entries for the entries of the list's i-th multi-block term."""
+    """add_entries for the entries of the list's i-th multi-block term, kept within the list's."""
     _, list_terms, term_entries, block_bits, width, entry_codes, n_entries = section
     end = term_entries[i + 1] if i + 1 < list_terms.shape[0] else n_entries
-    add_entries(block_bits, width, entry_codes, term_entries[i], end, weight, base, coded)
+    lo, hi = min(np.int64(term_entries[i]), n_entries), min(np.int64(end), n_entries)
+    add_entries(block_bits, width, entry_codes, lo, hi, weight, base, coded)
 
 
 @njit(cache=True)
@@ -159,15 +163,16 @@ def list_bounds(section, first, summary_min, summary_scale, q_terms, q_weights, 
     """
     single_terms, list_terms, _, block_bits, width, entry_codes, _ = section
     n_single, n_multi = single_terms.shape[0], list_terms.shape[0]
+    n_slots = dense_query.shape[0]
     if n_single + n_multi < SCAN_TERMS_PER_QUERY_TERM * q_terms.shape[0]:
         # A long query against a short directory: one sequential pass over the directory,
         # testing the dense query, beats two binary searches per query term.
         for i in range(n_single):
-            weight = dense_query[single_terms[i]]
+            weight = dense_query[term_slot(single_terms[i], n_slots)]
             if weight != 0.0:
                 add_entries(block_bits, width, entry_codes, i, i + 1, weight, base, coded)
         for i in range(n_multi):
-            weight = dense_query[list_terms[i]]
+            weight = dense_query[term_slot(list_terms[i], n_slots)]
             if weight != 0.0:
                 add_term(section, i, weight, base, coded)
     else:
@@ -207,30 +212,34 @@ def _vector_row(candidates, p, in_record):
 
 
 @njit(cache=True)
-def score_candidates(candidates, lo, hi, in_record, doc_offsets, doc_terms, doc_weights, term_gaps, prefetch_docs,
-                     dense_query, visited, touched, n_touched, heap_scores, heap_rows, size, allowed):
+def score_candidates(candidates, lo, hi, in_record, n_docs, doc_offsets, doc_terms, doc_weights, term_gaps,
+                     prefetch_docs, dense_query, visited, touched, n_touched, heap_scores, heap_rows, size, allowed):
     """Score each of candidates[lo:hi] that `allowed` (a filter's bitset, empty: all) lets through and
     that is not yet scored in this query; returns (n_touched, heap size). The vectors are
     (doc_offsets, doc_terms, doc_weights): the forward index (in_record None), or a block
-    record's, in the candidates' order (``vector_row``).
+    record's, in the candidates' order (``vector_row``). A candidate that is no row of the
+    n_docs (read from a damaged index's blocks, graph or records) is passed over.
 
     One call per block rather than per document: a call passing this many arrays costs
     about as much as scoring a short document.
     """
     # Documents lie scattered in the forward index, reached through doc_offsets: fetch every
     # candidate's offsets and visited flag first, then each document's lines DOCS_AHEAD
-    # documents before it is scored.
+    # documents before it is scored. (A prefetch never faults; prefetch_doc reads offsets.)
     if prefetch_docs:
         for p in range(lo, hi):
             prefetch(doc_offsets, vector_row(candidates, p, in_record))
             prefetch(visited, candidates[p] >> 6)
         for p in range(lo, min(hi, lo + DOCS_AHEAD)):
-            prefetch_doc(doc_offsets, doc_terms, doc_weights, vector_row(candidates, p, in_record))
+            if is_index(candidates[p], n_docs):
+                prefetch_doc(doc_offsets, doc_terms, doc_weights, vector_row(candidates, p, in_record))
     for p in range(lo, hi):
-        if prefetch_docs and p + DOCS_AHEAD < hi:
+        if prefetch_docs and p + DOCS_AHEAD < hi and is_index(candidates[p + DOCS_AHEAD], n_docs):
             prefetch_doc(doc_offsets, doc_terms, doc_weights,
                          vector_row(candidates, p + DOCS_AHEAD, in_record))
         doc = candidates[p]
+        if not is_index(doc, n_docs):
+            continue
         word, bit = doc >> 6, np.uint64(1) << np.uint64(doc & 63)
         if not visited[word] & bit and is_allowed(allowed, doc):
             visited[word] |= bit
@@ -254,10 +263,14 @@ def score_record(blocks, forward, disk, block, buffers, dense_query, visited, to
     record = read_range(disk.files[5], disk.block_record_offsets[block], disk.block_record_offsets[block + 1],
                         buffers[5], disk.failed)
     weight_itemsize = forward.doc_weights.itemsize if forward.doc_weights.size else 0
+    if not record_fits(record, m, forward.doc_terms.itemsize, weight_itemsize):
+        mark_failed(disk.failed, disk.files[5], DAMAGED)
+        return n_touched, size
     rows, entry_offsets, terms, weights = read_record(record, m, forward.doc_terms, forward.doc_weights,
                                                       weight_itemsize)
-    return score_candidates(rows, 0, m, True, entry_offsets, terms, weights, forward.term_gaps, False,
-                            dense_query, visited, touched, n_touched, heap_scores, heap_rows, size, allowed)
+    return score_candidates(rows, 0, m, True, forward.doc_offsets.shape[0] - 1, entry_offsets, terms, weights,
+                            forward.term_gaps, False, dense_query, visited, touched, n_touched, heap_scores, heap_rows,
+                            size, allowed)
 
 
 def disk_buffers(disk):
@@ -295,6 +308,7 @@ def search_one(blocks, summaries, forward, disk, knn, n_knn, q_terms, q_weights,
     term_blocks, block_offsets, block_docs = blocks.term_blocks, blocks.block_offsets, blocks.block_docs
     doc_offsets, doc_terms, doc_weights = forward.doc_offsets, forward.doc_terms, forward.doc_weights
     term_gaps, prefetch_docs = forward.term_gaps, forward.prefetch
+    n_docs = doc_offsets.shape[0] - 1
     for j in range(q_terms.shape[0]):
         dense_query[q_terms[j]] = q_weights[j]
     n_cut = heaviest_terms(q_terms, q_weights, query_cut, cut_terms)
@@ -326,7 +340,7 @@ def search_one(blocks, summaries, forward, disk, knn, n_knn, q_terms, q_weights,
                     prefetch(doc_offsets, block_docs[p])
             if disk is None:  # pruned at compile time where disk is None
                 n_touched, size = score_candidates(block_docs, block_offsets[block], block_offsets[block + 1],
-                                                   None, doc_offsets, doc_terms, doc_weights, term_gaps,
+                                                   None, n_docs, doc_offsets, doc_terms, doc_weights, term_gaps,
                                                    prefetch_docs, dense_query, visited, touched, n_touched,
                                                    heap_scores, heap_rows, size, allowed)
             else:
@@ -339,9 +353,9 @@ def search_one(blocks, summaries, forward, disk, knn, n_knn, q_terms, q_weights,
             cut_terms[r] = heap_rows[r]
         for r in range(n_results):
             neighbours = knn[cut_terms[r]]
-            n_touched, size = score_candidates(neighbours, 0, n_knn, None, doc_offsets, doc_terms, doc_weights,
-                                               term_gaps, prefetch_docs, dense_query, visited, touched, n_touched,
-                                               heap_scores, heap_rows, size, allowed)
+            n_touched, size = score_candidates(neighbours, 0, n_knn, None, n_docs, doc_offsets, doc_terms,
+                                               doc_weights, term_gaps, prefetch_docs, dense_query, visited, touched,
+                                               n_touched, heap_scores, heap_rows, size, allowed)
     for i in range(n_touched):
         visited[touched[i] >> 6] = 0  # touched documents hold every set bit
     for j in range(q_terms.shape[0]):
@@ -356,7 +370,7 @@ def search_chunk(blocks, summaries, forward, disk, knn, n_knn, max_blocks, n_ter
     n_docs = forward.doc_offsets.shape[0] - 1
     n_queries = q_offsets.shape[0] - 1
     k = out_scores.shape[1]
-    dense_query = np.zeros(n_terms, dtype=np.float32)
+    dense_query = new_dense_query(n_terms)
     # One bit per document: 84 KB on pypi-summaries where bools took 670 KB of cache (3% faster).
     visited = np.zeros((n_docs + 63) >> 6, dtype=np.uint64)
     touched = np.empty(n_docs, dtype=np.int32)
@@ -398,8 +412,8 @@ def search_arrays(arrays, queries, k: int, params: SearchParams, allowed=None):
             len(arrays["term_blocks"]) - 1, queries.offsets, queries.terms, queries.weights, params.query_cut,
             np.float32(params.heap_factor), everything(len(queries)) if allowed is None else allowed)
     run_chunks(search_chunk, search_batch, args, len(queries), out_scores, out_rows)
-    if disk is not None and disk.failed[0]:
-        raise OSError(UNREADABLE)
+    if disk is not None:
+        raise_failed(disk.failed, [arrays.disk[name] for name in DISK_READS])
     return out_scores, out_rows
 
 
@@ -410,7 +424,7 @@ def disk_reads(arrays) -> DiskReads | None:
         return None
     disk = [files[name] for name in DISK_READS]
     return DiskReads(np.array([(file.fd, file.start, file.size) for file in disk], dtype=np.int64),
-                     np.zeros(1, dtype=np.int64), *(file.empty for file in disk), arrays["block_record_offsets"],
+                     new_failed(), *(file.empty for file in disk), arrays["block_record_offsets"],
                      arrays["largest_reads"])
 
 

@@ -19,15 +19,16 @@ import threading
 from dataclasses import dataclass, field
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.extending import overload
 
 from ..errors import require
 from .bits import bits_of_float32, weight_at
 from .allow import allowed_row, everything, is_allowed
-from .scratch import thread_chunks
+from .scratch import new_dense_query, thread_chunks
 from ..layout.forward import read_forward
 from ..layout import read
-from ..layout.sindi import Postings, window_size as stored_window_size
+from ..layout.sindi import MAX_WINDOW, Postings, window_size as stored_window_size
 from .seismic import score_candidates
 from .topk import empty_results, heap_drain
 
@@ -77,16 +78,34 @@ def heaviest_terms(q_weights, q_factors, prune_ratio, order):
     return n
 
 
+def within(row, n_rows):
+    """Whether a row read from a window's postings lies among its n_rows; n_rows None: any 16-bit row
+    does, the accumulator holding 2^16."""
+    return n_rows is None or row < n_rows
+
+
+@overload(within, inline="always")
+def _within(row, n_rows):
+    if isinstance(n_rows, types.NoneType):  # resolved at compile time: no test in a full window
+        return lambda row, n_rows: True
+    return lambda row, n_rows: row < n_rows
+
+
 @njit(cache=True)
 def accumulate_window(posting_offsets, posting_docs, posting_values, list_base, q_terms, q_factors, order, n_kept,
-                      accumulator):
-    """Add each kept term's postings in one window, value x (query weight x term step), into the accumulator."""
+                      n_rows, accumulator):
+    """Add each kept term's postings in one window, value x (query weight x term step), into the accumulator.
+
+    n_rows is None but in the last window, shorter than the others: there a damaged index's
+    row past the window's would leave an accumulator that its scan neither reads nor clears,
+    for a later query's full window to read."""
     for c in range(n_kept):
         j = order[c]
         factor = q_factors[j]
         lo, hi = posting_offsets[list_base + q_terms[j]], posting_offsets[list_base + q_terms[j] + 1]
         for p in range(lo, hi):
-            accumulator[posting_docs[p]] += factor * weight_at(posting_values, p)
+            if within(posting_docs[p], n_rows):
+                accumulator[posting_docs[p]] += factor * weight_at(posting_values, p)
 
 
 @njit(cache=True)
@@ -186,8 +205,12 @@ def search_one(postings, forward, n_terms, window_size, q_terms, q_weights, prun
     count = 0
     for first_row in range(0, n_docs, window_size):
         list_base = (first_row // window_size) * n_terms
-        accumulate_window(posting_offsets, posting_docs, posting_values, list_base, q_terms, q_factors, order, n_kept,
-                          accumulator)
+        if first_row + window_size <= n_docs:
+            accumulate_window(posting_offsets, posting_docs, posting_values, list_base, q_terms, q_factors, order,
+                              n_kept, None, accumulator)
+        else:
+            accumulate_window(posting_offsets, posting_docs, posting_values, list_base, q_terms, q_factors, order,
+                              n_kept, n_docs - first_row, accumulator)
         if allowed.shape[0] > 0:
             drop_disallowed(accumulator, allowed, first_row, min(window_size, n_docs - first_row))
         count = collect_window(accumulator, accumulator_bits, min(window_size, n_docs - first_row), first_row, n_cand,
@@ -197,7 +220,7 @@ def search_one(postings, forward, n_terms, window_size, q_terms, q_weights, prun
         cand_rows[i] = np.int64(0xFFFFFFFF) - (keys[i] & 0xFFFFFFFF)
     for j in range(q_terms.shape[0]):
         dense_query[q_terms[j]] = q_weights[j]
-    n_touched, n_results = score_candidates(cand_rows, 0, count, None, doc_offsets, doc_terms, doc_weights,
+    n_touched, n_results = score_candidates(cand_rows, 0, count, None, n_docs, doc_offsets, doc_terms, doc_weights,
                                             forward.term_gaps, prefetch_docs, dense_query, visited, touched, 0,
                                             heap_scores, heap_rows, 0, allowed)
     for i in range(n_touched):
@@ -216,9 +239,10 @@ def new_scratch(n_docs, n_terms, window_size, n_candidate, k):
     any number of queries (a query has at most n_terms distinct terms).
     """
     n_groups = -(-window_size // SCAN_GROUP)
-    return (np.zeros(n_groups * SCAN_GROUP, dtype=np.float32), np.empty(n_groups, dtype=np.int32),
+    # Every 16-bit row has an accumulator, whatever the window: rows are read from the postings.
+    return (np.zeros(max(n_groups * SCAN_GROUP, MAX_WINDOW), dtype=np.float32), np.empty(n_groups, dtype=np.int32),
             np.empty(n_groups // SCAN_GROUP + 1, dtype=np.int32),
-            np.zeros(n_terms, dtype=np.float32),
+            new_dense_query(n_terms),
             np.zeros((n_docs + 63) >> 6, dtype=np.uint64), np.empty(n_candidate, dtype=np.int32),
             np.empty(n_terms, dtype=np.int64), np.empty(n_terms, dtype=np.float32),
             np.empty(2 * n_candidate, dtype=np.int64), np.empty(n_candidate, dtype=np.int64),
