@@ -17,7 +17,7 @@ import numpy as np
 from . import storage
 from .errors import IndexFormatError, ParameterError, require
 from .filters import Allowed, direct_queries, filter_rows, resolve as resolve_filters
-from .kinds import KINDS, Kind, get_kind, make_params
+from .kinds import KINDS, Kind, get_kind, kind_names, make_params
 from .layout.checks import Length, Rule, check_arrays, read_whole
 from .searchable import SearchableBase, as_queries, check_k, prepare_queries
 from .indexer.exact import term_counts
@@ -84,8 +84,8 @@ class Index(SearchableBase):
     @classmethod
     def load(cls, path: str | os.PathLike, verify: bool = False, memory: str = "mapped") -> "Index":
         """Open a saved index; `memory` says what is read into RAM (``storage.load_arrays``):
-        "summaries" leaves the kind's bulk (``layout.<kind>.ON_DISK``) on disk; "disk" (Seismic
-        built with disk_blocks) also its summaries, which queries read as they need them."""
+        "summaries" leaves the kind's bulk (``layout.<kind>.ON_DISK``) on disk; "disk" (kinds
+        with the disk_mode capability) also what its DISK_MODE reads as queries need it."""
         manifest = storage.read_manifest(path)
         storage.check_entries(Path(path), manifest)
         kind = manifest.get("kind")
@@ -94,19 +94,21 @@ class Index(SearchableBase):
         if layout != spec.layout_version:
             raise IndexFormatError(f"{path}: a {kind} index of array layout {layout}, which this sparseir does not read "
                                    f"(it reads layout {spec.layout_version}); rebuild the index")
-        disk_reads = getattr(spec.layout, "DISK_READS", ())
+        disk = spec.disk_mode
         if memory == "disk":
-            if not disk_reads:
-                raise ParameterError(f"{path}: memory='disk' serves seismic indexes; this {kind} index can leave "
-                                     "its bulk on disk with memory='summaries'")
-            if "block_records" not in manifest["arrays"]:
-                raise ParameterError(f"{path}: memory='disk' reads block records, which this index lacks: rebuild it "
-                                     "with disk_blocks=True (sparseir index --disk-blocks), or use memory='summaries'")
-        disk_only = getattr(spec.layout, "DISK_ONLY", ())
-        checks = (*INDEX_CHECKS, *spec.layout.CHECKS)
-        bulk = {*spec.layout.ON_DISK, *disk_reads, *disk_only}
+            if disk is None:
+                served = ", ".join(name for name in kind_names() if get_kind(name).supports("disk_mode"))
+                raise ParameterError(f"{path}: memory='disk' serves indexes of kind {served}; this {kind} index can "
+                                     "leave its bulk on disk with memory='summaries'")
+            lacking = [name for name in disk.needs if name not in manifest["arrays"]]
+            if lacking:
+                raise ParameterError(f"{path}: memory='disk' reads {', '.join(lacking)}, which this index lacks: "
+                                     f"{disk.rebuild}, or use memory='summaries'")
+        disk_reads, disk_only = (disk.reads, disk.only) if disk is not None else ((), ())
+        checks = (*INDEX_CHECKS, *spec.checks)
+        bulk = {*spec.on_disk, *disk_reads, *disk_only}
         arrays, vocab = storage.load_arrays(path, manifest, verify=verify, memory=memory,
-                                            on_disk=spec.layout.ON_DISK, disk_reads=disk_reads, disk_only=disk_only,
+                                            on_disk=spec.on_disk, disk_reads=disk_reads, disk_only=disk_only,
                                             hashed=storage.hashed_at_open(manifest, bulk, read_whole(checks)))
         try:
             build_params = make_params(spec.BuildParams, manifest.get("build_params", {}), f"{kind} build")
@@ -203,7 +205,7 @@ class Index(SearchableBase):
         """Selective filters score their few documents directly (kinds with a forward index);
         the others run the kind's kernel, which skips disallowed documents."""
         of_query = resolved.allowed.of_query
-        if "doc_offsets" in self.arrays:
+        if self._kind.supports("forward_index"):
             is_direct = direct_queries(resolved, self.n_docs)
         else:
             is_direct = np.zeros(len(queries), dtype=bool)

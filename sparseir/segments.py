@@ -64,7 +64,7 @@ import numpy as np
 from .errors import IndexFormatError, ParameterError, SparseirError, require
 from .fileio import atomic_file, remove_stale_temps_in, temp_names
 from .index import Index, build_index, in_build_order
-from .kinds import KINDS, get_kind, make_params
+from .kinds import SMALL_SEGMENT_KIND, get_kind, kind_names, make_params
 from .searchable import SearchableBase, check_k, prepare_queries
 from .sharded import merge_topk
 from .vectors import SparseVectors, Vocabulary
@@ -72,7 +72,7 @@ from .vectors import SparseVectors, Vocabulary
 FORMAT_NAME = "sparseir-segmented-index"
 # 2: tombstone checksums and vocabulary generations; commit points of version 1 (neither) still open.
 FORMAT_VERSION = 2
-SMALL_KIND = "exact"
+SMALL_KIND = SMALL_SEGMENT_KIND
 VECTOR_ARRAYS = ("vectors_offsets", "vectors_terms", "vectors_weights")
 LOCK_FILE = "write.lock"
 # The index's own names; everything else in its directory belongs to someone else.
@@ -280,7 +280,7 @@ def check_commit_point(file: Path, manifest: dict, generation: int) -> None:
     """Every field a reader or writer uses, of its type and range; names only of the index's own form."""
     check_field(file, manifest, "generation", lambda value: is_count(value) and value == generation,
                 f"{generation} (its file name)")
-    check_field(file, manifest, "kind", lambda value: value in KINDS, f"one of {', '.join(KINDS)}")
+    check_field(file, manifest, "kind", lambda value: value in kind_names(), f"one of {', '.join(kind_names())}")
     check_field(file, manifest, "build_params", lambda value: isinstance(value, dict), "an object")
     try:
         make_params(get_kind(manifest["kind"]).BuildParams, manifest["build_params"], f"{manifest['kind']} build")

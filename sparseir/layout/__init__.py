@@ -9,13 +9,24 @@ what its arrays must satisfy, which every open verifies (``checks``).
 
 from __future__ import annotations
 
-
+from dataclasses import dataclass, field
 
 import numpy as np
 
 # A weight array of a binary collection (every weight 1): nothing stored. Kernels read
 # weights through ``query.bits.weight_at``, which compiles this dtype to the constant 1.
 UNIT_WEIGHTS = np.zeros(0, dtype=np.bool_)
+
+
+@dataclass(frozen=True)
+class DiskMode:
+    """How a kind with the ``disk_mode`` capability is served by ``load_index(memory="disk")``."""
+
+    reads: tuple[str, ...]  # arrays the kernels read range by range from their files
+    only: tuple[str, ...]   # arrays only that mode reads: every other mode leaves them mapped, untouched
+    needs: tuple[str, ...]  # arrays an index must hold to be served so
+    build: dict = field(default_factory=dict)  # the build parameters that write them
+    rebuild: str = ""       # how to rebuild an index that lacks them, in a user's words
 
 
 def stored_weights(weights: np.ndarray, binary: bool) -> np.ndarray:

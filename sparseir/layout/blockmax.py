@@ -38,6 +38,8 @@ import numpy as np
 from .checks import Guarded, Length, Offsets, Scalar, Weights
 
 LAYOUT_VERSION = 2
+# What generic code may ask of this kind (``sparseir.kinds.CAPABILITIES``).
+CAPABILITIES = frozenset({"filters", "tuning"})
 # The bulk, left on disk by load_index(memory="summaries"): bounds stay in memory, postings are read per block.
 ON_DISK = ("entry_masks", "entry_postings", "posting_weights")
 MAX_CODE = 255

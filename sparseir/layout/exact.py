@@ -14,6 +14,8 @@ import numpy as np
 from .checks import Guarded, Offsets, Weights
 
 LAYOUT_VERSION = 1
+# What generic code may ask of this kind (``sparseir.kinds.CAPABILITIES``).
+CAPABILITIES = frozenset({"filters"})
 ON_DISK = ("posting_docs", "posting_weights")  # the bulk, left on disk by load_index(memory="summaries")
 # What every open checks (``layout.checks``).
 CHECKS = (

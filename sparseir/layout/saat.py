@@ -21,6 +21,8 @@ from ..quantize import MAX_BITS
 from .checks import Guarded, Ids, Length, Offsets, Scalar
 
 LAYOUT_VERSION = 1
+# What generic code may ask of this kind (``sparseir.kinds.CAPABILITIES``).
+CAPABILITIES = frozenset({"filters", "tuning"})
 ON_DISK = ("posting_docs",)  # the bulk, left on disk by load_index(memory="summaries")
 # What every open checks (``layout.checks``).
 CHECKS = (

@@ -47,11 +47,14 @@ import numpy as np
 from numba import njit, prange
 
 from ..workspace import IN_MEMORY, Workspace
+from . import DiskMode
 from .checks import Derived, Guarded, Length, Offsets, Param, Rule, Weights
 from .forward import CHECKS as FORWARD_CHECKS, ON_DISK as FORWARD_ON_DISK
 
 # Bumped whenever the arrays change shape or meaning: an older index must be rebuilt.
 LAYOUT_VERSION = 4
+# What generic code may ask of this kind (``sparseir.kinds.CAPABILITIES``).
+CAPABILITIES = frozenset({"filters", "forward_index", "disk_mode", "tuning"})
 # The bulk, left on disk by load_index(memory="summaries"): summaries and directories stay in
 # memory; a visited block's documents and their forward vectors are read from disk.
 ON_DISK = ("block_docs", "knn", *FORWARD_ON_DISK)
@@ -60,6 +63,9 @@ ON_DISK = ("block_docs", "knn", *FORWARD_ON_DISK)
 DISK_READS = ("single_terms", "list_terms", "term_entries", "entry_block_bits", "entry_codes", "block_records")
 # Read by memory="disk" alone, through its file: in every other mode it stays mapped, untouched.
 DISK_ONLY = ("block_records",)
+DISK_MODE = DiskMode(reads=DISK_READS, only=DISK_ONLY, needs=("block_records", "block_record_offsets", "largest_reads"),
+                     build={"disk_blocks": True, "max_record_ratio": float("inf")},
+                     rebuild="rebuild it with disk_blocks=True (sparseir index --disk-blocks)")
 
 
 class Blocks(NamedTuple):

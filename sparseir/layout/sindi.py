@@ -26,6 +26,8 @@ from .forward import CHECKS as FORWARD_CHECKS, ON_DISK as FORWARD_ON_DISK
 
 # Bumped whenever the arrays change shape or meaning: an older index must be rebuilt.
 LAYOUT_VERSION = 2
+# What generic code may ask of this kind (``sparseir.kinds.CAPABILITIES``).
+CAPABILITIES = frozenset({"filters", "forward_index", "tuning"})
 # The bulk, left on disk by load_index(memory="summaries").
 ON_DISK = ("posting_docs", "posting_values", *FORWARD_ON_DISK)
 MAX_WINDOW = 1 << 16  # rows within a window are uint16

@@ -29,3 +29,12 @@ def allowed_row(allowed, q):
 @njit(cache=True, inline="always")
 def is_allowed(row, doc):
     return row.shape[0] == 0 or ((row[doc >> 6] >> np.uint64(doc & 63)) & np.uint64(1)) != 0
+
+
+def allowed_masks(allowed, n_queries: int, n_docs: int) -> np.ndarray:
+    """Each query's allowed documents as booleans (n_queries, n_docs), for a kind searching in
+    numpy rather than in a kernel; every document where `allowed` is None or unfiltered."""
+    if allowed is None or allowed.bits.shape[1] == 0:
+        return np.ones((n_queries, n_docs), dtype=bool)
+    rows = np.unpackbits(allowed.bits.view(np.uint8), axis=1, bitorder="little")[:, :n_docs].astype(bool)
+    return rows[allowed.of_query]

@@ -216,6 +216,11 @@ def search(arrays, n_docs: int, queries, k: int, params: SearchParams, allowed=N
     return run_chunks(search_chunk, search_batch, args, len(queries), out_scores, out_rows)
 
 
+def exhaustive(n_docs: int) -> tuple[dict, dict]:
+    """Safe mode (the defaults) returns exact search's top-k."""
+    return {}, {}
+
+
 def tuning_grid(arrays, n_docs: int) -> dict[str, list]:
     """Each knob from cheap to accurate (see sparseir.tune)."""
     return {"alpha": [0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 1.0], "beta": [0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0]}

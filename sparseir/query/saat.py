@@ -22,7 +22,7 @@ from numba import njit, prange
 from ..errors import require
 from ..layout import read
 from ..layout.saat import Segments, impact_bits
-from ..quantize import levels, quantize_queries
+from ..quantize import levels, quantize, quantize_queries
 from .allow import allowed_row, everything, is_allowed
 from .scratch import is_index, thread_chunks
 from .topk import empty_results, heap_drain, is_worse
@@ -259,6 +259,23 @@ def search(arrays, n_docs: int, queries, k: int, params: SearchParams, allowed=N
     impact_scores, rows, query_scales, _ = search_impacts(arrays, n_docs, queries, k, params.rho, allowed)
     scores = impact_scores * query_scales[:, None].astype(np.float64)
     return np.where(rows >= 0, scores, -np.inf).astype(np.float32), rows
+
+
+def exhaustive(n_docs: int) -> tuple[dict, dict]:
+    """Every posting processed (rho unset): exact over the quantized vectors (scored_vectors)."""
+    return {}, {"rho": None}
+
+
+def scored_vectors(arrays, docs, queries):
+    """The documents and queries as a search scores them: their quantized impacts as weights."""
+    from ..vectors import SparseVectors
+
+    bits, scales = int(arrays["bits"][0]), np.asarray(arrays["term_scales"])
+    doc_impacts = quantize(docs.weights, scales[docs.terms], bits).astype(np.float32)
+    query_impacts, _ = quantize_queries(queries.offsets, queries.terms, queries.weights, scales, bits)
+    return (SparseVectors(docs.offsets, docs.terms, doc_impacts, docs.ids, docs.vocab, validate=False),
+            SparseVectors(queries.offsets, queries.terms, query_impacts.astype(np.float32), queries.ids, queries.vocab,
+                          validate=False))
 
 
 def tuning_grid(arrays, n_docs: int) -> dict[str, list]:

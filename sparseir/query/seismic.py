@@ -448,6 +448,12 @@ def complete_build(arrays: dict[str, np.ndarray], docs, params) -> dict[str, np.
     return arrays
 
 
+def exhaustive(n_docs: int) -> tuple[dict, dict]:
+    """Every posting kept, unpruned summaries, float32 weights, every list and block visited."""
+    return ({"n_postings": 10**6, "summary_energy": 1.0, "forward_dtype": "float32"},
+            {"query_cut": 10**6, "heap_factor": 1.0})
+
+
 def tuning_grid(arrays, n_docs: int) -> dict[str, list]:
     """Each knob from cheap to accurate (see sparseir.tune); n_knn only when the index stores a graph."""
     grid = {"query_cut": [1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 30, 50],

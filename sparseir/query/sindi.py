@@ -308,6 +308,12 @@ def search(arrays, n_docs: int, queries, k: int, params: SearchParams, allowed=N
     return out_scores, out_rows
 
 
+def exhaustive(n_docs: int) -> tuple[dict, dict]:
+    """Nothing pruned, float32 values and weights, every document a candidate."""
+    return ({"doc_prune_ratio": 0.0, "value_dtype": "float32", "forward_dtype": "float32"},
+            {"query_prune_ratio": 0.0, "n_candidate": max(1, n_docs)})
+
+
 def tuning_grid(arrays, n_docs: int) -> dict[str, list]:
     """Each knob from cheap to accurate (see sparseir.tune)."""
     return {"query_prune_ratio": [0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0],
