@@ -17,7 +17,8 @@ import numpy as np
 from . import storage
 from .errors import IndexFormatError, ParameterError, require
 from .filters import Allowed, direct_queries, filter_rows, resolve as resolve_filters
-from .kinds import KINDS, Kind, get_kind, kind_names, make_params
+from .kinds import (DEFAULT_KIND, GROUND_TRUTH_BUILD, GROUND_TRUTH_KIND, KINDS, Kind, get_kind, kind_names,
+                    make_params)
 from .layout.checks import Length, Rule, check_arrays, read_whole
 from .searchable import SearchableBase, as_queries, check_k, prepare_queries
 from .indexer.exact import term_counts
@@ -63,7 +64,7 @@ class Index(SearchableBase):
     # --- construction -------------------------------------------------------------
 
     @classmethod
-    def build(cls, docs: SparseVectors, kind: str = "exact", attributes=None, workspace: Workspace = IN_MEMORY,
+    def build(cls, docs: SparseVectors, kind: str = DEFAULT_KIND, attributes=None, workspace: Workspace = IN_MEMORY,
               **params) -> "Index":
         """`workspace` holds the build's large arrays: in memory (default) or out of core
         (``sparseir.workspace``, as ``build_index_from`` sets it up); the index is the same."""
@@ -314,7 +315,7 @@ class threads_limit:
 def ground_truth_index(docs: SparseVectors) -> Index:
     """An index whose search is exact search, rows as in `docs`: block-max in safe mode, which
     returns exactly the exact top-k (scores bit for bit, ties by row) several times faster."""
-    return build_index(docs, kind="blockmax", reorder="none")
+    return build_index(docs, kind=GROUND_TRUTH_KIND, **GROUND_TRUTH_BUILD)
 
 
 def in_rows_of(docs: SparseVectors, doc_ids: np.ndarray) -> SparseVectors:
@@ -339,14 +340,14 @@ def in_build_order(docs: SparseVectors, attributes, reorder: str):
     return docs.take(order), None if attributes is None else attributes.take(order)
 
 
-def build_index(docs: SparseVectors, kind: str = "exact", attributes=None, workspace: Workspace = IN_MEMORY,
+def build_index(docs: SparseVectors, kind: str = DEFAULT_KIND, attributes=None, workspace: Workspace = IN_MEMORY,
                 **params) -> Index:
     """Build an index of `kind` (one of ``KINDS``) over `docs`; `attributes` (a pyarrow Table, one
     row per document, see ``sparseir.attributes``) are stored for filtered search."""
     return Index.build(docs, kind, attributes, workspace, **params)
 
 
-def build_index_from(vectors: str | os.PathLike, output: str | os.PathLike, kind: str = "exact",
+def build_index_from(vectors: str | os.PathLike, output: str | os.PathLike, kind: str = DEFAULT_KIND,
                      memory_budget: int | str = "1G", format: str | None = None, vocab="auto", bad_lines=None,
                      attributes=None, overwrite: bool = False, progress: bool = False, **params) -> Index:
     """Build an index over a vectors file (or a directory or glob of parts) out of core, save it

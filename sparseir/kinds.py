@@ -43,8 +43,12 @@ CAPABILITIES = {
     "tuning": "query.tuning_grid gives the knobs that sparseir tune searches",
 }
 REQUIRED_CAPABILITIES = frozenset({"filters"})
-# The kind small segments of a segmented index use: exhaustive, with nothing to build but postings.
-SMALL_SEGMENT_KIND = "exact"
+# The registry's choices of a kind for a role, so that generic code names none:
+DEFAULT_KIND = "exact"          # what build_index and the command line build unless told
+SMALL_SEGMENT_KIND = "exact"    # small segments of a segmented index: exhaustive, nothing to build but postings
+# Ground truth for tuning and the bench: returns exact search's top-k (scores bit for bit,
+# ties by row) several times faster, built in the documents' order.
+GROUND_TRUTH_KIND, GROUND_TRUTH_BUILD = "blockmax", {"reorder": "none"}
 
 __all__ = ["CAPABILITIES", "KINDS", "Kind", "KindContractError", "get_kind", "kind_names", "make_params",
            "parameter_fields", "register_kind"]

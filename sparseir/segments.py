@@ -64,7 +64,7 @@ import numpy as np
 from .errors import IndexFormatError, ParameterError, SparseirError, require
 from .fileio import atomic_file, remove_stale_temps_in, temp_names
 from .index import Index, build_index, in_build_order
-from .kinds import SMALL_SEGMENT_KIND, get_kind, kind_names, make_params
+from .kinds import DEFAULT_KIND, SMALL_SEGMENT_KIND, get_kind, kind_names, make_params
 from .searchable import SearchableBase, check_k, prepare_queries
 from .sharded import merge_topk
 from .vectors import SparseVectors, Vocabulary
@@ -119,7 +119,7 @@ def foreign_names(path: str | os.PathLike) -> list[str]:
         return sorted(entry.name + ("/" if entry.is_dir() else "") for entry in entries if not is_own(entry))
 
 
-def create_segmented(path: str | os.PathLike, kind: str = "exact", small_segment: int = 10_000,
+def create_segmented(path: str | os.PathLike, kind: str = DEFAULT_KIND, small_segment: int = 10_000,
                      max_segments: int = 8, **build_params) -> "SegmentedIndex":
     """An empty segmented index of `kind` at `path` (which must not exist yet)."""
     path = Path(path)

@@ -28,7 +28,7 @@ from . import storage
 from .errors import IndexFormatError, ParameterError, require
 from .fileio import atomic_directory
 from .index import Index, in_build_order
-from .kinds import get_kind, make_params
+from .kinds import DEFAULT_KIND, get_kind, make_params
 from .filters import resolve as resolve_filters, split_per_query
 from .searchable import SearchableBase, check_k, prepare_queries
 from .vectors import SparseVectors
@@ -248,7 +248,7 @@ def load_sharded(path: str | os.PathLike, verify: bool = False, memory: str = "m
     return ShardedIndex(path, manifest, infos, [shard for shard, _ in opened], [rows for _, rows in opened])
 
 
-def build_sharded(docs: SparseVectors, path: str | os.PathLike, shards: int, kind: str = "exact",
+def build_sharded(docs: SparseVectors, path: str | os.PathLike, shards: int, kind: str = DEFAULT_KIND,
                   partition: str = "contiguous", overwrite: bool = False, attributes=None, **params) -> ShardedIndex:
     """Partition `docs`, build and save one `kind` index per shard under `path`, then open it.
 
