@@ -23,18 +23,12 @@ from typing import NamedTuple, Sequence
 import numpy as np
 
 from .errors import ParameterError
+from .query.allow import Allowed
 
 # Share of the collection up to which the allowed documents are scored directly. Scoring
 # a document costs about as much as one kernel visit of a candidate, and the kernels of the
 # approximate kinds visit a few percent of the collection at their usual settings.
 DIRECT_FRACTION = 0.02
-
-
-class Allowed(NamedTuple):
-    """A search's filters as the kernels take them (``sparseir.query.allow``)."""
-
-    bits: np.ndarray      # uint64 (n_filters, n_words), or (1, 0) when nothing is filtered
-    of_query: np.ndarray  # int64 (n_queries,): each query's row of bits
 
 
 class Filter:

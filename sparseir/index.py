@@ -21,7 +21,7 @@ from .kinds import (DEFAULT_KIND, GROUND_TRUTH_BUILD, GROUND_TRUTH_KIND, KINDS, 
                     make_params)
 from .layout.checks import Length, Rule, check_arrays, read_whole
 from .searchable import SearchableBase, as_queries, check_k, prepare_queries
-from .indexer.exact import term_counts
+from .indexer.inversion import term_counts
 from .vectors import SparseVectors
 from .workspace import IN_MEMORY, Workspace
 

@@ -14,7 +14,7 @@ import sparseir
 from sparseir import SparseVectors, Vocabulary
 from sparseir.errors import ParameterError
 from sparseir.layout import UNIT_WEIGHTS
-from sparseir.layout.forward import forward_index
+from sparseir.indexer.forward import forward_index
 
 from conftest import assert_same_topk, random_vectors
 from test_saat import assert_exact_over_quantized

@@ -133,7 +133,7 @@ def test_disk_mode_keeps_summaries_and_documents_out_of_ram(tmp_path):
 def test_block_records_hold_each_blocks_documents(tmp_path):
     """Decoded, every record lists its block's documents with their forward-index vectors."""
     from sparseir.layout.forward import read_doc
-    from sparseir.layout.seismic import read_record
+    from sparseir.query.seismic import read_record
 
     docs = random_vectors(np.random.default_rng(7), 300, 100, 10)
     a = sparseir.build_index(docs, kind="seismic", **DISK_BLOCKS).arrays

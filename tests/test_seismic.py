@@ -11,8 +11,9 @@ import sparseir
 from sparseir import ParameterError, SparseVectors, Vocabulary
 from sparseir.layout import forward as forward_layout
 from sparseir.layout import read
-from sparseir.layout.seismic import (Summaries, block_field_widths, entry_block, list_summary_entries,
-                                     packed_entry_blocks)
+from sparseir.indexer.seismic import packed_entry_blocks
+from sparseir.layout.seismic import Summaries, block_field_widths
+from sparseir.query.seismic import entry_block, list_summary_entries
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 COLLECTIONS = ("debian-pkgs", "scifact", "nfcorpus", "cisi", "cranfield")

@@ -19,7 +19,7 @@ from ..params import OrderedBuild
 from ..layout import UNIT_WEIGHTS, stored_weights
 from ..vectors import SparseVectors
 from ..workspace import IN_MEMORY, Workspace
-from .exact import invert
+from .inversion import invert
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from ..quantize import SCALINGS, check_bits, levels, quantize, term_scales
 from ..params import OrderedBuild
 from ..vectors import SparseVectors
 from ..workspace import IN_MEMORY, Workspace
-from .exact import invert
+from .inversion import invert
 
 
 @dataclass(frozen=True)

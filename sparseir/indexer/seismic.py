@@ -25,15 +25,14 @@ from numba import njit, prange
 
 from ..errors import ParameterError, require
 from ..layout import UNIT_WEIGHTS
-from ..layout.forward import FORWARD_DTYPES, forward_index, read_doc, term_dtype
-from ..layout.seismic import (block_records, largest_reads, offsets_of, packed_entry_blocks, record_offsets,
-                              smallest_uint)
-from ..query.scratch import thread_chunks
-from ..query.topk import heaviest_terms
+from ..layout.forward import FORWARD_DTYPES, read_doc, term_dtype
+from ..layout.seismic import block_field_widths, largest_reads, record_layout, record_vectors
+from ..kernels import heaviest_terms, offsets_of, smallest_uint, thread_chunks
 from ..params import OrderedBuild
 from ..vectors import SparseVectors
 from ..workspace import IN_MEMORY, NONZERO_BYTES, Workspace
-from .exact import ALL_WEIGHTS, invert, term_counts
+from .inversion import ALL_WEIGHTS, invert, term_counts
+from .forward import forward_index
 
 CLUSTERINGS = ("clustered", "fixed")
 # MS MARCO passage (8.8M documents) is where the paper's n_postings = 3500 comes from.
@@ -632,3 +631,95 @@ def blocks_per_term(nonempty: np.ndarray, block_slots: np.ndarray) -> np.ndarray
     """How many of each term's candidate blocks are non-empty."""
     filled = offsets_of(nonempty.astype(np.int64))
     return filled[block_slots[1:]] - filled[block_slots[:-1]]
+
+
+@njit(parallel=True, cache=True)
+def pack_entry_blocks(list_lo, list_hi, list_entries, list_block_words, list_block_width, entry_blocks,
+                      entry_block_bits):
+    """Write the entry block numbers of lists list_lo:list_hi as list_block_width-bit fields, from
+    each one's first uint32 word on."""
+    for t in prange(list_lo, list_hi):
+        width = np.int64(list_block_width[t])
+        first = list_entries[t]
+        for e in range(first, list_entries[t + 1]):
+            bit = (e - first) * width
+            word = list_block_words[t] + (bit >> 5)
+            field = np.uint64(entry_blocks[e]) << np.uint64(bit & 31)
+            entry_block_bits[word] |= np.uint32(field & np.uint64(0xFFFFFFFF))
+            if field >> np.uint64(32):  # straddles: never touch the next list's first word for nothing
+                entry_block_bits[word + 1] |= np.uint32(field >> np.uint64(32))
+
+
+def packed_entry_blocks(list_blocks: np.ndarray, list_entries: np.ndarray, entry_blocks: np.ndarray,
+                        workspace: Workspace = IN_MEMORY):
+    """(list_block_width, list_block_words, entry_block_bits): every entry's block number, bit-packed per list
+    (read from entry_blocks a workspace chunk of lists at a time)."""
+    widths = block_field_widths(list_blocks)
+    words = offsets_of(-(-np.diff(list_entries) * widths // 32))
+    # Two spare words: a field is read as a pair of words, and a list of one block (width 0),
+    # which has none, still reads the pair at its start.
+    bits = np.zeros(words[-1] + 2, dtype=np.uint32)
+    for lo, hi in workspace.ranges(np.diff(list_entries) * entry_blocks.itemsize, "packing blocks"):
+        pack_entry_blocks(lo, hi, list_entries, words, widths, entry_blocks, bits)
+    return widths, words, bits
+
+
+@njit(parallel=True, cache=True)
+def record_sizes(block_offsets, block_docs, doc_offsets, term_itemsize, weight_itemsize, sizes):
+    """Bytes of each block's record into sizes."""
+    for b in prange(len(sizes)):
+        n = 0
+        for p in range(block_offsets[b], block_offsets[b + 1]):
+            n += np.int64(doc_offsets[block_docs[p] + 1]) - np.int64(doc_offsets[block_docs[p]])
+        sizes[b] = record_layout(block_offsets[b + 1] - block_offsets[b], n, term_itemsize, weight_itemsize)[3]
+
+
+@njit(parallel=True, cache=True)
+def write_records(block_lo, block_hi, block_offsets, block_docs, doc_offsets, doc_terms, doc_weights,
+                  weight_itemsize, record_offsets, records):
+    """The records of blocks block_lo:block_hi (see the module docstring)."""
+    for b in prange(block_lo, block_hi):
+        first, m = block_offsets[b], block_offsets[b + 1] - block_offsets[b]
+        record = records[record_offsets[b]:record_offsets[b + 1]]
+        offsets_at, terms_at, _, _ = record_layout(m, 0, 1, 1)
+        rows = record[:offsets_at].view(np.int32)
+        entry_offsets = record[offsets_at:terms_at].view(np.uint32)
+        entry_offsets[0] = 0
+        for i in range(m):
+            doc = block_docs[first + i]
+            rows[i] = doc
+            entry_offsets[i + 1] = entry_offsets[i] + np.uint32(doc_offsets[doc + 1] - doc_offsets[doc])
+        n = np.int64(entry_offsets[m])
+        _, terms_at, weights_at, end = record_layout(m, n, doc_terms.itemsize, weight_itemsize)
+        terms, weights = record_vectors(record, terms_at, weights_at, n, doc_terms, doc_weights, weight_itemsize)
+        for i in range(m):
+            lo, hi = np.int64(doc_offsets[rows[i]]), np.int64(doc_offsets[rows[i] + 1])
+            at = np.int64(entry_offsets[i])
+            terms[at:at + hi - lo] = doc_terms[lo:hi]
+            if weight_itemsize:
+                weights[at:at + hi - lo] = doc_weights[lo:hi]
+        record[terms_at + n * doc_terms.itemsize:weights_at] = 0  # alignment padding: files equal byte for byte
+        record[weights_at + n * weight_itemsize:end] = 0
+
+
+def record_offsets(block_offsets: np.ndarray, block_docs: np.ndarray, forward: dict) -> np.ndarray:
+    """block_record_offsets: where each block's record starts, and (last) the records' bytes."""
+    doc_weights = forward["doc_weights"]
+    sizes = np.empty(len(block_offsets) - 1, dtype=np.int64)
+    record_sizes(block_offsets, block_docs, forward["doc_offsets"], forward["doc_terms"].itemsize,
+                 doc_weights.itemsize if doc_weights.size else 0, sizes)
+    return offsets_of(sizes)
+
+
+def block_records(offsets: np.ndarray, block_offsets: np.ndarray, block_docs: np.ndarray, forward: dict,
+                  workspace: Workspace = IN_MEMORY) -> dict[str, np.ndarray]:
+    """block_record_offsets (`offsets`, from record_offsets) and block_records, written a
+    workspace chunk of blocks at a time (out of core, into a file that saving the index links
+    instead of copying)."""
+    doc_terms, doc_weights = forward["doc_terms"], forward["doc_weights"]
+    weight_itemsize = doc_weights.itemsize if doc_weights.size else 0
+    records = workspace.empty(offsets[-1], np.uint8, whole_file=True)
+    for lo, hi in workspace.ranges(np.diff(offsets), "block records"):
+        write_records(lo, hi, block_offsets, block_docs, forward["doc_offsets"], doc_terms, doc_weights,
+                      weight_itemsize, offsets, records)
+    return {"block_record_offsets": offsets, "block_records": records}

@@ -19,13 +19,13 @@ from numba import njit, prange
 
 from ..errors import require
 from ..layout import UNIT_WEIGHTS
-from ..layout.forward import FORWARD_DTYPES, forward_index
-from ..layout.seismic import offsets_of
+from ..layout.forward import FORWARD_DTYPES
 from ..layout.sindi import CODE_LEVELS, MAX_WINDOW
-from ..query.scratch import thread_chunks
+from ..kernels import offsets_of, thread_chunks
 from ..params import OrderedBuild
 from ..vectors import SparseVectors
 from ..workspace import IN_MEMORY, Workspace
+from .forward import forward_index
 
 VALUE_DTYPES = ("uint8", "float32")
 MIN_OFFSETS_BUDGET = 1 << 24  # list offsets allowed whatever the collection (128 MiB)

@@ -1,9 +1,10 @@
 """Array layouts: what each kind's index arrays are, declared once.
 
-A kind's builder writes its arrays through its layout module, its query kernels receive
-them as the layout's NamedTuples (fields read by name, never unpacked by position), and
-the tests decode them through the same module. ``forward`` is the forward index that
-the Seismic and SINDI kinds share for exact rescoring. Each module's ``CHECKS`` declares
+Declarations only: each kind's arrays (names, dtypes, groups as NamedTuples that kernels
+read fields of by name), its capabilities, its version, and the arithmetic of its on-disk
+format that its writer (``indexer/``) and its readers (``query/``) share, as where a
+record's parts start. Nothing here builds or searches. ``forward`` is the forward index
+that the Seismic and SINDI kinds share for exact rescoring. Each module's ``CHECKS`` declares
 what its arrays must satisfy, which every open verifies (``checks``).
 """
 

@@ -44,9 +44,9 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
-from ..workspace import IN_MEMORY, Workspace
+from ..kernels import offsets_of
 from . import DiskMode
 from .checks import Derived, Guarded, Length, Offsets, Param, Rule, Weights
 from .forward import CHECKS as FORWARD_CHECKS, ON_DISK as FORWARD_ON_DISK
@@ -107,20 +107,6 @@ class Summaries(NamedTuple):
     summary_min: np.ndarray
 
 
-def offsets_of(sizes: np.ndarray) -> np.ndarray:
-    offsets = np.zeros(len(sizes) + 1, dtype=np.int64)
-    np.cumsum(sizes, out=offsets[1:])
-    return offsets
-
-
-def smallest_uint(largest: int):
-    """The narrowest unsigned dtype holding 0..largest: index bytes are mostly such counters."""
-    for dtype in (np.uint8, np.uint16, np.uint32):
-        if largest <= np.iinfo(dtype).max:
-            return dtype
-    return np.int64
-
-
 # --- block numbers, bit-packed per list ------------------------------------------------
 
 def block_field_widths(list_blocks: np.ndarray) -> np.ndarray:
@@ -132,66 +118,7 @@ def block_field_widths(list_blocks: np.ndarray) -> np.ndarray:
     return widths
 
 
-@njit(parallel=True, cache=True)
-def pack_entry_blocks(list_lo, list_hi, list_entries, list_block_words, list_block_width, entry_blocks,
-                      entry_block_bits):
-    """Write the entry block numbers of lists list_lo:list_hi as list_block_width-bit fields, from
-    each one's first uint32 word on."""
-    for t in prange(list_lo, list_hi):
-        width = np.int64(list_block_width[t])
-        first = list_entries[t]
-        for e in range(first, list_entries[t + 1]):
-            bit = (e - first) * width
-            word = list_block_words[t] + (bit >> 5)
-            field = np.uint64(entry_blocks[e]) << np.uint64(bit & 31)
-            entry_block_bits[word] |= np.uint32(field & np.uint64(0xFFFFFFFF))
-            if field >> np.uint64(32):  # straddles: never touch the next list's first word for nothing
-                entry_block_bits[word + 1] |= np.uint32(field >> np.uint64(32))
-
-
-def packed_entry_blocks(list_blocks: np.ndarray, list_entries: np.ndarray, entry_blocks: np.ndarray,
-                        workspace: Workspace = IN_MEMORY):
-    """(list_block_width, list_block_words, entry_block_bits): every entry's block number, bit-packed per list
-    (read from entry_blocks a workspace chunk of lists at a time)."""
-    widths = block_field_widths(list_blocks)
-    words = offsets_of(-(-np.diff(list_entries) * widths // 32))
-    # Two spare words: a field is read as a pair of words, and a list of one block (width 0),
-    # which has none, still reads the pair at its start.
-    bits = np.zeros(words[-1] + 2, dtype=np.uint32)
-    for lo, hi in workspace.ranges(np.diff(list_entries) * entry_blocks.itemsize, "packing blocks"):
-        pack_entry_blocks(lo, hi, list_entries, words, widths, entry_blocks, bits)
-    return widths, words, bits
-
-
-@njit(cache=True, inline="always")
-def entry_block(entry_block_bits, word, width, r):
-    """Block within its list of a list's r-th summary entry: `width`-bit fields from uint32 `word` on."""
-    bit = r * width
-    at = word + (bit >> 5)
-    # A field may straddle two words; read both (<= 31 + 32 bits fit in 64).
-    pair = np.uint64(entry_block_bits[at]) | (np.uint64(entry_block_bits[at + 1]) << np.uint64(32))
-    return np.int64((pair >> np.uint64(bit & 31)) & ((np.uint64(1) << np.uint64(width)) - np.uint64(1)))
-
-
 # --- decoding, for tests and inspection --------------------------------------------------
-
-def list_summary_entries(summaries: Summaries, term: int) -> list[tuple[int, int, int]]:
-    """(entry, summary term, block within the list) of every summary entry of `term`'s list,
-    in stored order: its single-block terms, then its multi-block terms' entries."""
-    s = summaries
-    base, end = int(s.list_entries[term]), int(s.list_entries[term + 1])
-    word, width = int(s.list_block_words[term]), int(s.list_block_width[term])
-    singles = s.single_terms[s.list_single_offsets[term]:s.list_single_offsets[term + 1]]
-    multis = s.list_terms[s.list_term_offsets[term]:s.list_term_offsets[term + 1]]
-    starts = base + s.term_entries[s.list_term_offsets[term]:s.list_term_offsets[term + 1]].astype(np.int64)
-    owners = [*(int(t) for t in singles)]
-    for i, summary_term in enumerate(multis):
-        stop = int(starts[i + 1]) if i + 1 < len(starts) else end
-        owners += [int(summary_term)] * (stop - int(starts[i]))
-    if len(owners) != end - base:
-        raise ValueError(f"list {term}: {len(owners)} entries named, {end - base} stored")
-    return [(e, owners[e - base], int(entry_block(s.entry_block_bits, word, width, e - base)))
-            for e in range(base, end)]
 
 
 # --- block records (disk_blocks) ------------------------------------------------------------
@@ -208,102 +135,6 @@ def record_layout(m, n, term_itemsize, weight_itemsize):
     terms_at = offsets_at + 4 * (m + 1)
     weights_at = terms_at + aligned(n * term_itemsize)
     return offsets_at, terms_at, weights_at, weights_at + aligned(n * weight_itemsize)
-
-
-@njit(parallel=True, cache=True)
-def record_sizes(block_offsets, block_docs, doc_offsets, term_itemsize, weight_itemsize, sizes):
-    """Bytes of each block's record into sizes."""
-    for b in prange(len(sizes)):
-        n = 0
-        for p in range(block_offsets[b], block_offsets[b + 1]):
-            n += np.int64(doc_offsets[block_docs[p] + 1]) - np.int64(doc_offsets[block_docs[p]])
-        sizes[b] = record_layout(block_offsets[b + 1] - block_offsets[b], n, term_itemsize, weight_itemsize)[3]
-
-
-@njit(parallel=True, cache=True)
-def write_records(block_lo, block_hi, block_offsets, block_docs, doc_offsets, doc_terms, doc_weights,
-                  weight_itemsize, record_offsets, records):
-    """The records of blocks block_lo:block_hi (see the module docstring)."""
-    for b in prange(block_lo, block_hi):
-        first, m = block_offsets[b], block_offsets[b + 1] - block_offsets[b]
-        record = records[record_offsets[b]:record_offsets[b + 1]]
-        offsets_at, terms_at, _, _ = record_layout(m, 0, 1, 1)
-        rows = record[:offsets_at].view(np.int32)
-        entry_offsets = record[offsets_at:terms_at].view(np.uint32)
-        entry_offsets[0] = 0
-        for i in range(m):
-            doc = block_docs[first + i]
-            rows[i] = doc
-            entry_offsets[i + 1] = entry_offsets[i] + np.uint32(doc_offsets[doc + 1] - doc_offsets[doc])
-        n = np.int64(entry_offsets[m])
-        _, terms_at, weights_at, end = record_layout(m, n, doc_terms.itemsize, weight_itemsize)
-        terms, weights = record_vectors(record, terms_at, weights_at, n, doc_terms, doc_weights, weight_itemsize)
-        for i in range(m):
-            lo, hi = np.int64(doc_offsets[rows[i]]), np.int64(doc_offsets[rows[i] + 1])
-            at = np.int64(entry_offsets[i])
-            terms[at:at + hi - lo] = doc_terms[lo:hi]
-            if weight_itemsize:
-                weights[at:at + hi - lo] = doc_weights[lo:hi]
-        record[terms_at + n * doc_terms.itemsize:weights_at] = 0  # alignment padding: files equal byte for byte
-        record[weights_at + n * weight_itemsize:end] = 0
-
-
-@njit(cache=True, inline="always")
-def record_vectors(record, terms_at, weights_at, n, doc_terms, doc_weights, weight_itemsize):
-    """A record's terms and weights, as views of the forward index's dtypes (weights empty if binary)."""
-    return (record[terms_at:terms_at + n * doc_terms.itemsize].view(doc_terms.dtype),
-            record[weights_at:weights_at + n * weight_itemsize].view(doc_weights.dtype))
-
-
-@njit(cache=True)
-def record_fits(record, m, term_itemsize, weight_itemsize):
-    """Whether a record read from disk is what read_record takes for m documents: entry offsets
-    from 0, non-decreasing, and exactly the bytes they call for. A damaged record fails, and is
-    never read past its end."""
-    offsets_at, terms_at, _, _ = record_layout(m, 0, 1, 1)
-    if record.shape[0] < terms_at:
-        return False
-    entry_offsets = record[offsets_at:terms_at].view(np.uint32)
-    if entry_offsets[0] != 0:
-        return False
-    for i in range(m):
-        if entry_offsets[i + 1] < entry_offsets[i]:
-            return False
-    return record_layout(m, np.int64(entry_offsets[m]), term_itemsize, weight_itemsize)[3] == record.shape[0]
-
-
-@njit(cache=True, inline="always")
-def read_record(record, m, doc_terms, doc_weights, weight_itemsize):
-    """(rows, entry offsets, terms, weights) of a block record of m documents."""
-    offsets_at, terms_at, _, _ = record_layout(m, 0, 1, 1)
-    entry_offsets = record[offsets_at:terms_at].view(np.uint32)
-    n = np.int64(entry_offsets[m])
-    _, _, weights_at, _ = record_layout(m, n, doc_terms.itemsize, weight_itemsize)
-    terms, weights = record_vectors(record, terms_at, weights_at, n, doc_terms, doc_weights, weight_itemsize)
-    return record[:offsets_at].view(np.int32), entry_offsets, terms, weights
-
-
-def record_offsets(block_offsets: np.ndarray, block_docs: np.ndarray, forward: dict) -> np.ndarray:
-    """block_record_offsets: where each block's record starts, and (last) the records' bytes."""
-    doc_weights = forward["doc_weights"]
-    sizes = np.empty(len(block_offsets) - 1, dtype=np.int64)
-    record_sizes(block_offsets, block_docs, forward["doc_offsets"], forward["doc_terms"].itemsize,
-                 doc_weights.itemsize if doc_weights.size else 0, sizes)
-    return offsets_of(sizes)
-
-
-def block_records(offsets: np.ndarray, block_offsets: np.ndarray, block_docs: np.ndarray, forward: dict,
-                  workspace: Workspace = IN_MEMORY) -> dict[str, np.ndarray]:
-    """block_record_offsets (`offsets`, from record_offsets) and block_records, written a
-    workspace chunk of blocks at a time (out of core, into a file that saving the index links
-    instead of copying)."""
-    doc_terms, doc_weights = forward["doc_terms"], forward["doc_weights"]
-    weight_itemsize = doc_weights.itemsize if doc_weights.size else 0
-    records = workspace.empty(offsets[-1], np.uint8, whole_file=True)
-    for lo, hi in workspace.ranges(np.diff(offsets), "block records"):
-        write_records(lo, hi, block_offsets, block_docs, forward["doc_offsets"], doc_terms, doc_weights,
-                      weight_itemsize, offsets, records)
-    return {"block_record_offsets": offsets, "block_records": records}
 
 
 def largest_reads(arrays) -> np.ndarray:
@@ -359,3 +190,10 @@ CHECKS = (
     Guarded("block_records", "records: the reader checks a record's entry offsets, then each row", optional=True),
     *FORWARD_CHECKS,
 )
+
+
+@njit(cache=True, inline="always")
+def record_vectors(record, terms_at, weights_at, n, doc_terms, doc_weights, weight_itemsize):
+    """A record's terms and weights, as views of the forward index's dtypes (weights empty if binary)."""
+    return (record[terms_at:terms_at + n * doc_terms.itemsize].view(doc_terms.dtype),
+            record[weights_at:weights_at + n * weight_itemsize].view(doc_weights.dtype))

@@ -8,10 +8,17 @@ at the cost of one test that does not change within a query.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit
 
-from ..filters import Allowed
+
+class Allowed(NamedTuple):
+    """A search's filters as the kernels take them."""
+
+    bits: np.ndarray      # uint64 (n_filters, n_words), or (1, 0) when nothing is filtered
+    of_query: np.ndarray  # int64 (n_queries,): each query's row of bits
 
 
 def everything(n_queries: int) -> Allowed:
@@ -38,3 +45,4 @@ def allowed_masks(allowed, n_queries: int, n_docs: int) -> np.ndarray:
         return np.ones((n_queries, n_docs), dtype=bool)
     rows = np.unpackbits(allowed.bits.view(np.uint8), axis=1, bitorder="little")[:, :n_docs].astype(bool)
     return rows[allowed.of_query]
+

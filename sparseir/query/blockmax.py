@@ -21,7 +21,7 @@ from numba import njit, prange
 from ..errors import require
 from ..layout import read
 from ..layout.blockmax import Bounds, Postings, block_size
-from .bits import count_bits, lowest_bit, stores_weights, weight_at
+from ..kernels import count_bits, lowest_bit, stores_weights, weight_at
 from .allow import allowed_row, everything, is_allowed
 from .scratch import is_index, run_chunks
 from .topk import empty_results, heap_drain, heap_push, heap_threshold

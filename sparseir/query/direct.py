@@ -11,7 +11,7 @@ import numpy as np
 from numba import njit, prange
 
 from .scratch import new_dense_query, run_chunks
-from .seismic import score_doc
+from .forward import score_doc
 from .topk import empty_results, heap_drain, heap_push
 
 

@@ -11,7 +11,7 @@ import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
-from .bits import weight_at
+from ..kernels import thread_chunks, weight_at
 
 # A dense query spans at least every 16-bit term id, so that a 16-bit id read from the bulk
 # (the forward index's and the summaries' ids, below 65,536 terms) indexes it with no test:
@@ -77,15 +77,6 @@ def run_chunks(search_chunk, search_batch, args: tuple, n_queries: int, out_scor
     else:
         search_batch(*args, n_chunks, out_scores, out_rows)
     return out_scores, out_rows
-
-
-def thread_chunks(n_queries: int) -> int:
-    """How many interleaved chunks of queries to run in parallel (one scratch each)."""
-    if n_queries <= 1:  # asking numba for its thread count takes locks: a single query need not
-        return 1
-    import numba
-
-    return max(1, min(n_queries, numba.get_num_threads()))
 
 
 @njit(cache=True)

@@ -19,20 +19,20 @@ from numba import njit, prange, types
 from numba.extending import overload
 
 from ..errors import require
-from ..layout.forward import read_forward
+from ..kernels import bits_of_float32, float32_from_bits, heaviest_terms, prefetch, weight_at
 from ..layout import read
-from ..layout.seismic import DISK_READS, Blocks, DiskReads, Summaries, entry_block, read_record, record_fits
-from .bits import bits_of_float32, float32_from_bits, prefetch, prefetch_lines, weight_at
-from .allow import allowed_row, everything, is_allowed
+from ..layout.forward import read_forward
+from ..layout.seismic import DISK_READS, Blocks, DiskReads, Summaries, record_layout, record_vectors
+from .allow import allowed_row, everything
+from .forward import score_candidates
 from .reads import DAMAGED, mark_failed, new_failed, raise_failed, read_range
-from .scratch import is_index, new_dense_query, run_chunks, term_slot
-from .topk import empty_results, heap_drain, heap_push, heap_threshold, heaviest_terms, is_worse
+from .scratch import new_dense_query, run_chunks, term_slot
+from .topk import empty_results, heap_drain, heap_threshold
 
 
 NO_KNN = np.empty((0, 0), dtype=np.int32)
-DOCS_AHEAD = 4
 # A list's summary directory is scanned, not searched, below this many terms per query term
-# (binary searches miss the cache at every step; measured crossover near 200 on debian-pkgs).
+# (binary searches miss the cache at every step, a scan reads on: docs/seismic.md has the measurements).
 SCAN_TERMS_PER_QUERY_TERM = 128
 
 
@@ -50,30 +50,6 @@ class SearchParams:
                 f"query_cut must be an integer >= 1, got {self.query_cut!r}")
         require(0.0 < self.heap_factor <= 1.0, f"heap_factor must lie in (0, 1], got {self.heap_factor!r}")
         require(isinstance(self.n_knn, int) and self.n_knn >= 0, f"n_knn must be an integer >= 0, got {self.n_knn!r}")
-
-
-# Reassociation lets LLVM vectorize the dot product into gathers (AVX2 / AVX-512): 28-37%
-# faster queries than four scalar partial sums on debian-pkgs, scifact and cisi. score_doc
-# stays a function of its own, since numba's inlining would give it its caller's strict
-# flags. No flag assumes finite values.
-VECTORIZE = {"reassoc", "nsz", "contract"}
-
-
-@njit(cache=True, fastmath=VECTORIZE)
-def score_doc(doc_offsets, doc_terms, doc_weights, term_gaps, doc, dense_query):
-    """Exact dot product of a document (forward index) with the dense query (``new_dense_query``)."""
-    score = np.float32(0.0)
-    lo, hi = np.int64(doc_offsets[doc]), np.int64(doc_offsets[doc + 1])
-    n_slots = dense_query.shape[0]
-    if term_gaps:  # a running sum, which keeps this loop from vectorizing: only where ids need it
-        term = np.int64(0)
-        for p in range(lo, hi):
-            term += doc_terms[p]
-            score += dense_query[term_slot(term, n_slots)] * weight_at(doc_weights, p)
-        return score
-    for p in range(lo, hi):
-        score += dense_query[term_slot(doc_terms[p], n_slots)] * weight_at(doc_weights, p)
-    return score
 
 
 @njit(cache=True)
@@ -188,70 +164,6 @@ def list_bounds(section, first, summary_min, summary_scale, q_terms, q_weights, 
         block_keys[b] = (np.int64(bits_of_float32(bound)) << 32) | np.int64(b)
         base[b] = 0.0
         coded[b] = 0.0
-
-
-@njit(cache=True, inline="always")
-def prefetch_doc(doc_offsets, doc_terms, doc_weights, doc):
-    """Prefetch every cache line of one document's forward-index entries."""
-    lo, hi = np.int64(doc_offsets[doc]), np.int64(doc_offsets[doc + 1])
-    prefetch_lines(doc_terms, lo, hi)
-    prefetch_lines(doc_weights, lo, hi)
-
-
-def vector_row(candidates, p, in_record):
-    """The row of (doc_offsets, doc_terms, doc_weights) holding candidate p's vector: candidates[p]
-    in the forward index (in_record None), p itself in a block record."""
-    return candidates[p] if in_record is None else p
-
-
-@overload(vector_row, inline="always")
-def _vector_row(candidates, p, in_record):
-    if isinstance(in_record, types.NoneType):  # resolved at compile time: no cost in the forward index
-        return lambda candidates, p, in_record: candidates[p]
-    return lambda candidates, p, in_record: p
-
-
-@njit(cache=True)
-def score_candidates(candidates, lo, hi, in_record, n_docs, doc_offsets, doc_terms, doc_weights, term_gaps,
-                     prefetch_docs, dense_query, visited, touched, n_touched, heap_scores, heap_rows, size, allowed):
-    """Score each of candidates[lo:hi] that `allowed` (a filter's bitset, empty: all) lets through and
-    that is not yet scored in this query; returns (n_touched, heap size). The vectors are
-    (doc_offsets, doc_terms, doc_weights): the forward index (in_record None), or a block
-    record's, in the candidates' order (``vector_row``). A candidate that is no row of the
-    n_docs (read from a damaged index's blocks, graph or records) is passed over.
-
-    One call per block rather than per document: a call passing this many arrays costs
-    about as much as scoring a short document.
-    """
-    # Documents lie scattered in the forward index, reached through doc_offsets: fetch every
-    # candidate's offsets and visited flag first, then each document's lines DOCS_AHEAD
-    # documents before it is scored. (A prefetch never faults; prefetch_doc reads offsets.)
-    if prefetch_docs:
-        for p in range(lo, hi):
-            prefetch(doc_offsets, vector_row(candidates, p, in_record))
-            prefetch(visited, candidates[p] >> 6)
-        for p in range(lo, min(hi, lo + DOCS_AHEAD)):
-            if is_index(candidates[p], n_docs):
-                prefetch_doc(doc_offsets, doc_terms, doc_weights, vector_row(candidates, p, in_record))
-    for p in range(lo, hi):
-        if prefetch_docs and p + DOCS_AHEAD < hi and is_index(candidates[p + DOCS_AHEAD], n_docs):
-            prefetch_doc(doc_offsets, doc_terms, doc_weights,
-                         vector_row(candidates, p + DOCS_AHEAD, in_record))
-        doc = candidates[p]
-        if not is_index(doc, n_docs):
-            continue
-        word, bit = doc >> 6, np.uint64(1) << np.uint64(doc & 63)
-        if not visited[word] & bit and is_allowed(allowed, doc):
-            visited[word] |= bit
-            touched[n_touched] = doc
-            n_touched += 1
-            score = score_doc(doc_offsets, doc_terms, doc_weights, term_gaps, vector_row(candidates, p, in_record),
-                              dense_query)
-            # Most candidates lose to the root: test here and spare them the call. (Moving this
-            # test into an inlined heap_push measured 3-6% slower on pypi-summaries.)
-            if size < heap_scores.shape[0] or is_worse(heap_scores[0], heap_rows[0], score, doc):
-                size = heap_push(heap_scores, heap_rows, size, score, doc)
-    return n_touched, size
 
 
 @njit(cache=True)
@@ -371,7 +283,7 @@ def search_chunk(blocks, summaries, forward, disk, knn, n_knn, max_blocks, n_ter
     n_queries = q_offsets.shape[0] - 1
     k = out_scores.shape[1]
     dense_query = new_dense_query(n_terms)
-    # One bit per document: 84 KB on pypi-summaries where bools took 670 KB of cache (3% faster).
+    # One bit per document, not a bool: an eighth of the cache for the same flags.
     visited = np.zeros((n_docs + 63) >> 6, dtype=np.uint64)
     touched = np.empty(n_docs, dtype=np.int32)
     cut_terms = np.empty(max(query_cut, k), dtype=np.int64)
@@ -462,3 +374,60 @@ def tuning_grid(arrays, n_docs: int) -> dict[str, list]:
         stored = int(arrays["knn"].shape[1])
         grid["n_knn"] = sorted({0, *(n for n in (2, 5, 10, 20, 50) if n < stored), stored})
     return grid
+
+
+@njit(cache=True, inline="always")
+def entry_block(entry_block_bits, word, width, r):
+    """Block within its list of a list's r-th summary entry: `width`-bit fields from uint32 `word` on."""
+    bit = r * width
+    at = word + (bit >> 5)
+    # A field may straddle two words; read both (<= 31 + 32 bits fit in 64).
+    pair = np.uint64(entry_block_bits[at]) | (np.uint64(entry_block_bits[at + 1]) << np.uint64(32))
+    return np.int64((pair >> np.uint64(bit & 31)) & ((np.uint64(1) << np.uint64(width)) - np.uint64(1)))
+
+
+def list_summary_entries(summaries: Summaries, term: int) -> list[tuple[int, int, int]]:
+    """(entry, summary term, block within the list) of every summary entry of `term`'s list,
+    in stored order: its single-block terms, then its multi-block terms' entries."""
+    s = summaries
+    base, end = int(s.list_entries[term]), int(s.list_entries[term + 1])
+    word, width = int(s.list_block_words[term]), int(s.list_block_width[term])
+    singles = s.single_terms[s.list_single_offsets[term]:s.list_single_offsets[term + 1]]
+    multis = s.list_terms[s.list_term_offsets[term]:s.list_term_offsets[term + 1]]
+    starts = base + s.term_entries[s.list_term_offsets[term]:s.list_term_offsets[term + 1]].astype(np.int64)
+    owners = [*(int(t) for t in singles)]
+    for i, summary_term in enumerate(multis):
+        stop = int(starts[i + 1]) if i + 1 < len(starts) else end
+        owners += [int(summary_term)] * (stop - int(starts[i]))
+    if len(owners) != end - base:
+        raise ValueError(f"list {term}: {len(owners)} entries named, {end - base} stored")
+    return [(e, owners[e - base], int(entry_block(s.entry_block_bits, word, width, e - base)))
+            for e in range(base, end)]
+
+
+@njit(cache=True)
+def record_fits(record, m, term_itemsize, weight_itemsize):
+    """Whether a record read from disk is what read_record takes for m documents: entry offsets
+    from 0, non-decreasing, and exactly the bytes they call for. A damaged record fails, and is
+    never read past its end."""
+    offsets_at, terms_at, _, _ = record_layout(m, 0, 1, 1)
+    if record.shape[0] < terms_at:
+        return False
+    entry_offsets = record[offsets_at:terms_at].view(np.uint32)
+    if entry_offsets[0] != 0:
+        return False
+    for i in range(m):
+        if entry_offsets[i + 1] < entry_offsets[i]:
+            return False
+    return record_layout(m, np.int64(entry_offsets[m]), term_itemsize, weight_itemsize)[3] == record.shape[0]
+
+
+@njit(cache=True, inline="always")
+def read_record(record, m, doc_terms, doc_weights, weight_itemsize):
+    """(rows, entry offsets, terms, weights) of a block record of m documents."""
+    offsets_at, terms_at, _, _ = record_layout(m, 0, 1, 1)
+    entry_offsets = record[offsets_at:terms_at].view(np.uint32)
+    n = np.int64(entry_offsets[m])
+    _, _, weights_at, _ = record_layout(m, n, doc_terms.itemsize, weight_itemsize)
+    terms, weights = record_vectors(record, terms_at, weights_at, n, doc_terms, doc_weights, weight_itemsize)
+    return record[:offsets_at].view(np.int32), entry_offsets, terms, weights

@@ -23,13 +23,13 @@ from numba import njit, prange, types
 from numba.extending import overload
 
 from ..errors import require
-from .bits import bits_of_float32, weight_at
+from ..kernels import bits_of_float32, thread_chunks, weight_at
 from .allow import allowed_row, everything, is_allowed
-from .scratch import new_dense_query, thread_chunks
+from .scratch import new_dense_query
 from ..layout.forward import read_forward
 from ..layout import read
 from ..layout.sindi import MAX_WINDOW, Postings, window_size as stored_window_size
-from .seismic import score_candidates
+from .forward import score_candidates
 from .topk import empty_results, heap_drain
 
 SCAN_GROUP = 16  # accumulators tested at once against the candidate threshold

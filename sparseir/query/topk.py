@@ -83,22 +83,3 @@ def empty_results(n_queries: int, k: int):
     return np.full((n_queries, k), -np.inf, dtype=np.float32), np.full((n_queries, k), -1, dtype=np.int64)
 
 
-@njit(cache=True)
-def heaviest_terms(q_terms, q_weights, query_cut, cut_terms):
-    """Write the query's min(query_cut, len) heaviest terms into cut_terms, heaviest first; returns the count.
-
-    Insertion into a short sorted prefix: query_cut is small and no array is allocated.
-    """
-    n = 0
-    for j in range(q_terms.shape[0]):
-        w = q_weights[j]
-        if n == query_cut and w <= q_weights[cut_terms[n - 1]]:
-            continue
-        i = n if n < query_cut else n - 1
-        while i > 0 and q_weights[cut_terms[i - 1]] < w:
-            cut_terms[i] = cut_terms[i - 1]
-            i -= 1
-        cut_terms[i] = j
-        if n < query_cut:
-            n += 1
-    return n

@@ -1,8 +1,10 @@
-"""Scalar primitives numba lacks on CPU: float16 decoding, float32 bit casts, lowest set bit, bit
-count, prefetching.
+"""Kernel utilities that building and searching share, below both (``indexer/`` and ``query/``
+import them; they import nothing of sparseir's).
 
-Each is a plain Python function (what runs under NUMBA_DISABLE_JIT) with an
-``@overload`` that compiles it to one LLVM instruction.
+Scalar primitives numba lacks on CPU (float16 decoding, float32 bit casts, lowest set bit,
+bit count, prefetching): each a plain Python function (what runs under NUMBA_DISABLE_JIT)
+with an ``@overload`` that compiles it to one LLVM instruction. Then how work is split
+across threads, a query's heaviest terms, and the offsets and counter widths of flat arrays.
 """
 
 from __future__ import annotations
@@ -156,3 +158,48 @@ def prefetch_lines(array, lo, hi):
     """Prefetch every cache line (64 bytes) of array[lo:hi]."""
     for i in range(lo, hi, max(1, CACHE_LINE // array.itemsize)):
         prefetch(array, i)
+
+
+def thread_chunks(n_queries: int) -> int:
+    """How many interleaved chunks of queries to run in parallel (one scratch each)."""
+    if n_queries <= 1:  # asking numba for its thread count takes locks: a single query need not
+        return 1
+    import numba
+
+    return max(1, min(n_queries, numba.get_num_threads()))
+
+
+@njit(cache=True)
+def heaviest_terms(q_terms, q_weights, query_cut, cut_terms):
+    """Write the query's min(query_cut, len) heaviest terms into cut_terms, heaviest first; returns the count.
+
+    Insertion into a short sorted prefix: query_cut is small and no array is allocated.
+    """
+    n = 0
+    for j in range(q_terms.shape[0]):
+        w = q_weights[j]
+        if n == query_cut and w <= q_weights[cut_terms[n - 1]]:
+            continue
+        i = n if n < query_cut else n - 1
+        while i > 0 and q_weights[cut_terms[i - 1]] < w:
+            cut_terms[i] = cut_terms[i - 1]
+            i -= 1
+        cut_terms[i] = j
+        if n < query_cut:
+            n += 1
+    return n
+
+
+def offsets_of(sizes: np.ndarray) -> np.ndarray:
+    """Offsets (int64, one more than sizes) whose consecutive pairs bound each item's slice."""
+    offsets = np.zeros(len(sizes) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+    return offsets
+
+
+def smallest_uint(largest: int):
+    """The narrowest unsigned dtype holding 0..largest: index bytes are mostly such counters."""
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        if largest <= np.iinfo(dtype).max:
+            return dtype
+    return np.int64
