@@ -23,11 +23,10 @@ from sparseir.cli import cli  # noqa: E402
 from sparseir.errors import ParameterError  # noqa: E402
 from sparseir.pyterrier import SparseirEncoder, SparseirIndex  # noqa: E402
 
-# Slow: run with -m slow (CI runs both sets).
-pytestmark = pytest.mark.slow
-
 SCIFACT = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "scifact"
-pytestmark = pytest.mark.skipif(not SCIFACT.exists(), reason="the shared scifact collection is not here")
+# Slow: run with -m slow (CI runs both sets).
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not SCIFACT.exists(), reason="the shared scifact collection is not here")]
 
 
 def term_dict_records(vectors: sparseir.SparseVectors):
