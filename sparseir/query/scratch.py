@@ -8,15 +8,10 @@ which ``verify=True`` detects, but never make a kernel read or write outside its
 """
 
 import numpy as np
-from numba import njit, types
+from numba import njit
 from numba.extending import overload
 
 from ..kernels import thread_chunks, weight_at
-
-# A dense query spans at least every 16-bit term id, so that a 16-bit id read from the bulk
-# (the forward index's and the summaries' ids, below 65,536 terms) indexes it with no test:
-# past the vocabulary it reads a zero.
-DENSE_QUERY_SLOTS = 1 << 16
 
 
 def is_index(value, n):
@@ -32,22 +27,22 @@ def _is_index(value, n):
 
 def term_slot(term, n_slots):
     """The entry of a dense query (of n_slots, from ``new_dense_query``) that a term id read from an
-    index's bulk reads: a 16-bit id as it is, any other clamped to the last entry, which lies past
-    the vocabulary and so holds 0."""
+    index's bulk reads: the id itself, or, past the vocabulary (a damaged index), the last
+    entry, which holds 0."""
     return term if 0 <= term < n_slots else n_slots - 1
 
 
 @overload(term_slot, inline="always")
 def _term_slot(term, n_slots):
-    if term == types.uint16:  # resolved at compile time: no test where the dtype cannot leave the query
-        return lambda term, n_slots: term
+    # One unsigned min, which vectorizes with the dot product: a negative id wraps past n_slots.
     return lambda term, n_slots: min(np.uint64(term), np.uint64(n_slots - 1))
 
 
 @njit(cache=True)
 def new_dense_query(n_terms):
-    """Zeros for a query's weights by term id, spanning every 16-bit id and one entry past the vocabulary."""
-    return np.zeros(max(n_terms + 1, DENSE_QUERY_SLOTS), dtype=np.float32)
+    """Zeros for a query's weights by term id, and one entry past the vocabulary (``term_slot``).
+    As small as the vocabulary allows: a single query allocates and zeroes it on every call."""
+    return np.zeros(n_terms + 1, dtype=np.float32)
 
 
 @njit(cache=True)
