@@ -1,18 +1,21 @@
-"""Distributed search on Ray: one actor per shard, queries broadcast, top-k merged on the driver.
+"""Distributed search on Ray: shards placed across nodes, queries broadcast, top-k merged on the driver.
 
-    with DistributedIndex("index/", address="auto") as index:   # or address=None: a local cluster
+    with DistributedIndex("index/", address="auto", replicas=2) as index:   # or address=None: a local cluster
         scores, rows = index.search(queries, k=10)
 
 Every actor memory-maps its own shard of a sharded index (see ``sparseir.sharded``), so
 the directory must be readable at the same path on every node (a shared filesystem or a
-copy per node) and sparseir installed there. A batch is put once in the object store and
-sent to all actors; each returns its top-k with global rows; the driver merges them with
+copy per node) and sparseir installed there. Each shard runs as ``replicas`` actors, each
+pinned to a different node (``plan_placement``: shards spread over the nodes by free
+room). A batch is put once in the object store; each shard's queries are split among its
+live replicas, each returns its top-k with global rows, and the driver merges them with
 the single index's order, so results equal ``load_sharded(path).search``.
 
-An actor that dies (its process or node lost) is replaced and its shard retried, up to
-``retries`` times per batch. A shard still unavailable fails the call with
-``ShardUnavailableError`` naming it, unless ``allow_partial=True``: then the other
-shards' merged results come back as ``PartialResults`` listing the missing shards.
+A replica that dies (its process or node lost) has its part of the batch sent to another
+replica of the shard, and is replaced on a node that holds no copy of the shard yet, up to
+``retries`` restarts per shard and batch. A shard left without a live replica fails the
+call with ``ShardUnavailableError`` naming it, unless ``allow_partial=True``: then the
+other shards' merged results come back as ``PartialResults`` listing the missing shards.
 
 ``encode_with_ray`` encodes a large collection with Ray Data: encoder actors (one model
 each) write numbered Parquet parts in collection order; a rerun skips finished parts.
@@ -26,6 +29,7 @@ import functools
 import json
 import os
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,12 +80,16 @@ class RayConfig:
     local_cpus: int | None = field(default=None, metadata={
         "help": "CPUs of the local cluster started when no address is given (default: all)"})
     retries: int = field(default=2, metadata={"help": "actor restarts per shard and batch before giving up"})
+    replicas: int = field(default=1, metadata={
+        "help": "copies of each shard, each on a different node; a search fails over between them"})
 
     def __post_init__(self):
         require(self.cpus_per_shard > 0, f"cpus_per_shard must be > 0, got {self.cpus_per_shard!r}")
         require(self.local_cpus is None or self.local_cpus >= 1,
                 f"local_cpus must be >= 1, got {self.local_cpus!r}")
         require(isinstance(self.retries, int) and self.retries >= 0, f"retries must be >= 0, got {self.retries!r}")
+        require(isinstance(self.replicas, int) and not isinstance(self.replicas, bool) and self.replicas >= 1,
+                f"replicas must be a positive integer, got {self.replicas!r}")
         require(self.address is None or self.local_cpus is None, "local_cpus applies only without an address")
 
     @property
@@ -97,12 +105,19 @@ class ShardWorker:
         self.threads = threads
         self.index.warmup()
 
-    def search(self, batch: tuple[np.ndarray, np.ndarray, np.ndarray], k: int, threads: int | None,
-               knobs: dict) -> tuple[np.ndarray, np.ndarray]:
+    def search(self, batch: tuple[np.ndarray, np.ndarray, np.ndarray], start: int, stop: int, k: int,
+               threads: int | None, knobs: dict) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k of queries [start, stop) of the batch, with global rows."""
         offsets, terms, weights = batch
-        queries = SparseVectors(offsets, terms, weights, vocab=self.index.vocab, validate=False)
+        queries = SparseVectors(offsets, terms, weights, vocab=self.index.vocab, validate=False)[start:stop]
         scores, rows = self.index.search(queries, k=k, threads=threads or self.threads, **knobs)
         return scores, to_global(rows, self.global_rows)
+
+    def node_id(self) -> str:
+        """The Ray node this actor runs on."""
+        import ray
+
+        return ray.get_runtime_context().get_node_id()
 
 
 def import_ray():
@@ -112,8 +127,55 @@ def import_ray():
     return ray
 
 
+def node_capacity(ray, cpus_per_shard: float) -> dict[str, int]:
+    """Alive nodes -> how many shard actors their CPUs hold, in Ray's node order (nodes that hold none left out)."""
+    capacity = {}
+    for node in ray.nodes():
+        # A small tolerance: 0.3 CPUs per shard on a 0.9-CPU node holds 3 actors, not 2.
+        fits = int(node["Resources"].get("CPU", 0) / cpus_per_shard + 1e-9) if node["Alive"] else 0
+        if fits > 0:
+            capacity[node["NodeID"]] = fits
+    return capacity
+
+
+def plan_placement(n_shards: int, replicas: int, capacity: dict[str, int]) -> list[list[str]]:
+    """The nodes of each shard's replicas: `replicas` distinct nodes per shard, spread by free room.
+
+    `capacity` maps each node to the actors it can hold, in the order ties go. Each shard
+    takes the `replicas` nodes with the most room left (then the fewest actors): consecutive
+    shards land on different nodes, and no node fills up while another has room, so any
+    placement that fits is found. Too few nodes or too little room is a ParameterError.
+    """
+    usable = [node for node, room in capacity.items() if room > 0]
+    if len(usable) < replicas:
+        raise ParameterError(f"replicas={replicas} needs {replicas} nodes with room for a shard's actor; "
+                             f"the cluster has {len(usable)} (lower replicas or cpus_per_shard, or add nodes)")
+    room = {node: capacity[node] for node in usable}
+    held = dict.fromkeys(usable, 0)
+    order = {node: position for position, node in enumerate(usable)}
+    plan = []
+    for number in range(n_shards):
+        chosen = sorted((node for node in usable if room[node] > 0),
+                        key=lambda node: (-room[node], held[node], order[node]))[:replicas]
+        if len(chosen) < replicas:
+            raise ParameterError(f"the cluster's nodes hold {sum(capacity[node] for node in usable)} shard actors, "
+                                 f"not {n_shards} shards x {replicas} replicas (lower replicas or "
+                                 f"cpus_per_shard, or add nodes)")
+        for node in chosen:
+            room[node] -= 1
+            held[node] += 1
+        plan.append(chosen)
+    return plan
+
+
+def split_batch(n_queries: int, parts: int) -> list[tuple[int, int]]:
+    """[start, stop) ranges cutting n_queries into at most `parts` near-equal, non-empty runs."""
+    bounds = np.linspace(0, n_queries, min(parts, n_queries) + 1).round().astype(int)
+    return [(int(start), int(stop)) for start, stop in zip(bounds[:-1], bounds[1:])]
+
+
 class DistributedIndex(SearchableBase):
-    """A sharded index served by one Ray actor per shard; searches like ``Index``."""
+    """A sharded index served by Ray actors (``replicas`` per shard, on distinct nodes); searches like ``Index``."""
 
     def __init__(self, path: str | os.PathLike, config: RayConfig | None = None, **config_values):
         self.config = config if config is not None else RayConfig(**config_values)
@@ -123,6 +185,8 @@ class DistributedIndex(SearchableBase):
         self.local = load_sharded(self.path)
         self.infos = self.local.infos
         self.restarts = [0] * len(self.infos)
+        self.actors: list[list] = []
+        self.nodes: list[list[str]] = []
         ray = import_ray()
         self._started_cluster = not ray.is_initialized()
         if self._started_cluster:
@@ -130,7 +194,15 @@ class DistributedIndex(SearchableBase):
                 ray.init(num_cpus=self.config.local_cpus, include_dashboard=False, log_to_driver=False)
             else:
                 ray.init(address=self.config.address, log_to_driver=False)
-        self.actors = [self._start(number) for number in range(len(self.infos))]
+        try:
+            self.nodes = plan_placement(self.n_shards, self.config.replicas,
+                                        node_capacity(ray, self.config.cpus_per_shard))
+        except ParameterError:
+            self.close()
+            raise
+        self.actors = [[self._start(number, node) for node in nodes] for number, nodes in enumerate(self.nodes)]
+        # Replicas whose actor died and found no node to restart on: (shard, replica).
+        self.lost: set[tuple[int, int]] = set()
 
     # --- metadata, as a local index --------------------------------------------------
 
@@ -141,7 +213,8 @@ class DistributedIndex(SearchableBase):
     doc_ids = property(lambda self: self.local.doc_ids)
 
     def __repr__(self) -> str:
-        return f"DistributedIndex(kind={self.kind!r}, n_docs={self.n_docs}, shards={self.n_shards})"
+        return (f"DistributedIndex(kind={self.kind!r}, n_docs={self.n_docs}, shards={self.n_shards}, "
+                f"replicas={self.config.replicas})")
 
     def search_params(self, **knobs):
         return self.local.search_params(**knobs)
@@ -151,26 +224,54 @@ class DistributedIndex(SearchableBase):
 
     # --- actors ---------------------------------------------------------------------
 
-    def _start(self, number: int):
-        return self._start_worker(ShardWorker, number)
+    def _worker_class(self, number: int, node: str) -> type:
+        """The actor body for shard `number` on `node`: ShardWorker (tests substitute their own)."""
+        return ShardWorker
 
-    def _start_worker(self, body: type, number: int):
-        """An actor running `body` (ShardWorker, or a subclass) over shard `number`."""
+    def _start(self, number: int, node: str):
+        """An actor serving shard `number`, pinned to `node` so that replicas stay on distinct nodes."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
         ray = import_ray()
-        worker = ray.remote(body).options(num_cpus=self.config.cpus_per_shard, scheduling_strategy="SPREAD")
+        # Hard affinity: an actor that cannot start on its node fails (and is replaced
+        # elsewhere) rather than moving silently next to another copy of its shard.
+        worker = ray.remote(self._worker_class(number, node)).options(
+            num_cpus=self.config.cpus_per_shard, scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False))
         return worker.remote(str(self.path), self.infos[number], self.kind, self.config.actor_threads)
 
-    def _restart(self, number: int) -> None:
+    def _live(self, number: int) -> list[int]:
+        return [replica for replica in range(len(self.actors[number])) if (number, replica) not in self.lost]
+
+    def _restart(self, number: int, replica: int) -> bool:
+        """Replace a dead replica on an alive node with room that holds no other copy of its shard.
+
+        False (the replica stays lost) when no node qualifies: a second copy on the node of the
+        first would not survive that node.
+        """
         ray = import_ray()
-        ray.kill(self.actors[number], no_restart=True)  # it may be hung rather than dead
-        self.actors[number] = self._start(number)
+        ray.kill(self.actors[number][replica], no_restart=True)  # it may be hung rather than dead
+        self.lost.add((number, replica))
+        capacity = node_capacity(ray, self.config.cpus_per_shard)
+        held = Counter(self.nodes[shard][other] for shard in range(self.n_shards) for other in self._live(shard))
+        copies = {self.nodes[number][other] for other in self._live(number)}
+        candidates = [node for node, room in capacity.items() if room > held[node] and node not in copies]
+        if not candidates:
+            return False
+        # Another node before the one the replica died on: that node may be the one lost,
+        # not yet declared dead.
+        node = min(candidates, key=lambda node: (node == self.nodes[number][replica], held[node] - capacity[node]))
+        self.actors[number][replica] = self._start(number, node)
+        self.nodes[number][replica] = node
+        self.lost.discard((number, replica))
         self.restarts[number] += 1
+        return True
 
     def close(self) -> None:
         """Stop the actors (and the local cluster, if this index started it)."""
         ray = import_ray()
-        for actor in self.actors:
-            ray.kill(actor, no_restart=True)
+        for actors in self.actors:
+            for actor in actors:
+                ray.kill(actor, no_restart=True)
         self.actors = []
         if self._started_cluster:
             ray.shutdown()
@@ -181,8 +282,8 @@ class DistributedIndex(SearchableBase):
                filters=None, **knobs) -> PartialResults:
         """Top-k over every shard: (scores float32, global rows int64), each (n_queries, k).
 
-        Unpacks like ``Index.search``. With allow_partial=True a shard that stays down is
-        left out (with a PartialResultsWarning) and named in ``.missing_shards``.
+        Unpacks like ``Index.search``. With allow_partial=True a shard left without a live
+        replica is left out (with a PartialResultsWarning) and named in ``.missing_shards``.
         """
         ray = import_ray()
         k = check_k(k)
@@ -193,34 +294,73 @@ class DistributedIndex(SearchableBase):
         queries = prepare_queries(queries, self.vocab)
         if len(queries) == 0:
             return PartialResults(*empty_results(0, k))
+        restarted = Counter()  # restarts spent on each shard in this batch
+        causes: dict[int, str] = {}
+        for number, replica in sorted(self.lost):  # a node may have joined or freed room since
+            if restarted[number] < self.config.retries:
+                restarted[number] += 1
+                self._restart(number, replica)
         batch = ray.put((queries.offsets, queries.terms, queries.weights))  # sent once, read by every actor
-        call = (batch, k, threads, knobs)
-        pending = {self.actors[number].search.remote(*call): number for number in range(self.n_shards)}
-        answers, failures, attempts = {}, {}, [0] * self.n_shards
+        pending, load = {}, Counter()
+        parts: list[dict[int, tuple]] = [{} for _ in range(self.n_shards)]
+
+        def submit(number: int, replica: int, start: int, stop: int) -> None:
+            actor = self.actors[number][replica]
+            pending[actor.search.remote(batch, start, stop, k, threads, knobs)] = (number, replica, actor, start, stop)
+            load[number, replica] += 1
+
+        for number in range(self.n_shards):
+            live = self._live(number)
+            if not live:
+                causes[number] = "every replica was lost and none could be restarted"
+            for replica, (start, stop) in zip(live, split_batch(len(queries), len(live))):
+                submit(number, replica, start, stop)
         while pending:
             (ready,), _ = ray.wait(list(pending), num_returns=1)
-            number = pending.pop(ready)
+            number, replica, actor, start, stop = pending.pop(ready)
+            load[number, replica] -= 1
             try:
-                answers[number] = ray.get(ready)
-            except ray.exceptions.RayActorError as error:
-                attempts[number] += 1
-                if attempts[number] > self.config.retries:
-                    failures[number] = error
-                    continue
-                self._restart(number)
-                pending[self.actors[number].search.remote(*call)] = number
-        if failures and not allow_partial:
-            number, error = min(failures.items())
-            raise ShardUnavailableError(f"shard {number} ({self.path / self.infos[number].dir}) unavailable after "
-                                        f"{self.config.retries} restart(s): {describe(error)}")
-        if failures:
-            warnings.warn(f"partial results: shard(s) {sorted(failures)} of {self.n_shards} did not answer",
+                parts[number][start] = ray.get(ready)
+                continue
+            except failure_types(ray) as error:
+                causes[number] = describe(error)
+            # Only the first failure seen from an actor replaces it; later ones are its other
+            # parts of this batch, which just move.
+            if self.actors[number][replica] is actor and (number, replica) not in self.lost:
+                if restarted[number] < self.config.retries:
+                    restarted[number] += 1
+                    self._restart(number, replica)
+                else:
+                    ray.kill(actor, no_restart=True)
+                    self.lost.add((number, replica))
+            live = self._live(number)
+            if live:  # the least busy replica, an already running one before a fresh replacement
+                submit(number, min(live, key=lambda other: (other == replica, load[number, other])), start, stop)
+        missing = sorted(number for number in range(self.n_shards) if not self._complete(parts[number], len(queries)))
+        if missing and not allow_partial:
+            number = missing[0]
+            raise ShardUnavailableError(f"shard {number} ({self.path / self.infos[number].dir}) unavailable: "
+                                        f"no replica answered after {restarted[number]} restart(s): {causes[number]}")
+        if missing:
+            warnings.warn(f"partial results: shard(s) {missing} of {self.n_shards} did not answer",
                           PartialResultsWarning, stacklevel=2)
-        if not answers:
-            return PartialResults(*empty_results(len(queries), k), missing_shards=sorted(failures))
-        ordered = [answers[number] for number in sorted(answers)]
-        return PartialResults(*merge_topk([s for s, _ in ordered], [r for _, r in ordered], k),
-                              missing_shards=sorted(failures))
+        answered = [number for number in range(self.n_shards) if number not in missing]
+        if not answered:
+            return PartialResults(*empty_results(len(queries), k), missing_shards=missing)
+        shard_results = [[parts[number][start] for start in sorted(parts[number])] for number in answered]
+        return PartialResults(*merge_topk([np.concatenate([s for s, _ in runs]) for runs in shard_results],
+                                          [np.concatenate([r for _, r in runs]) for runs in shard_results], k),
+                              missing_shards=missing)
+
+    @staticmethod
+    def _complete(parts: dict[int, tuple], n_queries: int) -> bool:
+        return sum(len(scores) for scores, _ in parts.values()) == n_queries
+
+
+def failure_types(ray) -> tuple[type, ...]:
+    """What a lost replica raises: its actor died or never started, or its node took the answer with it."""
+    exceptions = ray.exceptions
+    return exceptions.RayActorError, exceptions.ActorUnschedulableError, exceptions.ObjectLostError
 
 
 def describe(error: Exception) -> str:

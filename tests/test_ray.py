@@ -66,7 +66,7 @@ def test_a_killed_actor_is_restarted_and_its_shard_retried(sharded_dir, collecti
     expected = sparseir.sharded.load_sharded(sharded_dir).search(queries, k=10)
     with open_distributed(sharded_dir) as index:
         index.warmup()
-        ray.kill(index.actors[1])
+        ray.kill(index.actors[1][0])
         scores, rows = index.search(queries, k=10)
         np.testing.assert_array_equal(rows, expected[1])
         np.testing.assert_array_equal(scores, expected[0])
@@ -93,11 +93,11 @@ def test_killing_an_actor_mid_batch_still_returns_correct_results(sharded_dir, c
     class HeldIndex(DistributedIndex):
         held = False
 
-        def _start(self, number):
+        def _worker_class(self, number, node):
             if number == 0 and not self.held:
                 self.held = True
-                return self._start_worker(HeldWorker, number)
-            return super()._start(number)
+                return HeldWorker
+            return super()._worker_class(number, node)
 
     with HeldIndex(sharded_dir, cpus_per_shard=ACTOR_CPUS) as index:
         found, failures = [], []
@@ -114,7 +114,7 @@ def test_killing_an_actor_mid_batch_still_returns_correct_results(sharded_dir, c
         while not entered.exists() and time.monotonic() < deadline:
             time.sleep(0.01)
         assert entered.exists(), "shard 0 never received the batch"
-        ray.kill(index.actors[0])
+        ray.kill(index.actors[0][0])
         searcher.join(timeout=120)
         assert not failures and not searcher.is_alive()
         assert index.restarts == [1, 0]
@@ -128,7 +128,7 @@ def test_a_shard_that_stays_down_fails_naming_it_unless_partial_is_allowed(shard
     with open_distributed(sharded_dir, retries=1) as index:
         index.warmup()
         shutil.rmtree(sharded_dir / "shard-0001")  # the replacement actor cannot load it
-        ray.kill(index.actors[1])
+        ray.kill(index.actors[1][0])
         with pytest.raises(ShardUnavailableError, match=r"shard 1 .*shard-0001.* missing"):
             index.search(queries, k=10)
         with warnings.catch_warnings(record=True) as caught:
