@@ -35,6 +35,17 @@ def stored_weights(weights: np.ndarray, binary: bool) -> np.ndarray:
     return UNIT_WEIGHTS if binary else weights
 
 
+def frozen(array: np.ndarray) -> np.ndarray:
+    """A read-only view of an index array. Kernels take every index array read-only, built in
+    memory or mapped from a file alike, so that each compiles once per dtype, not once per mix
+    of writable and mapped arrays."""
+    if not array.flags.writeable:
+        return array
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
 def read(group: type, arrays):
-    """The arrays of one group (a layout NamedTuple whose fields are array names), by name."""
-    return group(*(arrays[name] for name in group._fields))
+    """The arrays of one group (a layout NamedTuple whose fields are array names), by name, read-only."""
+    return group(*(frozen(arrays[name]) for name in group._fields))

@@ -17,6 +17,7 @@ import numpy as np
 from numba import njit
 
 from ..kernels import weight_at
+from . import frozen
 from .checks import Guarded, Length, Offsets, Weights
 
 FORWARD_DTYPES = ("float16", "float32")
@@ -60,6 +61,6 @@ def read_doc(doc_offsets, doc_terms, doc_weights, term_gaps, doc, terms, weights
 
 def read_forward(arrays) -> Forward:
     """The forward index of a built or loaded index, as its kernels take it."""
-    doc_terms, doc_weights = arrays["doc_terms"], arrays["doc_weights"]
-    return Forward(arrays["doc_offsets"], doc_terms, doc_weights, bool(arrays["doc_term_gaps"][0]),
+    doc_terms, doc_weights = frozen(arrays["doc_terms"]), frozen(arrays["doc_weights"])
+    return Forward(frozen(arrays["doc_offsets"]), doc_terms, doc_weights, bool(arrays["doc_term_gaps"][0]),
                    doc_terms.nbytes + doc_weights.nbytes > PREFETCH_ABOVE_BYTES)

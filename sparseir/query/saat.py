@@ -20,7 +20,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..errors import require
-from ..layout import read
+from ..layout import frozen, read
 from ..layout.saat import Segments, impact_bits
 from ..quantize import levels, quantize, quantize_queries
 from .allow import allowed_row, everything, is_allowed
@@ -229,7 +229,7 @@ def search_impacts(arrays, n_docs: int, queries, k: int, rho: int | None = None,
     bits = impact_bits(arrays)
     segments_of = read(Segments, arrays)
     q_impacts, query_scales = quantize_queries(queries.offsets, queries.terms, queries.weights,
-                                               arrays["term_scales"], bits)
+                                               frozen(arrays["term_scales"]), bits)
     n_queries = len(queries)
     term_segments = segments_of.term_segments
     segments_before = np.zeros(queries.nnz + 1, dtype=np.int64)

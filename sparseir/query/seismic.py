@@ -20,7 +20,7 @@ from numba.extending import overload
 
 from ..errors import require
 from ..kernels import bits_of_float32, float32_from_bits, heaviest_terms, prefetch, weight_at
-from ..layout import read
+from ..layout import frozen, read
 from ..layout.forward import read_forward
 from ..layout.seismic import DISK_READS, Blocks, DiskReads, Summaries, record_layout, record_vectors
 from .allow import allowed_row, everything
@@ -312,7 +312,7 @@ def search_batch(blocks, summaries, forward, disk, knn, n_knn, max_blocks, n_ter
 
 def search_arrays(arrays, queries, k: int, params: SearchParams, allowed=None):
     """Run the batch kernel over an index's arrays (built or loaded); (scores, rows) padded."""
-    knn = arrays.get("knn", NO_KNN)
+    knn = frozen(arrays.get("knn", NO_KNN))
     require(params.n_knn <= knn.shape[1],
             f"n_knn={params.n_knn} exceeds the {knn.shape[1]} neighbours stored at build (build with n_knn >= it)")
     out_scores, out_rows = empty_results(len(queries), k)
@@ -336,8 +336,8 @@ def disk_reads(arrays) -> DiskReads | None:
         return None
     disk = [files[name] for name in DISK_READS]
     return DiskReads(np.array([(file.fd, file.start, file.size) for file in disk], dtype=np.int64),
-                     new_failed(), *(file.empty for file in disk), arrays["block_record_offsets"],
-                     arrays["largest_reads"])
+                     new_failed(), *(file.empty for file in disk), frozen(arrays["block_record_offsets"]),
+                     frozen(arrays["largest_reads"]))
 
 
 def search(arrays, n_docs: int, queries, k: int, params: SearchParams, allowed=None):
