@@ -264,35 +264,35 @@ def read_ciff(path: str | os.PathLike, vocab: Vocabulary | str | None = "auto",
                              "(not a CIFF file, or an empty index)", path)
         lists = VectorBuilder(Vocabulary([]), workspace=workspace)  # rows: postings lists; columns: docids
         terms: dict[str, int] = {}
-        bar = workspace.progress_bar("reading postings lists", n_lists)
-        for number in range(n_lists):
-            start = messages.offset
-            postings = messages.read(PostingsList, f"postings list {number + 1} of {n_lists}")
-            where = f"postings list {number + 1} of {n_lists} ({postings.term!r}, at byte {start})"
-            if not postings.term or postings.term in terms:
-                raise InputError(f"{where}: {'no term' if not postings.term else 'its term repeats an earlier list'}",
-                                 path)
-            terms[postings.term] = number
-            count = len(postings.postings)
-            if postings.df != count:
-                raise InputError(f"{where}: df {postings.df} but {count} postings", path)
-            docids = np.fromiter((posting.docid for posting in postings.postings), np.int64, count)
-            tfs = np.fromiter((posting.tf for posting in postings.postings), np.int64, count)
-            problem = _postings_problem(docids, tfs, n_docs)
-            if problem:
-                raise InputError(f"{where}: {problem}", path)
-            np.cumsum(docids, out=docids)
-            keep = tfs > 0  # a zero impact scores nothing: the document does not hold the term
-            lists.add_rows([postings.term], np.array([int(keep.sum())], dtype=np.int64),
-                           docids[keep].astype(np.int32), tfs[keep].astype(np.float32))
-            bar.advance_to(number + 1)
-        bar.close()
+        with workspace.progress_bar("reading postings lists", n_lists) as bar:
+            for number in range(n_lists):
+                start = messages.offset
+                postings = messages.read(PostingsList, f"postings list {number + 1} of {n_lists}")
+                where = f"postings list {number + 1} of {n_lists} ({postings.term!r}, at byte {start})"
+                if not postings.term or postings.term in terms:
+                    raise InputError(f"{where}: {'no term' if not postings.term else 'its term repeats an earlier list'}",
+                                     path)
+                terms[postings.term] = number
+                count = len(postings.postings)
+                if postings.df != count:
+                    raise InputError(f"{where}: df {postings.df} but {count} postings", path)
+                docids = np.fromiter((posting.docid for posting in postings.postings), np.int64, count)
+                tfs = np.fromiter((posting.tf for posting in postings.postings), np.int64, count)
+                problem = _postings_problem(docids, tfs, n_docs)
+                if problem:
+                    raise InputError(f"{where}: {problem}", path)
+                np.cumsum(docids, out=docids)
+                keep = tfs > 0  # a zero impact scores nothing: the document does not hold the term
+                lists.add_rows([postings.term], np.array([int(keep.sum())], dtype=np.int64),
+                               docids[keep].astype(np.int32), tfs[keep].astype(np.float32))
+                bar.advance_to(number + 1)
         ids: list[str] = []
         for number in range(n_docs):
+            start = messages.offset
             record = messages.read(DocRecord, f"doc record {number + 1} of {n_docs}")
             if record.docid != number:
-                raise InputError(f"doc record {number + 1} of {n_docs} has docid {record.docid}; doc records "
-                                 "must number the documents 0, 1, ... in order", path)
+                raise InputError(f"doc record {number + 1} of {n_docs} (at byte {start}) has docid {record.docid}; "
+                                 "doc records must number the documents 0, 1, ... in order", path)
             ids.append(record.collection_docid)
         if not messages.at_end():
             raise InputError(f"the header counts {n_lists} postings lists and {n_docs} doc records, but more data "
