@@ -138,3 +138,25 @@ def test_eval_compare_on_the_command_line(tmp_path):
         options = [arg for arg in args if str(arg).startswith("--")]
         result = run("eval", *[arg for arg in args if arg not in options], tmp_path / "qrels.txt", *options)
         assert result.exit_code == 1 and message in result.output and result.output.count("\n") == 1, result.output
+
+
+def test_bench_tables_mark_significant_differences_from_the_first_row():
+    import dataclasses
+
+    from sparseir.bench.sweep import SettingResult, format_table, with_significance
+
+    qrels, good, worse, same = toy()
+    blank = SettingResult(**{f.name: None for f in dataclasses.fields(SettingResult)})
+    settings = [dataclasses.replace(blank, method=name, search={}, quality={"RR@10": value}, recall_vs_exact=1.0,
+                                    latency_ms={"mean": 1.0, "p99": 2.0}, qps=1.0, build_seconds=0.0)
+                for name, value in (("good", 1.0), ("worse", 1 / 6), ("same", 1.0))]
+    per_query = [{s.query_id: {"RR@10": 1.0 if s.doc_id.startswith("d") else 0.0} for s in run} for run in
+                 (good, [s for s in worse if s.doc_id.startswith("x") or int(s.doc_id[1:]) % 3], same)]
+    marked = with_significance(settings, per_query, qrels)
+    assert marked[0].significance is None and marked[1].significance["RR@10"] < 0.05
+    assert marked[2].significance["RR@10"] == 1.0
+    table = format_table({"k": 10, "measures": ["RR@10"], "settings": [dataclasses.asdict(s) for s in marked]})
+    rows = table.splitlines()
+    assert re.search(r"^worse .* 0\.\d{3}\* ", rows[3]) and "*" not in rows[2] + rows[4]
+    assert rows[-1].startswith("* differs from the first row: paired t-test")
+    assert with_significance(settings, per_query, None) == settings  # no qrels: nothing to test
