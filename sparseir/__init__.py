@@ -12,6 +12,7 @@ __version__ = "0.1.0"
 from .errors import IndexFormatError, InputError, ParameterError, SparseirError
 from .formats import (BadLines, Qrel, ScoredDoc, TextRecord, read_documents, read_qrels, read_queries, read_run,
                       read_texts, read_vectors, write_run, write_texts, write_vectors)
+from .fusion import fuse
 from .index import KINDS, Index, build_index, build_index_from
 from .loading import load_index
 from .segments import create_segmented, make_segmented
@@ -20,5 +21,5 @@ from .vectors import SparseVector, SparseVectors, Vocabulary
 
 __all__ = ["__version__", "BadLines", "Index", "IndexFormatError", "InputError", "KINDS", "ParameterError", "Qrel",
            "ScoredDoc", "Searchable", "SparseVector", "SparseVectors", "SparseirError", "TextRecord", "Vocabulary",
-           "build_index", "build_index_from", "create_segmented", "load_index", "make_segmented", "read_documents", "read_qrels", "read_queries", "read_run", "read_texts",
+           "build_index", "build_index_from", "create_segmented", "fuse", "load_index", "make_segmented", "read_documents", "read_qrels", "read_queries", "read_run", "read_texts",
            "read_vectors", "write_run", "write_texts", "write_vectors"]

@@ -23,15 +23,24 @@ EXTRAS: dict[str, tuple[tuple[str, str], ...]] = {
               ("pyterrier_pisa", "pyterrier-pisa")),
     "ray": (("ray", "ray"),),
     "pyterrier": (("pyterrier", "python-terrier"), ("pandas", "pandas")),
+    "interop": (("google.protobuf", "protobuf"), ("ciff_toolkit", "ciff-toolkit"), ("ranx", "ranx")),
 }
 # Packages a feature cannot do without (the bench peers are optional one by one).
 NEEDED = {"encode": ("torch", "transformers", "tokenizers", "safetensors"), "eval": ("ir_measures",),
-          "bench": ("matplotlib",), "ray": ("ray",), "pyterrier": ("pyterrier", "pandas")}
+          "bench": ("matplotlib",), "ray": ("ray",), "pyterrier": ("pyterrier", "pandas"),
+          "interop": ("google.protobuf", "ciff_toolkit", "ranx")}
 
 
 def missing(extra: str) -> list[str]:
     """The packages `extra`'s features need that are not installed."""
-    return [module for module in NEEDED[extra] if find_spec(module) is None]
+    return [module for module in NEEDED[extra] if not _installed(module)]
+
+
+def _installed(module: str) -> bool:
+    try:
+        return find_spec(module) is not None
+    except ModuleNotFoundError:  # a dotted name whose parent package is absent
+        return False
 
 
 def require_extra(extra: str, feature: str) -> None:

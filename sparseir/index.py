@@ -232,6 +232,41 @@ class Index(SearchableBase):
         offsets, allowed_rows = filter_rows(resolved)
         return direct.search(read_forward(self.arrays), len(self.vocab), queries, k, offsets, allowed_rows, of_query)
 
+    def stored_vectors(self, workspace: Workspace = IN_MEMORY) -> SparseVectors:
+        """The documents as the index holds them, in its rows (ids, vocabulary): read from the
+        forward index, or from the kind's own arrays (``stored_vectors`` of its indexer); a
+        quantized kind gives the weights its impacts stand for. Out of core, into `workspace`'s files."""
+        if self._kind.supports("forward_index"):
+            from .indexer.forward import forward_vectors
+
+            offsets, terms, weights = forward_vectors(self.arrays, workspace)
+        elif self._kind.stored_vectors is not None:
+            offsets, terms, weights = self._kind.stored_vectors(self.arrays, self.n_docs, workspace)
+        else:
+            raise ParameterError(f"a {self.kind} index keeps no document vectors to read back")
+        return SparseVectors(offsets, terms, weights, self.doc_ids, self.vocab, validate=False)
+
+    def to_ciff(self, path: str | os.PathLike, scale: float | None = None, bits: int | None = None,
+                description: str | None = None, memory_budget: int | str | None = None, overwrite: bool = False,
+                progress: bool = False) -> str:
+        """Write the stored vectors as a CIFF file (``sparseir.formats.ciff``; .gz compresses), their
+        weights quantized to integer impacts by `scale` (impact = rint(weight x scale)) or `bits`
+        (the largest weight gets 2^bits - 1). Returns the header's description, which states the
+        rule. memory_budget ("1G"): the inversion works out of core beside `path`, touching at
+        most that much at once."""
+        from . import __version__
+        from .fileio import check_output
+        from .formats.ciff import Quantization, write_ciff
+
+        quantization = Quantization(scale, bits)
+        check_output(path, inputs=[] if self.path is None else [self.path], overwrite=overwrite, kind="file")
+        if description is None:
+            description = f"sparseir {__version__}: {self.kind} index of {self.n_docs} documents"
+        workspace = (Workspace(progress=progress) if memory_budget is None
+                     else Workspace.beside(path, memory_budget, progress))
+        with workspace:
+            return write_ciff(self.stored_vectors(workspace), path, quantization, description, workspace, overwrite)
+
     def attribute_mask(self, expression: str) -> np.ndarray:
         """The documents whose stored attributes satisfy `expression` (``sparseir.attributes``)."""
         if self.attributes is None:

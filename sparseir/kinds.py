@@ -7,7 +7,10 @@ A kind is three modules, each with its part of the contract (the Protocols below
   disk), ``CHECKS`` (what every open verifies, ``sparseir.layout.checks``) and, with the
   ``disk_mode`` capability, ``DISK_MODE`` (``sparseir.layout.DiskMode``);
 - ``sparseir.indexer.<kind>`` builds them: ``BuildParams`` (a frozen dataclass deriving
-  from ``sparseir.params.OrderedBuild``) and ``build(docs, params, workspace) -> arrays``;
+  from ``sparseir.params.OrderedBuild``) and ``build(docs, params, workspace) -> arrays``,
+  and optionally ``stored_vectors(arrays, n_docs, workspace) -> (offsets, terms, weights)``,
+  the documents read back from the arrays (a kind with a forward index needs none: its
+  forward index holds them);
 - ``sparseir.query.<kind>`` searches them: ``SearchParams``, ``search(arrays, n_docs,
   queries, k, params, allowed=None) -> (scores, rows)``, ``exhaustive(n_docs) -> (build
   params, search knobs)`` under which it returns exact search's results, and optionally
@@ -96,6 +99,7 @@ class Kind:
     layout: ModuleType      # sparseir.layout.<kind>: the arrays, declared once
     layout_version: int     # of the kind's arrays; an index saved under another must be rebuilt
     capabilities: frozenset
+    stored_vectors: Callable | None = None  # (arrays, n_docs, workspace) -> CSR of the documents the arrays hold
 
     def supports(self, capability: str) -> bool:
         if capability not in CAPABILITIES:
@@ -167,7 +171,7 @@ def make_kind(name: str, indexer: ModuleType, query: ModuleType, layout: ModuleT
     return Kind(name, indexer.BuildParams, query.SearchParams, indexer.build, query.search,
                 getattr(query, "tuning_grid", None), getattr(query, "complete_build", None), query.exhaustive,
                 getattr(query, "scored_vectors", None), layout, layout.LAYOUT_VERSION,
-                frozenset(layout.CAPABILITIES))
+                frozenset(layout.CAPABILITIES), getattr(indexer, "stored_vectors", None))
 
 
 def contract_problems(indexer: ModuleType, query: ModuleType, layout: ModuleType) -> list[str]:

@@ -34,7 +34,7 @@ require_extra("pyterrier", "sparseir.pyterrier")
 import pandas as pd  # noqa: E402  (after the check: pyterrier brings pandas)
 import pyterrier as pt  # noqa: E402
 
-__all__ = ["SparseirEncoder", "SparseirIndex", "SparseirIndexer", "SparseirRetriever"]
+__all__ = ["FusionTransformer", "SparseirEncoder", "SparseirIndex", "SparseirIndexer", "SparseirRetriever", "fuse"]
 
 # Records per batch when streaming documents through an encoder.
 ENCODE_BATCH = 1024
@@ -212,6 +212,54 @@ class SparseirRetriever(pt.Transformer):
         result["rank"] = np.broadcast_to(np.arange(k), rows.shape)[found].astype(np.int64)
         result["score"] = scores[found].astype(np.float64)
         return result[query_columns + RESULT_COLUMNS] if len(result) else empty_result(query_columns)
+
+
+class FusionTransformer(pt.Transformer):
+    """Queries -> each transformer's results, fused into one ranking (``sparseir.fusion``: ranx's
+    rrf, combsum, combmnz or wsum over normalized scores). The result frame carries the query
+    columns, ``docno``, ``rank`` (from 0) and ``score``, best first within each query.
+
+        hybrid = fuse(encoder.query_encoder() >> SparseirIndex("idx").retriever(), dense_retriever, method="rrf")
+    """
+
+    def __init__(self, *transformers, method: str = "rrf", norm: str = "minmax", weights=None, rrf_k: int = 60,
+                 depth: int | None = 1000):
+        from .fusion import FusionConfig
+
+        self.transformers = list(transformers)
+        self.config = FusionConfig(method, norm, None if weights is None else tuple(weights), rrf_k, depth,
+                                   len(self.transformers))
+
+    def __repr__(self) -> str:
+        return f"FusionTransformer({', '.join(map(repr, self.transformers))}, method={self.config.method!r})"
+
+    def transform(self, inp: pd.DataFrame) -> pd.DataFrame:
+        from .formats import ScoredDoc
+        from .fusion import fuse_prepared, prepare
+
+        require_columns(inp, ["qid"], self)
+        query_columns = pt.model.query_columns(inp)
+        runs = []
+        for transformer in self.transformers:
+            result = transformer.transform(inp)
+            require_columns(result, ["qid", "docno", "score"], transformer)
+            # Rank order first: among equal scores, the order the transformer ranked them in.
+            ordered = result.sort_values("rank", kind="stable") if "rank" in result.columns else result
+            runs.append([ScoredDoc(str(q), str(d), float(s)) for q, d, s in
+                         zip(ordered["qid"], ordered["docno"], ordered["score"])])
+        if not any(runs):
+            return empty_result(query_columns).drop(columns=["docid"])
+        fused = fuse_prepared(prepare(runs), self.config)
+        frame = pd.DataFrame({"qid": [s.query_id for s in fused], "docno": [s.doc_id for s in fused],
+                              "score": [s.score for s in fused]})
+        frame["rank"] = frame.groupby("qid", sort=False).cumcount().astype(np.int64)
+        queries = inp[query_columns].assign(qid=inp["qid"].astype(str)).drop_duplicates("qid")
+        return queries.merge(frame, on="qid", how="inner")[query_columns + ["docno", "rank", "score"]]
+
+
+def fuse(*transformers, **options) -> FusionTransformer:
+    """A transformer fusing the results of `transformers` (``FusionTransformer``)."""
+    return FusionTransformer(*transformers, **options)
 
 
 def empty_result(query_columns: list[str]) -> pd.DataFrame:

@@ -130,3 +130,26 @@ def test_bad_inputs_are_one_line_errors(scifact_index, tmp_path):
     with pytest.raises(ParameterError, match="no documents to index"):
         SparseirIndex(tmp_path / "empty").indexer().index([])
     assert not (tmp_path / "x").exists() and not (tmp_path / "empty").exists()
+
+
+def test_fusion_transformer_fuses_a_sparseir_retriever_with_another(scifact_index, tmp_path):
+    pytest.importorskip("ranx")
+    from sparseir.pyterrier import fuse
+
+    docs = sparseir.read_vectors(SCIFACT / "vectors" / "collection.jsonl.gz")
+    sparseir.build_index(docs, kind="exact").save(tmp_path / "exact")
+    queries = sparseir.read_vectors(SCIFACT / "vectors" / "queries.jsonl.gz", vocab=docs.vocab)[:40]
+    topics = pd.DataFrame({"qid": list(queries.ids), "query_toks": [q.as_dict(docs.vocab) for q in queries]})
+    sparse, other = scifact_index.retriever(k=50, n_candidate=20), SparseirIndex(tmp_path / "exact").retriever(k=50)
+    hybrid = fuse(sparse, other, method="wsum", weights=[0.5, 0.5], depth=20)
+    result = hybrid(topics)
+    assert list(result.columns) == ["qid", "query_toks", "docno", "rank", "score"]
+    runs = [[sparseir.ScoredDoc(str(r.qid), r.docno, r.score) for r in t(topics).itertuples()] for t in (sparse, other)]
+    expected = sparseir.fuse(runs, method="wsum", weights=[0.5, 0.5], depth=20)
+    order = {qid: i for i, qid in enumerate(topics["qid"])}  # PyTerrier's: the queries in input order
+    expected = sorted(expected, key=lambda s: order[s.query_id])  # stable: each query's ranking kept
+    assert [(r.qid, r.docno) for r in result.itertuples()] == [(s.query_id, s.doc_id) for s in expected]
+    assert np.allclose(result["score"], [s.score for s in expected], atol=1e-12)
+    assert result.groupby("qid")["rank"].apply(lambda ranks: list(ranks) == list(range(len(ranks)))).all()
+    with pytest.raises(ParameterError, match="weights: 3 given for 2 runs"):
+        fuse(sparse, other, method="wsum", weights=[1, 2, 3])

@@ -168,6 +168,10 @@ class SettingResult:
     compile_seconds: float | None  # JIT warm-up, excluded from every timing; None for peers
     index_bytes: int | None  # on-disk size of the saved index
     memory_bytes: int | None  # peak RSS during build + searches, above the level before (Linux)
+    # Per measure, the p-value of the difference from the first setting (paired t-test over the
+    # judged queries, Holm-corrected over the settings; ``sparseir.compare``); None for the first
+    # setting, without qrels, or without the interop extra.
+    significance: dict[str, float] | None = None
 
 
 class PeakMemory:
@@ -312,8 +316,9 @@ def check_parameters(method: MethodConfig) -> None:
 
 
 def measure_method(method_config: MethodConfig, workload: Workload, config: BenchConfig, workdir: Path,
-                   log: Callable[[str], None]) -> list[SettingResult]:
-    """Build one method and measure each of its settings."""
+                   log: Callable[[str], None], per_query: list | None = None) -> list[SettingResult]:
+    """Build one method and measure each of its settings; per_query: a list that gets each
+    setting's per-query quality ({query: {measure: value}}), for the significance tests."""
     k, measures = config.k, config.measures
     with PeakMemory() as memory:
         method = make_method(method_config)
@@ -330,8 +335,10 @@ def measure_method(method_config: MethodConfig, workload: Workload, config: Benc
             all_cores, scores, rows = time_batch(engine, workload.queries, k, all_threads(), knobs,
                                                  config.batch_repeats)
             run = results_to_run(scores, rows, workload.query_ids, method.doc_ids)
-            quality = ({name: None for name in measures} if workload.qrels is None
-                       else evaluate(run, workload.qrels, measures).aggregate)
+            evaluation = None if workload.qrels is None else evaluate(run, workload.qrels, measures)
+            quality = {name: None for name in measures} if evaluation is None else evaluation.aggregate
+            if per_query is not None:
+                per_query.append(None if evaluation is None else evaluation.per_query)
             figures.append(dict(search=dict(knobs), quality=quality,
                                 recall_vs_exact=recall_vs_exact(run, workload.exact_run, k),
                                 latency_ms=latency_stats(single.latencies_s), single=single.summary(),
@@ -360,14 +367,30 @@ def run_bench(config: BenchConfig, docs: SparseVectors, queries: SparseVectors, 
         runnable.append(method_config)
     log(f"reference: exact top-{config.k} of {len(queries)} queries over {len(docs)} documents")
     workload = make_workload(docs, queries, qrels, config.k)
-    settings = []
+    settings, per_query = [], []
     for method_config in runnable:
-        settings.extend(measure_method(method_config, workload, config, Path(workdir), log))
+        settings.extend(measure_method(method_config, workload, config, Path(workdir), log, per_query))
+    settings = with_significance(settings, per_query, workload.qrels)
     return {"sparseir_version": __version__, "k": config.k, "measures": list(config.measures),
             "n_docs": len(docs), "n_queries": len(queries),
             "machine": {"cpus": os.cpu_count(), "threads": all_threads(), "python": platform.python_version(),
                         "platform": platform.platform()},
             "skipped": skipped, "settings": [dataclasses.asdict(setting) for setting in settings]}
+
+
+def with_significance(settings: list[SettingResult], per_query: list, qrels) -> list[SettingResult]:
+    """The settings with the p-values of their differences from the first (``SettingResult.significance``)."""
+    from ..extras import missing
+
+    if len(settings) < 2 or qrels is None or missing("interop") or any(values is None for values in per_query):
+        return settings
+    from ..compare import compare_per_query
+
+    measures = list(settings[0].quality)
+    comparison = compare_per_query({str(i): values for i, values in enumerate(per_query)},
+                                   sorted({qrel.query_id for qrel in qrels}), measures)
+    return [settings[0]] + [dataclasses.replace(setting, significance=comparison.p_values[str(i)])
+                            for i, setting in enumerate(settings[1:], start=1)]
 
 
 def bench_dataset(config: BenchConfig, dataset: Dataset, workdir: str | os.PathLike,
@@ -440,22 +463,32 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[tuple[float, flo
     return front
 
 
+SIGNIFICANCE_ALPHA = 0.05
+
+
 def format_table(results: Mapping[str, Any]) -> str:
     """The settings as an aligned text table, one row per setting."""
     measures = list(results.get("measures", ()))
     k = results["k"]
     header = ["method", "settings", *measures, f"R@{k} vs exact", "mean ms", "p99 ms", "QPS", "build s", "index MB"]
     rows = [header]
+    marked = False
     for s in results["settings"]:
+        significance = s.get("significance") or {}
+        marks = ["*" if significance.get(name) is not None and significance[name] <= SIGNIFICANCE_ALPHA else ""
+                 for name in measures]
+        marked = marked or any(marks)
         rows.append([s["method"], format_knobs(s["search"]),
-                     *[_number(s["quality"].get(name), 3) for name in measures],
+                     *[_number(s["quality"].get(name), 3) + mark for name, mark in zip(measures, marks)],
                      _number(s["recall_vs_exact"], 3), _number(s["latency_ms"]["mean"], 3),
                      _number(s["latency_ms"]["p99"], 3), _number(s["qps"], 0), _number(s["build_seconds"], 2),
                      _number(None if s["index_bytes"] is None else s["index_bytes"] / 1e6, 1)])
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(width) if i < 2 else cell.rjust(width) for i, (cell, width) in
                        enumerate(zip(row, widths))).rstrip() for row in rows]
-    return "\n".join([lines[0], "  ".join("-" * width for width in widths), *lines[1:]])
+    note = ([f"* differs from the first row: paired t-test over the judged queries, Holm-corrected, "
+             f"p <= {SIGNIFICANCE_ALPHA}"] if marked else [])
+    return "\n".join([lines[0], "  ".join("-" * width for width in widths), *lines[1:], *note])
 
 
 def _number(value: float | None, decimals: int) -> str:

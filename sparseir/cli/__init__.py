@@ -29,6 +29,8 @@ COMMANDS = {
     "compact": "sparseir.cli.segments:compact",
     "segment": "sparseir.cli.segments:segment",
     "binarize": "sparseir.cli.binarize:binarize",
+    "export-ciff": "sparseir.cli.export_ciff:export_ciff",
+    "fuse": "sparseir.cli.fuse:fuse",
 }
 
 

@@ -1,4 +1,5 @@
-"""`sparseir eval`: ir-measures figures of a run, and recall against an exact run."""
+"""`sparseir eval`: ir-measures figures of a run, recall against an exact run, and several runs
+compared with significance tests."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import json
 
 import click
 
+from ..compare import CompareConfig
+from ..errors import ParameterError
 from ..evaluate import DEFAULT_MEASURES, evaluate, load_run, recall_vs_exact
 
 
@@ -15,7 +18,7 @@ def split_measures(values: tuple[str, ...]) -> list[str]:
 
 
 @click.command("eval")
-@click.argument("run", type=click.Path(dir_okay=False))
+@click.argument("runs", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.argument("qrels")
 @click.option("-m", "--measure", "measures", multiple=True, metavar="MEASURE",
               help=f"ir-measures measure, repeatable or comma-separated (default: {', '.join(DEFAULT_MEASURES)})")
@@ -24,8 +27,25 @@ def split_measures(values: tuple[str, ...]) -> list[str]:
 @click.option("-k", "k", type=int, default=10, show_default=True, help="cutoff of the recall against --exact")
 @click.option("--per-query", is_flag=True, help="also print every query's figures")
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of a table")
-def eval_command(run, qrels, measures, exact_run, k, per_query, as_json):
-    """Evaluate RUN (TREC or MS MARCO format) against QRELS (a file, or an ir_datasets id: irds:<dataset id>)."""
+@click.option("--compare", is_flag=True, help="several runs: test each against the first, per measure")
+@click.option("--test", type=click.Choice(["t", "randomization"]), default="t", show_default=True,
+              help="--compare: paired t-test, or Fisher's paired randomization test")
+@click.option("--correction", type=click.Choice(["holm", "bonferroni", "none"]), default="holm", show_default=True,
+              help="--compare: for the number of runs compared with the first")
+@click.option("--alpha", type=float, default=0.05, show_default=True, help="--compare: significance level")
+@click.option("--permutations", type=int, default=10_000, show_default=True, help="--test randomization: draws")
+@click.option("--seed", type=int, default=0, show_default=True, help="--test randomization: generator seed")
+def eval_command(runs, qrels, measures, exact_run, k, per_query, as_json, compare, test, correction, alpha,
+                 permutations, seed):
+    """Evaluate RUNS (TREC or MS MARCO format) against QRELS (a file, or an ir_datasets id: irds:<dataset id>);
+    with --compare, each run against the first with a paired significance test."""
+    if compare or len(runs) > 1:
+        if not compare:
+            raise ParameterError(f"{len(runs)} runs given: pass --compare to test them against the first")
+        if exact_run is not None or per_query:
+            raise ParameterError("--compare takes neither --exact nor --per-query")
+        return _compare(runs, qrels, measures, as_json, CompareConfig(test, correction, alpha, permutations, seed))
+    run = runs[0]
     run_records = load_run(run)
     evaluation = evaluate(run_records, qrels, split_measures(measures))
     aggregate = dict(evaluation.aggregate)
@@ -44,6 +64,30 @@ def eval_command(run, qrels, measures, exact_run, k, per_query, as_json):
         click.echo(format_rows([["query", *names], *rows]))
         click.echo()
     click.echo(format_rows([["measure", "value"], *([name, f"{value:.4f}"] for name, value in aggregate.items())]))
+
+
+def _compare(runs, qrels, measures, as_json: bool, config) -> None:
+    from ..compare import compare
+
+    comparison = compare(runs, qrels, split_measures(measures), config=config)
+    if as_json:
+        click.echo(json.dumps(comparison.as_dict(), indent=2))
+        return
+    header = ["system"]
+    for measure in comparison.measures:
+        header += [measure, "p"]
+    rows = [header]
+    for name in comparison.names:
+        row = [name]
+        for measure in comparison.measures:
+            mark = "*" if comparison.significant(name, measure) else ""
+            row += [f"{comparison.means[name][measure]:.4f}{mark}",
+                    f"{comparison.p_values[name][measure]:.4f}" if name in comparison.p_values else "-"]
+        rows.append(row)
+    click.echo(format_rows(rows))
+    click.echo(f"\np: {'paired t-test' if config.test == 't' else 'paired randomization test'} against "
+               f"{comparison.names[0]} over {comparison.n_queries} judged queries, "
+               f"{config.correction}-corrected; * p <= {config.alpha}")
 
 
 def format_rows(rows: list[list[str]]) -> str:

@@ -1,7 +1,7 @@
 """File formats: a registry picks the reader/writer by extension (gzip is transparent).
 
 Vector formats: ``jsonl`` (Anserini JsonVectorCollection), ``bin`` (Seismic binary),
-``parquet``. Text formats: ``tsv`` (MS MARCO collection/queries), TREC qrels, TREC and
+``parquet``, ``ciff`` (an inverted index in the Common Index File Format, read as documents). Text formats: ``tsv`` (MS MARCO collection/queries), TREC qrels, TREC and
 MS MARCO runs. Documents, queries and qrels may also come from ir_datasets as
 ``irds:<dataset id>`` (`read_documents`, `read_queries`, `read_qrels`).
 """
@@ -26,8 +26,8 @@ from .trec import RUN_FORMATS, read_run, write_run
 from .trec import read_qrels as read_qrels_file
 from .vocabs import VOCAB_CHOICES, check_vocab
 
-VECTOR_FORMATS = ("jsonl", "bin", "parquet")
-_EXTENSIONS = {".jsonl": "jsonl", ".json": "jsonl", ".bin": "bin", ".parquet": "parquet",
+VECTOR_FORMATS = ("jsonl", "bin", "parquet", "ciff")
+_EXTENSIONS = {".jsonl": "jsonl", ".json": "jsonl", ".bin": "bin", ".parquet": "parquet", ".ciff": "ciff",
                ".tsv": "tsv", ".txt": "tsv", ".tsv.gz": "tsv"}
 # What a directory's parts end in: the names sparseir writes (not .json, which is also
 # encode-ray's plan file parts.json).
@@ -121,8 +121,9 @@ def read_vectors(path: str | os.PathLike, format: str | None = None, vocab: Voca
     queries. A vocabulary embedded in a Parquet file wins; .bin term ids beyond BERT's
     become terms named by their ids ("70000"). Parts are read like one file: ids unique
     across them, one vocabulary; they share one format (.bin, without ids, stands alone).
-    An out-of-core `workspace` (``sparseir.workspace``) spools JSONL and Parquet to its
-    files instead of memory; .bin is read into memory.
+    An out-of-core `workspace` (``sparseir.workspace``) spools JSONL, Parquet and CIFF to its
+    files instead of memory; .bin is read into memory. A CIFF file's impacts become the weights
+    (``sparseir.formats.ciff``).
     """
     parts = vector_parts(path)
     formats = {_vector_format(part, format) for part in parts}
@@ -135,6 +136,12 @@ def read_vectors(path: str | os.PathLike, format: str | None = None, vocab: Voca
         return read_jsonl(parts, vocab, bad_lines, workspace)
     if format == "parquet":
         return read_parquet(parts, vocab, workspace)
+    if format == "ciff":
+        if len(parts) > 1:
+            raise ParameterError(f"{os.fspath(path)}: a CIFF file is a whole index; read one at a time")
+        from .ciff import read_ciff
+
+        return read_ciff(parts[0], vocab, workspace)
     if len(parts) > 1:
         raise ParameterError(f"{os.fspath(path)}: Seismic .bin files carry no ids, so their parts cannot be read "
                              "as one collection; convert them to .jsonl or .parquet")
@@ -145,6 +152,10 @@ def write_vectors(vectors: SparseVectors, path: str | os.PathLike, format: str |
                   overwrite: bool = False) -> None:
     """Write vectors atomically (temp file, fsync, rename); .gz compresses."""
     format = _vector_format(path, format)
+    if format == "ciff":
+        raise ParameterError(f"{os.fspath(path)}: CIFF holds integer impacts, so writing it needs a declared "
+                             "quantization: sparseir.formats.ciff.write_ciff(vectors, path, Quantization(scale=... | "
+                             "bits=...)), Index.to_ciff or sparseir export-ciff")
     writer = {"jsonl": write_jsonl, "bin": write_seismic_bin, "parquet": write_parquet}[format]
     writer(vectors, path, overwrite=overwrite)
 

@@ -74,11 +74,33 @@ def write_run(path: str | os.PathLike, query_ids, doc_ids, rows: np.ndarray, sco
             for rank, (row, score) in enumerate(zip(query_rows.tolist(), query_scores.tolist()), start=1):
                 if row < 0:
                     break
-                if format == "trec":
-                    # Nine significant digits give back the float32 score exactly. A fixed number of
-                    # decimals would not: small scores would tie, and trec_eval orders a run by score.
-                    f.write(f"{query_id} Q0 {doc_ids[row]} {rank} {score:.9g} {tag}\n")
-                else:
-                    f.write(f"{query_id}\t{doc_ids[row]}\t{rank}\n")
+                f.write(run_line(format, query_id, doc_ids[row], rank, score, tag))
                 written += 1
+    return written
+
+
+def run_line(format: str, query_id, doc_id, rank: int, score: float, tag: str) -> str:
+    if format == "trec":
+        # Nine significant digits give back a float32 score exactly; a float64 one (a fused run's)
+        # takes seventeen. A fixed number of decimals would not: small scores would tie, and
+        # trec_eval orders a run by score.
+        digits = 9 if isinstance(score, np.float32) or float(np.float32(score)) == score else 17
+        return f"{query_id} Q0 {doc_id} {rank} {score:.{digits}g} {tag}\n"
+    return f"{query_id}\t{doc_id}\t{rank}\n"
+
+
+def write_scored(path: str | os.PathLike, run, format: str = "trec", tag: str = "sparseir",
+                 overwrite: bool = False) -> int:
+    """Write a run given as ScoredDoc records, best first within each query (ranks from 1 in that
+    order); returns lines written."""
+    if format not in RUN_FORMATS:
+        raise ParameterError(f"run format must be one of {RUN_FORMATS}, got {format!r}")
+    written = 0
+    with atomic_file(path, overwrite=overwrite) as f:
+        rank, previous = 0, None
+        for scored in run:
+            rank = rank + 1 if scored.query_id == previous else 1
+            previous = scored.query_id
+            f.write(run_line(format, scored.query_id, scored.doc_id, rank, scored.score, tag))
+            written += 1
     return written

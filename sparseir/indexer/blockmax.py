@@ -14,12 +14,13 @@ import numpy as np
 from numba import njit, prange
 
 from ..errors import require
+from ..kernels import count_bits
 from ..layout.blockmax import MAX_BLOCK_SIZE, MAX_CODE, mask_dtype
 from ..params import OrderedBuild
 from ..layout import UNIT_WEIGHTS, stored_weights
 from ..vectors import SparseVectors
 from ..workspace import IN_MEMORY, Workspace
-from .inversion import invert
+from .inversion import invert, transpose, unit_weights
 
 
 @dataclass(frozen=True)
@@ -128,3 +129,41 @@ def build(docs: SparseVectors, params: BuildParams, workspace: Workspace = IN_ME
     return {"term_entries": term_entries, "entry_blocks": entry_blocks, "entry_maxima": maxima, "term_scales": scales,
             "entry_masks": masks, "entry_postings": entry_postings, "posting_weights": stored_weights(weights, binary),
             "block_size": np.array([size], dtype=np.int32)}
+
+
+@njit(cache=True)
+def mask_sizes(entry_masks, sizes):
+    """Each entry's number of postings: its mask's set bits."""
+    for e in range(entry_masks.shape[0]):
+        sizes[e] = count_bits(np.uint64(entry_masks[e]))
+
+
+@njit(cache=True)
+def mask_rows(entry_blocks, entry_masks, block_size, rows):
+    """Every posting's row, entry by entry (a block's documents in the order of its mask's bits)."""
+    p = 0
+    for e in range(entry_masks.shape[0]):
+        mask = np.uint64(entry_masks[e])
+        base = np.int64(entry_blocks[e]) * block_size
+        slot = 0
+        while mask:
+            if mask & np.uint64(1):
+                rows[p] = base + slot
+                p += 1
+            mask >>= np.uint64(1)
+            slot += 1
+
+
+def stored_vectors(arrays, n_docs: int, workspace: Workspace = IN_MEMORY):
+    """The documents the postings hold, as CSR (offsets, terms, weights): each entry's mask
+    gives its block's rows, the weights follow in that order; the postings transposed."""
+    masks, term_entries = np.asarray(arrays["entry_masks"]), np.asarray(arrays["term_entries"])
+    per_entry = np.zeros(len(masks) + 1, dtype=np.int64)
+    mask_sizes(masks, per_entry[1:])
+    np.cumsum(per_entry, out=per_entry)
+    rows = workspace.empty(per_entry[-1], np.int32)
+    mask_rows(np.asarray(arrays["entry_blocks"]), masks, int(arrays["block_size"][0]), rows)
+    weights = arrays["posting_weights"]
+    if not len(weights) and len(rows):  # a binary collection: every weight 1
+        weights = unit_weights(len(rows), workspace)
+    return transpose(per_entry[term_entries], rows, weights, n_docs, workspace)

@@ -14,7 +14,7 @@ from ..params import OrderedBuild
 from ..layout import stored_weights
 from ..vectors import SparseVectors
 from ..workspace import IN_MEMORY, Workspace
-from .inversion import invert
+from .inversion import invert, transpose, unit_weights
 
 
 @dataclass(frozen=True)
@@ -26,3 +26,11 @@ def build(docs: SparseVectors, params: BuildParams, workspace: Workspace = IN_ME
     inverted = invert(docs, workspace)
     inverted["posting_weights"] = stored_weights(inverted["posting_weights"], docs.is_binary)
     return inverted
+
+
+def stored_vectors(arrays, n_docs: int, workspace: Workspace = IN_MEMORY):
+    """The documents the postings hold, as CSR (offsets, terms, weights): the postings transposed."""
+    weights = arrays["posting_weights"]
+    if not len(weights) and len(arrays["posting_docs"]):
+        weights = unit_weights(len(arrays["posting_docs"]), workspace)
+    return transpose(arrays["term_offsets"], arrays["posting_docs"], weights, n_docs, workspace)

@@ -6,7 +6,7 @@ import numpy as np
 from numba import njit
 
 from ..layout import UNIT_WEIGHTS
-from ..layout.forward import term_dtype
+from ..layout.forward import read_doc, read_forward, term_dtype
 from ..vectors import SparseVectors
 from ..workspace import IN_MEMORY, Workspace
 
@@ -55,3 +55,22 @@ def forward_index(docs: SparseVectors, forward_dtype: str, workspace: Workspace 
         "doc_term_gaps": np.array([gaps]),
         "doc_weights": doc_weights,
     }
+
+
+@njit(cache=True)
+def decode_rows(row_lo, row_hi, doc_offsets, doc_terms, doc_weights, term_gaps, terms, weights):
+    """Rows row_lo:row_hi of a forward index decoded into term ids (int32) and weights (float32)."""
+    for doc in range(row_lo, row_hi):
+        lo = np.int64(doc_offsets[doc])
+        read_doc(doc_offsets, doc_terms, doc_weights, term_gaps, doc, terms[lo:], weights[lo:])
+
+
+def forward_vectors(arrays, workspace: Workspace = IN_MEMORY):
+    """The documents a forward index holds, as CSR (offsets, terms, weights), a chunk of rows at a time."""
+    forward = read_forward(arrays)
+    offsets = np.asarray(forward.doc_offsets, dtype=np.int64)
+    terms, weights = workspace.empty(offsets[-1], np.int32), workspace.empty(offsets[-1], np.float32)
+    for lo, hi in workspace.row_ranges(offsets, "reading the forward index"):
+        decode_rows(lo, hi, forward.doc_offsets, forward.doc_terms, forward.doc_weights, forward.term_gaps, terms,
+                    weights)
+    return offsets, terms, weights

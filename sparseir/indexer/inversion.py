@@ -36,21 +36,24 @@ def scatter_postings(row_lo, row_hi, doc_offsets, doc_terms, doc_weights, min_we
 
 
 def term_counts(docs: SparseVectors, workspace: Workspace = IN_MEMORY, min_weight: float = ALL_WEIGHTS,
-                phase: str = "counting terms") -> np.ndarray:
-    """Postings per term (int64) with weight >= min_weight, reading the rows chunk by chunk."""
-    counts = np.zeros(len(docs.vocab), dtype=np.int64)
+                phase: str = "counting terms", n_terms: int | None = None) -> np.ndarray:
+    """Postings per term (int64) with weight >= min_weight, reading the rows chunk by chunk.
+    n_terms: the number of columns when it is not the vocabulary's size (a transposed matrix)."""
+    counts = np.zeros(len(docs.vocab) if n_terms is None else n_terms, dtype=np.int64)
     for lo, hi in workspace.row_ranges(docs.offsets, phase):
         count_postings(lo, hi, docs.offsets, docs.terms, docs.weights, np.float32(min_weight), counts)
     return counts
 
 
 def invert(docs: SparseVectors, workspace: Workspace = IN_MEMORY, min_weight: float = ALL_WEIGHTS,
-           counts: np.ndarray | None = None) -> dict[str, np.ndarray]:
+           counts: np.ndarray | None = None, n_terms: int | None = None) -> dict[str, np.ndarray]:
     """CSR docs x terms -> per-term posting lists (of weight >= min_weight), in memory linear in
     the postings (no sort); out of core, written chunk by chunk into the workspace's files.
-    counts: term_counts(docs, workspace, min_weight), when the caller has them already."""
+    counts: term_counts(docs, workspace, min_weight), when the caller has them already.
+    Inverting posting lists (rows: terms, columns: documents, n_terms: the number of documents)
+    gives the documents back, each with its terms ascending."""
     if counts is None:
-        counts = term_counts(docs, workspace, min_weight)
+        counts = term_counts(docs, workspace, min_weight, n_terms=n_terms)
     term_offsets = np.zeros(len(counts) + 1, dtype=np.int64)
     np.cumsum(counts, out=term_offsets[1:])
     posting_docs = workspace.empty(term_offsets[-1], np.int32)
@@ -60,3 +63,22 @@ def invert(docs: SparseVectors, workspace: Workspace = IN_MEMORY, min_weight: fl
         scatter_postings(lo, hi, docs.offsets, docs.terms, docs.weights, np.float32(min_weight), cursor, posting_docs,
                          posting_weights)
     return {"term_offsets": term_offsets, "posting_docs": posting_docs, "posting_weights": posting_weights}
+
+
+def transpose(offsets: np.ndarray, columns: np.ndarray, weights: np.ndarray, n_columns: int,
+              workspace: Workspace = IN_MEMORY) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(offsets, columns, weights) of a CSR matrix's transpose, each row's columns ascending:
+    posting lists back into documents, or the reverse; `invert`'s passes, with its memory."""
+    from ..vectors import Vocabulary
+
+    rows = SparseVectors(offsets, columns, weights, np.zeros(len(offsets) - 1, dtype="<U1"), Vocabulary([]),
+                         validate=False)
+    inverted = invert(rows, workspace, n_terms=n_columns)
+    return inverted["term_offsets"], inverted["posting_docs"], inverted["posting_weights"]
+
+
+def unit_weights(n: int, workspace: Workspace = IN_MEMORY) -> np.ndarray:
+    """n weights of 1 (float32): the weights of a binary collection, which indexes do not store."""
+    weights = workspace.empty(n, np.float32)
+    weights[:] = 1
+    return weights

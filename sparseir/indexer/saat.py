@@ -19,7 +19,7 @@ from ..quantize import SCALINGS, check_bits, levels, quantize, term_scales
 from ..params import OrderedBuild
 from ..vectors import SparseVectors
 from ..workspace import IN_MEMORY, Workspace
-from .inversion import invert
+from .inversion import invert, transpose
 
 
 @dataclass(frozen=True)
@@ -54,3 +54,18 @@ def build(docs: SparseVectors, params: BuildParams, workspace: Workspace = IN_ME
             "posting_docs": inverted["posting_docs"][order].astype(np.int32),
             "term_scales": scales,
             "bits": np.array([params.bits], dtype=np.int32)}
+
+
+def stored_vectors(arrays, n_docs: int, workspace: Workspace = IN_MEMORY):
+    """The documents as the index holds them, CSR (offsets, terms, weights): each posting's
+    impact times its term's scale (the weight it stands for), the postings transposed."""
+    term_segments, segment_offsets = np.asarray(arrays["term_segments"]), np.asarray(arrays["segment_offsets"])
+    segment_impacts, scales = np.asarray(arrays["segment_impacts"]), np.asarray(arrays["term_scales"])
+    term_postings = segment_offsets[term_segments]
+    weights = workspace.empty(len(arrays["posting_docs"]), np.float32)
+    for lo, hi in workspace.ranges(np.diff(term_postings) * 8, "impacts to weights"):
+        first, last = term_segments[lo], term_segments[hi]
+        segment_scales = np.repeat(scales[lo:hi], np.diff(term_segments[lo:hi + 1]))
+        values = segment_impacts[first:last].astype(np.float32) * segment_scales
+        weights[segment_offsets[first]:segment_offsets[last]] = np.repeat(values, np.diff(segment_offsets[first:last + 1]))
+    return transpose(term_postings, arrays["posting_docs"], weights, n_docs, workspace)
