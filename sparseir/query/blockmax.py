@@ -21,15 +21,15 @@ from numba import njit, prange
 from ..errors import require
 from ..layout import read
 from ..layout.blockmax import Bounds, Postings, block_size
-from ..kernels import count_bits, lowest_bit, stores_weights, weight_at
+from ..kernels import count_bits, find, lowest_bit, stores_weights, weight_at
 from .allow import allowed_row, everything, is_allowed
 from .scratch import is_index, run_chunks
 from .topk import empty_results, heap_drain, heap_push, heap_threshold
 
 FLOAT32_EPSILON = 2.0 ** -23
-# A term's entries per group of its rank row, on average at least (bound_blocks): a search
-# among them finds a block's entry, and the row costs at most 4 bytes per this many entries.
-GROUP_ENTRIES = 8
+# A term's rank row has at most one group per GROUP_ENTRIES of its entries (bound_blocks): finding
+# a block's entry searches about that many, and the row takes 4 bytes per that many entries.
+GROUP_ENTRIES = 16
 
 
 @dataclass(frozen=True)
@@ -194,8 +194,8 @@ def score_block(bounds_arrays, postings, size, n_docs, b, terms, weights, n_term
         if lo == hi:
             continue  # the term has no entry in the block's group
         first = bounds_arrays.term_entries[terms[i]]
-        e = first + lo + np.searchsorted(bounds_arrays.entry_blocks[first + lo:first + hi], b)
-        if e == first + hi or bounds_arrays.entry_blocks[e] != b:
+        e = find(bounds_arrays.entry_blocks, first + lo, first + hi, b)
+        if e < 0:
             continue  # the term does not occur in this block
         w = weights[i]
         mask = np.uint64(postings.entry_masks[e]) & slots
