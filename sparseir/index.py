@@ -232,6 +232,10 @@ class Index(SearchableBase):
         offsets, allowed_rows = filter_rows(resolved)
         return direct.search(read_forward(self.arrays), len(self.vocab), queries, k, offsets, allowed_rows, of_query)
 
+    def part_of_row(self, row: int) -> tuple["Index", int]:
+        """The single index holding row `row`, and the row there: itself."""
+        return self, row
+
     def attribute_mask(self, expression: str) -> np.ndarray:
         """The documents whose stored attributes satisfy `expression` (``sparseir.attributes``)."""
         if self.attributes is None:
