@@ -23,10 +23,12 @@ EXTRAS: dict[str, tuple[tuple[str, str], ...]] = {
               ("pyterrier_pisa", "pyterrier-pisa")),
     "ray": (("ray", "ray"),),
     "pyterrier": (("pyterrier", "python-terrier"), ("pandas", "pandas")),
+    "serve": (("fastapi", "fastapi"), ("uvicorn", "uvicorn"), ("pydantic", "pydantic")),
 }
 # Packages a feature cannot do without (the bench peers are optional one by one).
 NEEDED = {"encode": ("torch", "transformers", "tokenizers", "safetensors"), "eval": ("ir_measures",),
-          "bench": ("matplotlib",), "ray": ("ray",), "pyterrier": ("pyterrier", "pandas")}
+          "bench": ("matplotlib",), "ray": ("ray",), "pyterrier": ("pyterrier", "pandas"),
+          "serve": ("fastapi", "uvicorn", "pydantic")}
 
 
 def missing(extra: str) -> list[str]:

@@ -29,6 +29,7 @@ COMMANDS = {
     "compact": "sparseir.cli.segments:compact",
     "segment": "sparseir.cli.segments:segment",
     "binarize": "sparseir.cli.binarize:binarize",
+    "serve": "sparseir.cli.serve:serve",
 }
 
 
