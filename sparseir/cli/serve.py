@@ -31,7 +31,7 @@ def read_api_key(path: str) -> str:
     return key
 
 
-def query_encoder(index, query_encoder_kind: str, model: str | None, idf_path: str | None):
+def text_encoder(index, query_encoder_kind: str, model: str | None, idf_path: str | None):
     """The encoder of text queries; None (vector queries only, said on stderr) where the default
     SPLADE model's extra is missing and no encoder was asked for by name."""
     from ..extras import missing
@@ -131,13 +131,15 @@ def serve(index_dir, host, port, model, query_encoder, idf_path, api_key_file, c
                          max_body_bytes=max_body_bytes, max_queries=max_queries, max_terms=max_terms)
     api_key = read_api_key(api_key_file) if api_key_file is not None else None
     index = load_index(index_dir, verify=verify, memory=memory)
+    knobs = given(knobs)
+    index.search_params(**knobs)  # a bad setting stops here, before a model loads
     from ..serve.app import create_app
     from ..serve.passages import Passages
     from ..serve.service import Service
 
     passages = Passages(collection) if collection is not None else None
-    encoder = query_encoder(index, query_encoder, model, idf_path)
-    service = Service(index, config, encoder, passages, api_key, given(knobs))
+    encoder = text_encoder(index, query_encoder, model, idf_path)
+    service = Service(index, config, encoder, passages, api_key, knobs)
     if getattr(index, "has_vocab", True):
         index.warmup()
     if passages is not None:
