@@ -486,3 +486,197 @@ def test_the_command_refuses_bad_settings_in_one_line(tmp_path, exact):
         result = CliRunner().invoke(cli, ["serve", *args])
         assert result.exit_code == 1, (args, result.output)
         assert message in result.output and result.output.count("\n") == 1, result.output
+
+
+# --- the slow set: shared vectors, the embedded model, a server process, a browser ---------------
+
+@pytest.fixture(scope="module")
+def scifact():
+    from conftest import shared_vectors
+
+    path = shared_vectors("scifact")
+    docs = sparseir.read_vectors(path / "collection.jsonl.gz")
+    return docs, sparseir.read_vectors(path / "queries.jsonl.gz", vocab=docs.vocab)
+
+
+@pytest.mark.slow
+def test_search_equals_index_search_on_scifact_vectors_knobs_and_filters(scifact):
+    import pyarrow as pa
+
+    docs, queries = scifact
+    rng = np.random.default_rng(3)
+    attributes = pa.table({"year": rng.integers(2000, 2024, len(docs)), "lang": rng.choice(["en", "fr"], len(docs))})
+    exact = sparseir.build_index(docs, kind="exact")
+    sindi = sparseir.build_index(docs, kind="sindi", doc_prune_ratio=0.3, attributes=attributes)
+    query_dicts = [as_dict(queries, row) for row in range(len(queries))]
+    allowed = [str(doc_id) for doc_id in rng.choice(docs.ids, 300, replace=False)]
+    cases = [(exact, {}, None), (sindi, {}, None), (sindi, {"n_candidate": 20, "query_prune_ratio": 0.3}, None),
+             (sindi, {"n_candidate": 50}, "year >= 2015 and lang = 'en'"), (sindi, {}, {"ids": allowed}),
+             (exact, {}, {"ids": allowed})]
+    for index, knobs, spec in cases:
+        with served(index) as client:
+            for start in range(0, len(query_dicts), 100):
+                batch = query_dicts[start:start + 100]
+                response = client.post("/search", json={"queries": [{"vector": vector} for vector in batch], "k": 20,
+                                                        "params": knobs, "filter": spec})
+                filter_arg = spec["ids"] if isinstance(spec, dict) else spec
+                assert answered(response) == expected(index, batch, 20, filter_arg, **knobs), (index.kind, knobs, spec)
+    # Single queries at once, coalesced into shared calls, each equal to its own search.
+    service = Service(sindi, ServeConfig(max_wait_us=2000))
+    app = create_app(service)
+
+    async def run():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://serve") as client:
+            return await asyncio.gather(*(client.post("/search", json={"queries": [{"vector": vector}], "k": 10})
+                                          for vector in query_dicts[:64]))
+
+    try:
+        responses = asyncio.run(run())
+    finally:
+        service.close()
+    assert [answered(response)[0] for response in responses] == expected(sindi, query_dicts[:64], 10)
+
+
+@pytest.mark.slow
+def test_text_queries_equal_index_search_over_the_encoded_text(scifact):
+    from conftest import SHARED_DATA
+    from sparseir.encoder import load_encoder
+
+    docs, _ = scifact
+    texts = [line.split("\t", 1)[1].rstrip("\n")
+             for line in (SHARED_DATA / "scifact" / "queries.tsv").read_text("utf-8").splitlines()[:24]]
+    encoder = load_encoder("default")
+    index = sparseir.build_index(docs, kind="sindi")
+    with served(index, encoder=encoder) as client:
+        response = client.post("/search", json={"queries": [{"text": text} for text in texts], "k": 10})
+        assert answered(response) == expected(index, encoder.encode_queries(texts), 10)
+        for text in texts[:5]:
+            one = client.post("/search", json={"queries": [{"text": text}], "k": 10})
+            assert answered(one) == expected(index, encoder.encode_queries([text]), 10)
+            doc_id = one.json()["results"][0]["hits"][0]["id"]
+            explained = client.post("/explain", json={"query": {"text": text}, "id": doc_id}).json()
+            assert explained == index.explain(encoder.encode_queries([text]), doc_id).as_dict()
+            assert abs(sum(t["contribution"] for t in explained["terms"]) - explained["exact_score"]) <= 1e-5
+
+
+def start_server(index_dir, *options, timeout: float = 120):
+    """A `sparseir serve` process on a free port, and its base URL, once it serves."""
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-m", "sparseir", "serve", str(index_dir), "--port", "0", *options],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + timeout
+    lines = []
+    while time.monotonic() < deadline:
+        line = process.stderr.readline()
+        if not line:
+            break
+        lines.append(line)
+        if line.startswith("serving "):
+            url = line.rsplit(" on ", 1)[1].strip()
+            return process, url
+    process.kill()
+    raise AssertionError(f"the server did not start: {''.join(lines)}")
+
+
+def wait_ready(url: str) -> None:
+    for _ in range(100):
+        try:
+            if httpx.get(f"{url}/health", timeout=5).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise AssertionError("the server does not answer /health")
+
+
+@pytest.mark.slow
+def test_sigterm_and_ctrl_c_drain_requests_in_flight_then_exit_0(tmp_path, exact, queries):
+    import signal
+
+    exact.save(tmp_path / "index")
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        # A one-second batching wait holds each lone request in flight when the signal comes.
+        process, url = start_server(tmp_path / "index", "--max-wait-us", "1000000")
+        wait_ready(url)
+        responses = {}
+
+        def ask(q):
+            responses[q] = httpx.post(f"{url}/search", json={"queries": [{"vector": as_dict(queries, q)}], "k": 5},
+                                      timeout=30)
+
+        askers = [threading.Thread(target=ask, args=(q,)) for q in range(3)]
+        for asker in askers:
+            asker.start()
+        time.sleep(0.4)
+        process.send_signal(sig)
+        for asker in askers:
+            asker.join()
+        _, stderr = process.communicate(timeout=60)
+        assert process.returncode == 0, stderr
+        assert "Traceback" not in stderr, stderr
+        for q in range(3):
+            assert answered(responses[q]) == expected(exact, [as_dict(queries, q)], 5)
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"{url}/health", timeout=2)
+
+
+@pytest.mark.slow
+def test_acknowledged_writes_survive_kill_9_during_writes(tmp_path, docs):
+    import signal
+
+    path = tmp_path / "live"
+    create_segmented(path, kind="sindi", small_segment=20, max_segments=4).add(docs[:100])
+    key_file = tmp_path / "api.key"
+    key_file.write_text(KEY + "\n")
+    process, url = start_server(path, "--api-key-file", str(key_file))
+    wait_ready(url)
+    added, delete_sent, deleted, stop = [], [], [], threading.Event()
+
+    def write(rows):
+        with httpx.Client(base_url=url, headers=AUTH, timeout=30) as client:
+            for row in rows:
+                if stop.is_set():
+                    return
+                doc_id = str(docs.ids[row])
+                try:
+                    response = client.post("/documents", json={"documents": [{"id": doc_id,
+                                                                               "vector": as_dict(docs, row)}]})
+                    if response.status_code == 200:
+                        added.append(doc_id)
+                    if row % 3 == 0 and response.status_code == 200:
+                        delete_sent.append(doc_id)  # killed before its answer: deleted or not, both are right
+                        response = client.post("/documents/delete", json={"ids": [doc_id]})
+                        if response.status_code == 200:
+                            deleted.append(doc_id)
+                except httpx.TransportError:
+                    return  # killed
+
+    writers = [threading.Thread(target=write, args=(range(lo, lo + 100, 2),)) for lo in (100, 101)]
+    for writer in writers:
+        writer.start()
+    time.sleep(3)
+    process.send_signal(signal.SIGKILL)
+    stop.set()
+    for writer in writers:
+        writer.join()
+    process.communicate()
+    assert len(added) >= 4, "too few writes were acknowledged before the kill to check anything"
+    process, url = start_server(path, "--api-key-file", str(key_file))
+    try:
+        wait_ready(url)
+        live = set(sparseir.load_index(path).live_ids())
+        with httpx.Client(base_url=url, timeout=30) as client:
+            for doc_id in added:
+                if doc_id in delete_sent and doc_id not in deleted:
+                    continue
+                row = int(doc_id[1:])
+                response = client.post("/search", json={"queries": [{"vector": as_dict(docs, row)}], "k": 1,
+                                                         "filter": {"ids": [doc_id]}})
+                found = [hit["id"] for hit in response.json()["results"][0]["hits"]] if response.status_code == 200 \
+                    else []
+                assert found == ([] if doc_id in deleted else [doc_id]), doc_id
+                assert (doc_id in live) == (doc_id not in deleted)
+    finally:
+        process.terminate()
+        process.communicate(timeout=60)

@@ -32,19 +32,32 @@ def read_api_key(path: str) -> str:
 
 
 def text_encoder(index, query_encoder_kind: str, model: str | None, idf_path: str | None):
-    """The encoder of text queries; None (vector queries only, said on stderr) where the default
-    SPLADE model's extra is missing and no encoder was asked for by name."""
+    """The encoder of text queries. Asked for by name (--model, --query-encoder), it must load and
+    share the index's vocabulary; the default (the embedded SPLADE model) is left out, with a
+    line on stderr, where its extra is missing or the index uses another vocabulary: vector
+    queries work either way."""
     from ..extras import missing
+    from ..vectors import Vocabulary
 
-    if query_encoder_kind == "idf":
-        return idf_query_encoder(index, idf_path, model)
-    if idf_path is not None:
+    if idf_path is not None and query_encoder_kind != "idf":
         raise ParameterError("--idf applies to --query-encoder idf")
-    if model is None and query_encoder_kind == "splade" and missing("encode"):
-        echo("text queries are off: the embedded model needs the encode extra (pip install 'sparseir[encode]'); "
-             "vector queries work")
-        return None
-    return load_text_encoder("--model", model, kind=query_encoder_kind)
+    has_vocab = getattr(index, "has_vocab", True)  # an empty segmented index takes its first documents' one
+    if model is None and query_encoder_kind == "splade":
+        if missing("encode"):
+            echo("text queries are off: the embedded model needs the encode extra (pip install 'sparseir[encode]')")
+            return None
+        if has_vocab and index.vocab != Vocabulary.default():
+            echo(f"text queries are off: the index's {index.vocab!r} is not the embedded model's; "
+                 "pass --model for the model its vectors came from")
+            return None
+    if query_encoder_kind == "idf":
+        encoder = idf_query_encoder(index, idf_path, model)
+    else:
+        encoder = load_text_encoder("--model", model, kind=query_encoder_kind)
+    if has_vocab and encoder.vocab != index.vocab:
+        raise ParameterError(f"the query encoder uses {encoder.vocab!r} but the index {index.vocab!r}: pass the "
+                             "--model the index's vectors came from")
+    return encoder
 
 
 def bind(host: str, port: int) -> socket.socket:
