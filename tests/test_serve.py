@@ -680,3 +680,65 @@ def test_acknowledged_writes_survive_kill_9_during_writes(tmp_path, docs):
     finally:
         process.terminate()
         process.communicate(timeout=60)
+
+
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--no-first-run", "--window-size=1100,1300")
+
+
+@pytest.mark.slow
+def test_the_search_page_in_headless_chromium(tmp_path):
+    """Type a query, see hits with their passages, open a hit's "why" view (its bars are the
+    explain terms). SPARSEIR_SCREENSHOT=PATH keeps a screenshot of the page there."""
+    import shutil
+
+    from conftest import shared_vectors
+
+    browser = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")
+                    if shutil.which(name)), None)
+    driver_path = shutil.which("chromedriver")
+    if browser is None or driver_path is None:
+        pytest.skip("no Chromium with chromedriver here (Debian: apt-get install chromium chromium-driver)")
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium drives the browser")
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    vectors = shared_vectors("debian-pkgs")
+    docs = sparseir.read_vectors(vectors / "collection.jsonl.gz")
+    sparseir.build_index(docs, kind="sindi", doc_prune_ratio=0.3).save(tmp_path / "index")
+    process, url = start_server(tmp_path / "index", "--collection", str(vectors.parent / "collection.tsv"))
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=driver_path))
+    try:
+        wait_ready(url)
+        driver.get(f"{url}/")
+        WebDriverWait(driver, 30).until(lambda d: "documents" in d.find_element(By.ID, "about").text)
+        box = driver.find_element(By.ID, "query")
+        box.send_keys("lightweight web server")
+        k = driver.find_element(By.ID, "k")
+        k.clear()
+        k.send_keys("5")
+        driver.find_element(By.ID, "search").click()
+        hits = WebDriverWait(driver, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#results li.hit"))
+        api = httpx.post(f"{url}/search", json={"queries": [{"text": "lightweight web server"}], "k": 5}).json()
+        expected_ids = [hit["id"] for hit in api["results"][0]["hits"]]
+        assert [hit.find_element(By.CSS_SELECTOR, ".id").text for hit in hits] == expected_ids
+        assert all(hit.find_element(By.CSS_SELECTOR, ".text").text for hit in hits)  # passages from the collection
+        hits[0].find_element(By.CSS_SELECTOR, "button.why").click()
+        bars = WebDriverWait(driver, 30).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".why-view .bar"))
+        explained = httpx.post(f"{url}/explain", json={"query": {"text": "lightweight web server"},
+                                                       "id": expected_ids[0]}).json()
+        assert len(bars) == len(explained["terms"]) > 0
+        assert [row.text for row in driver.find_elements(By.CSS_SELECTOR, ".why-view .term")] == \
+            [term["term"] for term in explained["terms"]]
+        assert not driver.find_element(By.ID, "status").get_attribute("class")  # no error shown
+        driver.save_screenshot(str(tmp_path / "serve.png"))
+        if os.environ.get("SPARSEIR_SCREENSHOT"):
+            shutil.copyfile(tmp_path / "serve.png", os.environ["SPARSEIR_SCREENSHOT"])
+    finally:
+        driver.quit()
+        process.terminate()
+        process.communicate(timeout=60)

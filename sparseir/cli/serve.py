@@ -155,6 +155,8 @@ def serve(index_dir, host, port, model, query_encoder, idf_path, api_key_file, c
     service = Service(index, config, encoder, passages, api_key, knobs)
     if getattr(index, "has_vocab", True):
         index.warmup()
+    if encoder is not None:
+        encoder.encode_queries(["warm up"])  # the first call pays the model's own set-up
     if passages is not None:
         passages.scan()
     sock = bind(host, port)
