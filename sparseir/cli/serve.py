@@ -41,6 +41,10 @@ def text_encoder(index, query_encoder_kind: str, model: str | None, idf_path: st
 
     if idf_path is not None and query_encoder_kind != "idf":
         raise ParameterError("--idf applies to --query-encoder idf")
+    if query_encoder_kind == "none":
+        if model is not None:
+            raise ParameterError("--model gives text queries an encoder, which --query-encoder none turns off")
+        return None
     has_vocab = getattr(index, "has_vocab", True)  # an empty segmented index takes its first documents' one
     if model is None and query_encoder_kind == "splade":
         if missing("encode"):
@@ -108,8 +112,9 @@ def serve_app(app, sock: socket.socket, drain_seconds: float) -> None:
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
               help="Port to listen on (0: any free one, printed at start).")
 @click.option("--model", help="Encoder for text queries: 'default' (embedded) or a local model directory.")
-@click.option("--query-encoder", type=click.Choice(["splade", "unicoil", "idf"]), default="splade", show_default=True,
-              help="How text queries become vectors; idf needs no model at query time.")
+@click.option("--query-encoder", type=click.Choice(["splade", "unicoil", "idf", "none"]), default="splade",
+              show_default=True, help="How text queries become vectors; idf needs no model at query time; none: "
+                                      "vector queries only.")
 @click.option("--idf", "idf_path", type=click.Path(dir_okay=False, exists=True),
               help="term<TAB>idf or .json table for --query-encoder idf (default: the --model directory's idf.json, "
                    "else the index's document frequencies).")

@@ -16,7 +16,7 @@ import time
 from contextlib import asynccontextmanager
 from importlib import resources
 
-from fastapi import Depends, FastAPI, HTTPException as FastAPIHTTPException
+from fastapi import Depends, FastAPI, HTTPException as FastAPIHTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -33,6 +33,7 @@ from .service import NotWritable, QueryItem, Service, WritesOff
 logger = logging.getLogger("sparseir.serve")
 
 WRITE_PATHS = ("/documents", "/documents/delete", "/compact")
+ARRIVING = ("/search", "/explain")  # requests that queue for the search thread
 ENDPOINTS = {"/", "/docs", "/openapi.json", "/health", "/info", "/search", "/explain", "/metrics", *WRITE_PATHS}
 ERRORS = {status: {"model": models.Error, "description": description} for status, description in (
     (400, "Bad content: an unknown term, id or setting, malformed JSON"),
@@ -56,7 +57,8 @@ class TooLarge(FastAPIHTTPException):  # FastAPI's own: its body reader passes i
 
 class Guard:
     """Bodies over the size limit are answered 413 (by Content-Length before reading, else as
-    read); writes are checked for the key before their body is read."""
+    read); writes are checked for the key before their body is read; searches are announced
+    to the batcher as they come in (``Batcher.arrival``), so that a batch may wait for them."""
 
     def __init__(self, app, service: Service):
         self.app = app
@@ -75,6 +77,10 @@ class Guard:
             if refused is not None:
                 return await refused(scope, receive, send)
         received = 0
+        arrival = None
+        if scope["method"] == "POST" and scope["path"] in ARRIVING:
+            arrival = self.service.batcher.arrival()
+            scope.setdefault("state", {})["arrival"] = arrival
 
         async def limited():
             nonlocal received
@@ -85,7 +91,11 @@ class Guard:
                     raise TooLarge(limit)
             return message
 
-        await self.app(scope, limited, send)
+        try:
+            await self.app(scope, limited, send)
+        finally:
+            if arrival is not None:
+                arrival.done()
 
     def refusal(self, authorization: str) -> JSONResponse | None:
         key = self.service.api_key
@@ -188,6 +198,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
 # --- the application --------------------------------------------------------------------
 
+def arrival_of(request: Request):
+    """The announcement Guard made of this request (none where the app runs without it)."""
+    return getattr(request.state, "arrival", None)
+
+
 def static_text(name: str) -> str:
     return resources.files("sparseir.serve").joinpath("static", name).read_text("utf-8")
 
@@ -247,13 +262,14 @@ def create_app(service: Service) -> FastAPI:
         return Response(service.metrics.render(service.gauges()), media_type=CONTENT_TYPE)
 
     @app.post("/search", response_model=models.SearchResponse, responses=ERRORS)
-    async def search(request: models.SearchRequest):
+    async def search(request: models.SearchRequest, http: Request):
         """Top-k for each query: the same results as ``Index.search`` with the same settings."""
         started = time.monotonic()
         items = await query_items(request.queries, started)
         knobs = service.check_knobs(request.params)
         spec = request.filter.ids if isinstance(request.filter, models.IdsFilter) else request.filter
-        results, generation = await within_limit(service.search(items, request.k, knobs, spec), started)
+        results, generation = await within_limit(service.search(items, request.k, knobs, spec, arrival_of(http)),
+                                                 started)
         answer = [{"id": query_id, "hits": [{"id": doc_id, "score": score, "rank": rank}
                                             for rank, (doc_id, score) in enumerate(hits, start=1)]}
                   for query_id, hits in results]
@@ -265,13 +281,13 @@ def create_app(service: Service) -> FastAPI:
         return JSONResponse({"results": answer, "generation": generation})
 
     @app.post("/explain", response_model=models.ExplainResponse, responses=ERRORS)
-    async def explain(request: models.ExplainRequest):
+    async def explain(request: models.ExplainRequest, http: Request):
         """Each term the query shares with the document: query weight, document weight and
         contribution, adding up to exact_score; score is the kind's own."""
         started = time.monotonic()
         [item] = await query_items([request.query], started)
         knobs = service.check_knobs(request.params)
-        return JSONResponse(await within_limit(service.explain(item, request.id, knobs), started))
+        return JSONResponse(await within_limit(service.explain(item, request.id, knobs, arrival_of(http)), started))
 
     @app.post("/documents", response_model=models.WriteResponse, responses=WRITE_ERRORS)
     async def add_documents(request: models.AddRequest,

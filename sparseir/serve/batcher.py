@@ -3,10 +3,11 @@
 Requests arrive on the event loop; each is a job with a key (what must be equal for jobs to
 share a call: the search settings) and a size (its queries). The worker thread takes the
 oldest job, then every queued job of the same key, in arrival order, while the batch holds
-at most ``max_batch`` queries, waiting for more until the oldest job has waited
-``max_wait_us`` since its arrival: under load a batch fills with what queued while the
-previous one ran and waits no longer, and alone a request waits at most that long. A
-job larger than ``max_batch`` runs alone. The batch call runs in the worker, so the event
+at most ``max_batch`` queries. It waits for more only while other requests are arriving
+(announced by ``arrival()`` as they come in, before their bodies are read, and not yet
+queued), and only until the oldest job has waited ``max_wait_us`` since it was queued: a
+lone request never waits, and under load a batch takes what queued while the previous one
+ran plus what was on its way. A job larger than ``max_batch`` runs alone. The batch call runs in the worker, so the event
 loop keeps accepting and answering requests meanwhile; the kernels spread a batch over
 every core.
 
@@ -26,6 +27,20 @@ from typing import Any, Callable, Hashable
 
 class Overloaded(Exception):
     """The queue is full."""
+
+
+class Arrival:
+    """A request on its way to the queue: the worker may wait for it (``Batcher.arrival``)."""
+
+    __slots__ = ("batcher", "pending")
+
+    def __init__(self, batcher: "Batcher"):
+        self.batcher, self.pending = batcher, True
+
+    def done(self) -> None:
+        """Queued, or given up: no longer on its way (idempotent)."""
+        with self.batcher._ready:
+            self.batcher._settle(self)
 
 
 class Job:
@@ -62,16 +77,31 @@ class Batcher:
         self._ready = threading.Condition()
         self._thread: threading.Thread | None = None
         self._closing = False
+        self._arriving = 0
 
     @property
     def queued(self) -> int:
         return len(self._queue)
 
-    async def submit(self, key: Hashable, payload, size: int = 1) -> Any:
-        """The job's result, once the worker has run it (raises what the run raised)."""
+    def arrival(self) -> Arrival:
+        """Announce a request that will submit a job soon; call its done() when it has or never will."""
+        with self._ready:
+            self._arriving += 1
+        return Arrival(self)
+
+    def _settle(self, arrival: Arrival | None) -> None:  # under self._ready
+        if arrival is not None and arrival.pending:
+            arrival.pending = False
+            self._arriving -= 1
+            self._ready.notify()
+
+    async def submit(self, key: Hashable, payload, size: int = 1, arrival: Arrival | None = None) -> Any:
+        """The job's result, once the worker has run it (raises what the run raised); `arrival`,
+        the request's announcement, is settled as the job is queued."""
         loop = asyncio.get_running_loop()
         job = Job(key, payload, size, loop.create_future(), loop)
         with self._ready:
+            self._settle(arrival)
             if self._closing:
                 raise Overloaded("the server is shutting down")
             if len(self._queue) >= self.queue_size:
@@ -87,9 +117,9 @@ class Batcher:
             job.abandoned = True  # a time limit passed: the worker skips it if it has not started
             raise
 
-    async def call(self, function: Callable[[], Any]) -> Any:
+    async def call(self, function: Callable[[], Any], arrival: Arrival | None = None) -> Any:
         """Run `function` alone in the worker thread (a job of key None)."""
-        return await self.submit(None, function, 1)
+        return await self.submit(None, function, 1, arrival)
 
     def close(self) -> None:
         """Run what is queued, then stop the worker."""
@@ -126,7 +156,7 @@ class Batcher:
                         kept.append(job)
                 self._queue = kept
                 remaining = deadline - time.monotonic()
-                if size >= self.max_batch or remaining <= 0 or self._closing:
+                if size >= self.max_batch or remaining <= 0 or self._arriving == 0 or self._closing:
                     break
                 self._ready.wait(remaining)
             return batch

@@ -165,13 +165,14 @@ class Service:
             vectors = self.encoder.encode_documents(texts)
         return [vectors[row].as_dict(vectors.vocab) for row in range(len(vectors))]
 
-    async def search(self, items: list[QueryItem], k: int, knobs: dict, filter_spec) -> tuple[list, int | None]:
+    async def search(self, items: list[QueryItem], k: int, knobs: dict, filter_spec, arrival=None
+                     ) -> tuple[list, int | None]:
         """[(query id, [(doc id, score)...])...] and the generation searched, through the batcher."""
         filter_key = None if filter_spec is None else (type(filter_spec).__name__, filter_spec if isinstance(
             filter_spec, str) else tuple(filter_spec))
         key = ("search", k, tuple(sorted((name, type(value).__name__, value) for name, value in knobs.items())),
                filter_key)
-        return await self.batcher.submit(key, (items, filter_spec), len(items))
+        return await self.batcher.submit(key, (items, filter_spec), len(items), arrival)
 
     def _run_searches(self, key: Hashable, payloads: list) -> list:
         """The worker's batch: every payload's queries in one search call on one generation."""
@@ -216,7 +217,7 @@ class Service:
             outcomes[number] = (results, generation)
         return outcomes
 
-    async def explain(self, item: QueryItem, doc_id, knobs: dict) -> dict:
+    async def explain(self, item: QueryItem, doc_id, knobs: dict, arrival=None) -> dict:
         def run():
             reader = self.reader
             if not getattr(reader, "has_vocab", True):
@@ -225,7 +226,7 @@ class Service:
             query = SparseVectors(np.array([0, sizes[0]]), terms, weights, None, reader.vocab, validate=False)
             return reader.explain(query, doc_id, **knobs).as_dict()
 
-        return await self.batcher.call(run)
+        return await self.batcher.call(run, arrival)
 
     def texts(self, doc_ids: list[str]) -> list[str | None]:
         return [self.passages.text(doc_id) for doc_id in doc_ids] if self.passages is not None else [None] * len(doc_ids)
