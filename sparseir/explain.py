@@ -30,8 +30,9 @@ from .errors import ParameterError
 from .kinds import get_kind
 from .searchable import prepare_queries
 
-# Where the document weights of an explanation come from (``Explanation.weights``).
-EXACT, FLOAT16, QUANTIZED = "exact", "float16", "quantized"
+# What the document weights of an explanation are (``Explanation.weights``): the exact ones
+# (float32, as indexed), rounded to float16, or dequantized impacts.
+EXACT, FLOAT16, QUANTIZED = "float32", "float16", "quantized"
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,7 @@ class Explanation:
     doc_id: str
     score: float | None      # the kind's score for the document (None: its search does not reach it)
     exact_score: float       # sum of the contributions
-    weights: str             # EXACT, FLOAT16 or QUANTIZED: what the document weights are
+    weights: str             # EXACT ("float32"), FLOAT16 or QUANTIZED: what the document weights are
     terms: tuple[TermContribution, ...]  # the shared terms, largest contribution first
 
     def as_dict(self) -> dict:
@@ -89,8 +90,13 @@ def stored_weights(index, row: int, terms: np.ndarray) -> tuple[np.ndarray, str]
         offsets, doc_terms, doc_weights = (arrays[name] for name in VECTOR_ARRAYS)
         lo, hi = int(offsets[row]), int(offsets[row + 1])
         return lookup(np.asarray(doc_terms[lo:hi]), np.asarray(doc_weights[lo:hi], dtype=np.float32), terms), EXACT
-    if kind.supports("forward_index") and all(name in arrays for name in ("doc_offsets", "doc_terms")):
-        forward = read_forward(arrays)
+    forward = None
+    if kind.supports("forward_index"):
+        try:
+            forward = read_forward(arrays)
+        except KeyError:  # left on disk (memory="disk"): read through the kind's search below
+            pass
+    if forward is not None:
         length = int(forward.doc_offsets[row + 1]) - int(forward.doc_offsets[row])
         doc_terms, doc_weights = np.empty(length, dtype=np.int64), np.empty(length, dtype=np.float32)
         read_doc(forward.doc_offsets, forward.doc_terms, forward.doc_weights, forward.term_gaps, row, doc_terms,

@@ -169,6 +169,7 @@ def bad_requests(docs):
         ("malformed JSON", "POST", "/search", '{"queries": [', 400),
         ("not JSON at all", "POST", "/search", "queries=1", 400),
         ("no body", "POST", "/search", "", 422),
+        ("a JSON array", "POST", "/search", [1, 2], 422),
         ("a wrong type", "POST", "/search", {"queries": [{"vector": {"t1": "heavy"}}]}, 422),
         ("k as a string", "POST", "/search", {**good, "k": "10"}, 422),
         ("queries not a list", "POST", "/search", {"queries": {"vector": vector}}, 422),
@@ -198,6 +199,14 @@ def bad_requests(docs):
         ("GET on a POST endpoint", "GET", "/search", None, 405),
         ("no such endpoint", "GET", "/nowhere", None, 404),
     ]
+
+
+def test_a_body_not_sent_as_json_is_a_415(sindi, queries):
+    body = json.dumps({"queries": [{"vector": as_dict(queries, 0)}]}).encode()
+    with served(sindi) as client:
+        for content_type in ("application/x-www-form-urlencoded", "text/plain"):
+            assert_one_line_error(client.post("/search", content=body, headers={"content-type": content_type}), 415)
+        assert client.post("/search", content=body, headers={"content-type": "application/json"}).status_code == 200
 
 
 def send(client, method, path, body, headers=None):
@@ -314,8 +323,8 @@ def test_concurrent_writes_and_searches_see_whole_generations(live, docs):
     async def writer(client, rows):
         for row in rows:
             doc_id = str(docs.ids[row])
-            response = await client.post("/documents", json={"documents": [{"id": doc_id, "vector": as_dict(docs, row)}]},
-                                         headers=AUTH)
+            document = {"id": doc_id, "vector": as_dict(docs, row)}
+            response = await client.post("/documents", json={"documents": [document]}, headers=AUTH)
             assert response.status_code == 200, response.text
             added[doc_id] = time.monotonic()
             if row % 2 == 0:

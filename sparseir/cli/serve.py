@@ -122,16 +122,19 @@ def serve_app(app, sock: socket.socket, drain_seconds: float) -> None:
               help="A file holding the key that writes need (Authorization: Bearer KEY); without it, writes are off.")
 @click.option("--collection", type=click.Path(dir_okay=False, exists=True),
               help="id<TAB>text file (.tsv or .tsv.gz) whose passages the answers and the page show, read by offset.")
-@click.option("--max-batch", type=int, default=default("max_batch"), show_default=True, help="Queries per batch call.")
+@click.option("--max-batch", type=int, default=default("max_batch"), show_default=True,
+              help="Queries per batch call.")
 @click.option("--max-wait-us", type=int, default=default("max_wait_us"), show_default=True,
               help="How long a search waits for others to share its batch call, in microseconds.")
 @click.option("--queue-size", type=int, default=default("queue_size"), show_default=True,
               help="Requests waiting for the search thread, past which the server answers 503.")
 @click.option("--timeout", type=float, default=default("timeout"), show_default=True,
               help="Seconds a search or explain may take, past which the server answers 504.")
-@click.option("--max-body-bytes", type=int, default=default("max_body_bytes"), show_default=True, help="Larger bodies get 413.")
+@click.option("--max-body-bytes", type=int, default=default("max_body_bytes"), show_default=True,
+              help="Larger bodies get 413.")
 @click.option("--max-queries", type=int, default=default("max_queries"), show_default=True, help="Queries per request.")
-@click.option("--max-terms", type=int, default=default("max_terms"), show_default=True, help="Terms per query or document.")
+@click.option("--max-terms", type=int, default=default("max_terms"), show_default=True,
+              help="Terms per query or document.")
 @click.option("--memory", type=click.Choice(["mapped", "all", "summaries", "disk"]), default="mapped",
               show_default=True, help="What is read into RAM (as for sparseir search).")
 @click.option("--verify", is_flag=True, help="Check every index file's sha256 before serving.")

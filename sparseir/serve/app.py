@@ -37,7 +37,7 @@ ARRIVING = ("/search", "/explain")  # requests that queue for the search thread
 ENDPOINTS = {"/", "/docs", "/openapi.json", "/health", "/info", "/search", "/explain", "/metrics", *WRITE_PATHS}
 ERRORS = {status: {"model": models.Error, "description": description} for status, description in (
     (400, "Bad content: an unknown term, id or setting, malformed JSON"),
-    (413, "Body over the size limit"), (422, "Outside the schema or a limit"),
+    (413, "Body over the size limit"), (415, "A body not sent as JSON"), (422, "Outside the schema or a limit"),
     (503, "Search queue full (see Retry-After)"), (504, "Over the time limit"))}
 WRITE_ERRORS = {**ERRORS, 401: {"model": models.Error, "description": "No or a wrong API key"},
                 403: {"model": models.Error, "description": "Writes are off"},
@@ -150,6 +150,10 @@ def validation_message(exc: RequestValidationError) -> tuple[int, str]:
     where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
     if first.get("type") == "missing" and not where:
         return 422, "the request needs a JSON body"
+    if not where and isinstance(first.get("input"), (bytes, str)):  # a body not sent as JSON
+        return 415, "the body must be JSON sent with Content-Type: application/json (curl --json)"
+    if not where:
+        return 422, "the body must be a JSON object"
     message = "unknown field" if first.get("type") == "extra_forbidden" else first.get("msg", "invalid")
     more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
     return 422, f"{where or 'body'}: {message}{more}"

@@ -7,9 +7,9 @@ at most ``max_batch`` queries. It waits for more only while other requests are a
 (announced by ``arrival()`` as they come in, before their bodies are read, and not yet
 queued), and only until the oldest job has waited ``max_wait_us`` since it was queued: a
 lone request never waits, and under load a batch takes what queued while the previous one
-ran plus what was on its way. A job larger than ``max_batch`` runs alone. The batch call runs in the worker, so the event
-loop keeps accepting and answering requests meanwhile; the kernels spread a batch over
-every core.
+ran plus what was on its way. A job larger than ``max_batch`` runs alone. The batch call
+runs in the worker, so the event loop keeps accepting and answering requests meanwhile;
+the kernels spread a batch over every core.
 
 The queue is bounded: a job arriving at ``queue_size`` queued jobs is refused
 (``Overloaded``, answered 503). A job given up by its request (its time limit passed)

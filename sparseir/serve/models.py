@@ -84,7 +84,8 @@ class ExplainResponse(BaseModel):
     score: Optional[float] = Field(description="The kind's score for the document with these settings "
                                    "(null: its search does not reach it).")
     exact_score: float = Field(description="The sum of the contributions.")
-    weights: Literal["exact", "float16", "quantized"] = Field(description="What the document weights are.")
+    weights: Literal["float32", "float16", "quantized"] = Field(
+        description="What the document weights are: exact (float32, as indexed), float16, or dequantized impacts.")
     terms: list[TermContribution]
 
 

@@ -73,7 +73,8 @@ class Passages:
                 if tab and doc_id:
                     keys.append(hash(doc_id))
                     offsets.append(offset)
-            order = np.argsort(np.frombuffer(keys, dtype=np.int64), kind="stable")  # a repeated id: its first line first
+            # Stable: of a repeated id, the first line comes first.
+            order = np.argsort(np.frombuffer(keys, dtype=np.int64), kind="stable")
             self._keys = np.frombuffer(keys, dtype=np.int64)[order]
             self._offsets = np.frombuffer(offsets, dtype=np.int64)[order]
             if checkpoints is not None:

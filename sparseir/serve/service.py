@@ -21,6 +21,7 @@ import numpy as np
 
 from .. import __version__
 from ..errors import ParameterError, SparseirError
+from ..kinds import get_kind, make_params
 from ..vectors import SparseVectors, Vocabulary, VectorBuilder
 from .batcher import Batcher
 from .config import ServeConfig
@@ -49,7 +50,9 @@ def shape_of(index) -> str:
     from ..segments import SegmentedIndex
     from ..sharded import ShardedIndex
 
-    return "segmented" if isinstance(index, SegmentedIndex) else "sharded" if isinstance(index, ShardedIndex) else "index"
+    if isinstance(index, SegmentedIndex):
+        return "segmented"
+    return "sharded" if isinstance(index, ShardedIndex) else "index"
 
 
 def query_rows(items: list[QueryItem], vocab: Vocabulary) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -121,14 +124,16 @@ class Service:
         has_vocab = getattr(reader, "has_vocab", True)
         vocab = reader.vocab if has_vocab else None
         build = getattr(reader, "build_params", None)
-        if build is None:
-            build = (reader.manifest.get("build_params", {}) if self.shape == "segmented"
-                     else reader.shards[0].build_params)
+        if build is None and self.shape == "segmented":  # the stored parameters over the kind's defaults
+            build = make_params(get_kind(reader.kind).BuildParams, reader.manifest.get("build_params", {}),
+                                f"{reader.kind} build")
+        elif build is None:
+            build = reader.shards[0].build_params
         return {"version": __version__, "kind": reader.kind, "shape": self.shape, "documents": self.n_live,
                 "generation": self.generation,
                 "vocabulary": None if vocab is None else {"name": vocab.name, "terms": len(vocab), "open": vocab.open},
                 "settings": {"search": dataclasses.asdict(reader.search_params(**self.defaults)),
-                             "build": build if isinstance(build, dict) else dataclasses.asdict(build)},
+                             "build": dataclasses.asdict(build)},
                 "writes": self.api_key is not None and self.writer is not None,
                 "text_queries": self.encoder is not None, "passages": self.passages is not None,
                 "limits": self.config.limits(), "batching": self.config.batching()}
@@ -229,7 +234,9 @@ class Service:
         return await self.batcher.call(run, arrival)
 
     def texts(self, doc_ids: list[str]) -> list[str | None]:
-        return [self.passages.text(doc_id) for doc_id in doc_ids] if self.passages is not None else [None] * len(doc_ids)
+        if self.passages is None:
+            return [None] * len(doc_ids)
+        return [self.passages.text(doc_id) for doc_id in doc_ids]
 
     # --- writes -------------------------------------------------------------------
 
