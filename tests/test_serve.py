@@ -160,6 +160,32 @@ def test_explain_adds_up_to_the_exact_score(exact, sindi, docs, queries):
                     assert body["exact_score"] == pytest.approx(truth, rel=2e-3)  # sindi keeps float16 weights
 
 
+def test_sharded_and_empty_segmented_indexes_are_served(tmp_path, docs, queries):
+    from sparseir.sharded import build_sharded
+
+    sharded = build_sharded(docs, tmp_path / "sharded", shards=3, kind="sindi")
+    query = as_dict(queries, 2)
+    with served(sharded) as client:
+        assert client.get("/info").json()["shape"] == "sharded"
+        assert answered(client.post("/search", json={"queries": [{"vector": query}], "k": 7})) == \
+            expected(sharded, [query], 7)
+        doc_id = expected(sharded, [query], 1)[0][0][0]
+        assert client.post("/explain", json={"query": {"vector": query}, "id": doc_id}).json() == \
+            sharded.explain(query, doc_id).as_dict()
+    empty = create_segmented(tmp_path / "empty", kind="sindi")
+    with served(empty, api_key=KEY) as client:
+        info = client.get("/info").json()
+        assert info["documents"] == 0 and info["vocabulary"] is None
+        assert answered(client.post("/search", json={"queries": [{"vector": query}]})) == [[]]
+        # The first documents set the vocabulary (here an open one: their terms are not BERT's).
+        added = client.post("/documents", json={"documents": [{"id": str(docs.ids[row]), "vector": as_dict(docs, row)}
+                                                               for row in range(50)]}, headers=AUTH)
+        assert added.status_code == 200 and added.json()["documents"] == 50, added.text
+        assert client.get("/info").json()["vocabulary"]["open"] is True
+        assert answered(client.post("/search", json={"queries": [{"vector": query}], "k": 5})) == \
+            expected(sparseir.load_index(tmp_path / "empty"), [query], 5)
+
+
 # --- bad requests ----------------------------------------------------------------------------
 
 def bad_requests(docs):
@@ -592,6 +618,24 @@ def test_text_queries_equal_index_search_over_the_encoded_text(scifact):
             explained = client.post("/explain", json={"query": {"text": text}, "id": doc_id}).json()
             assert explained == index.explain(encoder.encode_queries([text]), doc_id).as_dict()
             assert abs(sum(t["contribution"] for t in explained["terms"]) - explained["exact_score"]) <= 1e-5
+
+
+@pytest.mark.slow
+def test_documents_given_as_text_are_encoded_and_found(tmp_path, scifact):
+    from sparseir.encoder import load_encoder
+
+    docs, _ = scifact
+    live = create_segmented(tmp_path / "live", kind="sindi")
+    live.add(docs[:500])
+    encoder = load_encoder("default")
+    text = "sparse retrieval with learned term weights"
+    with served(live, encoder=encoder, api_key=KEY) as client:
+        added = client.post("/documents", json={"documents": [{"id": "mine", "text": text}]}, headers=AUTH)
+        assert added.status_code == 200 and added.json()["documents"] == 501, added.text
+        hits = answered(client.post("/search", json={"queries": [{"text": text}], "k": 1}))[0]
+        assert hits[0][0] == "mine"
+        stored = sparseir.load_index(tmp_path / "live")
+        assert hits == expected(stored, encoder.encode_queries([text]), 1)[0]
 
 
 def start_server(index_dir, *options, timeout: float = 120):
