@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import socket
 
@@ -146,6 +147,10 @@ def serve(index_dir, host, port, model, query_encoder, idf_path, api_key_file, c
     from ..extras import require_extra
 
     require_extra("serve", "sparseir serve")
+    # The kernels' OpenMP threads sleep between batches rather than spin: a spinning one holds a
+    # core that the event loop needs to answer requests. Read when the first parallel region
+    # starts, so set here, before any; a value in the environment wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from ..loading import load_index
 
     config = ServeConfig(max_batch=max_batch, max_wait_us=max_wait_us, queue_size=queue_size, timeout=timeout,
