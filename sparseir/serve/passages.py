@@ -1,8 +1,8 @@
 """Passage text by document id, read by byte offset from an ``id<TAB>text`` collection
 (collection.tsv, or .tsv.gz) without holding the collection in memory.
 
-The first lookup scans the file once into a table of (id hash, line offset), 16 bytes a
-line, sorted by hash; a lookup reads its line at the offset and checks the id there (so a
+``scan`` (or the first lookup) reads the file once into a table of (id hash, line offset),
+16 bytes a line, sorted by hash; a lookup reads its line at the offset and checks the id there (so a
 hash collision costs a second read, never a wrong passage). A gzip file cannot be read from
 an offset, so the scan also keeps a checkpoint of the inflater every ``GZIP_SPACING``
 bytes of text (its 32 KiB window and state: about 40 KiB each); a lookup resumes from
