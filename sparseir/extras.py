@@ -24,11 +24,13 @@ EXTRAS: dict[str, tuple[tuple[str, str], ...]] = {
     "ray": (("ray", "ray"),),
     "pyterrier": (("pyterrier", "python-terrier"), ("pandas", "pandas")),
     "interop": (("google.protobuf", "protobuf"), ("ciff_toolkit", "ciff-toolkit"), ("ranx", "ranx")),
+    "serve": (("fastapi", "fastapi"), ("uvicorn", "uvicorn"), ("pydantic", "pydantic")),
 }
 # Packages a feature cannot do without (the bench peers are optional one by one).
 NEEDED = {"encode": ("torch", "transformers", "tokenizers", "safetensors"), "eval": ("ir_measures",),
           "bench": ("matplotlib",), "ray": ("ray",), "pyterrier": ("pyterrier", "pandas"),
-          "interop": ("google.protobuf", "ciff_toolkit", "ranx")}
+          "interop": ("google.protobuf", "ciff_toolkit", "ranx"),
+          "serve": ("fastapi", "uvicorn", "pydantic")}
 
 
 def missing(extra: str) -> list[str]:

@@ -267,6 +267,10 @@ class Index(SearchableBase):
         with workspace:
             return write_ciff(self.stored_vectors(workspace), path, quantization, description, workspace, overwrite)
 
+    def part_of_row(self, row: int) -> tuple["Index", int]:
+        """The single index holding row `row`, and the row there: itself."""
+        return self, row
+
     def attribute_mask(self, expression: str) -> np.ndarray:
         """The documents whose stored attributes satisfy `expression` (``sparseir.attributes``)."""
         if self.attributes is None:

@@ -62,6 +62,14 @@ class SearchableBase:
         except KeyError as e:
             raise ParameterError(f"id {e.args[0]!r} is not in the index") from None
 
+    def explain(self, query, doc_id, **knobs):
+        """Why document `doc_id` scores what it does for one query: each shared term's query weight,
+        document weight and contribution, which add up to its exact score, beside the kind's own
+        score with these settings (``sparseir.explain``)."""
+        from .explain import explain
+
+        return explain(self, query, doc_id, **knobs)
+
     def prepare_filter(self, spec):
         """A filter (mask, rows, ids or attribute predicate) resolved once, to pass as filter= to
         many searches (``sparseir.filters``)."""

@@ -507,6 +507,14 @@ class SegmentedIndex(SearchableBase):
     def search_params(self, **knobs):
         return make_params(get_kind(self.kind).SearchParams, knobs, f"{self.kind} search")
 
+    def part_of_row(self, row: int) -> tuple[Index, int]:
+        """The segment holding live global row `row`, and the row there."""
+        number = int(np.searchsorted(self.bases, row, side="right") - 1)
+        local = row - int(self.bases[number])
+        if self.deletes[number][local]:
+            raise ParameterError(f"id {str(self.doc_ids[row])!r} is not a live document of the index")
+        return self.segments[number], local
+
     def attribute_mask(self, expression: str) -> np.ndarray:
         raise ParameterError("attribute filters are not kept by segmented indexes yet")
 

@@ -192,6 +192,14 @@ class ShardedIndex(SearchableBase):
             rows.append(to_global(shard_rows, global_rows))
         return merge_topk(scores, rows, k)
 
+    def part_of_row(self, row: int) -> tuple[Index, int]:
+        """The shard holding global row `row`, and the row there."""
+        for shard, global_rows in zip(self.shards, self.global_rows):
+            local = np.flatnonzero(np.asarray(global_rows) == row)
+            if len(local):
+                return shard, int(local[0])
+        raise ParameterError(f"row {row} outside the collection (0..{self.n_docs - 1})")
+
     def doc_frequency(self) -> np.ndarray:
         return np.sum([shard.doc_frequency() for shard in self.shards], axis=0)
 

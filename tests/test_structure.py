@@ -15,7 +15,7 @@ from sparseir.layout.checks import array_names
 PACKAGE = Path(sparseir.__file__).resolve().parent
 # The modules that serve every kind alike.
 GENERIC = ("index.py", "loading.py", "storage.py", "segments.py", "sharded.py", "searchable.py", "filters.py",
-           "distributed.py", "tune.py")
+           "distributed.py", "tune.py", "explain.py")
 # Layers that may not import another: (importing package, imported package or module).
 FORBIDDEN = [
     # layout/ declares: it builds nothing (no workspace, no vectors) and reads through nobody.

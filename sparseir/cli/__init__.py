@@ -31,6 +31,7 @@ COMMANDS = {
     "binarize": "sparseir.cli.binarize:binarize",
     "export-ciff": "sparseir.cli.export_ciff:export_ciff",
     "fuse": "sparseir.cli.fuse:fuse",
+    "serve": "sparseir.cli.serve:serve",
 }
 
 
