@@ -3,6 +3,7 @@ phase runs in many chunks, every kind writes exactly the arrays of the in-memory
 from every input format; the pieces (radix selection, chunking, spooling) are checked
 against plain numpy."""
 
+import json
 import math
 import os
 import subprocess
@@ -238,3 +239,58 @@ def test_cli_sindi_out_of_core_shows_a_bar_per_phase(collection, tmp_path):
     expected = sparseir.build_index(docs, kind="sindi", window_size=64)
     expected.save(tmp_path / "expected")
     assert_same_files(tmp_path / "expected", tmp_path / "index")
+
+
+PEAK_PROBE = """
+import json, sys
+from pathlib import Path
+import sparseir
+from sparseir.workspace import Workspace
+
+def status(key):
+    return next(int(line.split()[1]) * 1024 for line in Path("/proc/self/status").read_text().splitlines()
+                if line.startswith(key))
+
+source, output, budget = sys.argv[1:]
+first = sorted(Path(source).iterdir())[0]
+sparseir.build_index_from(first, output + "-warm", kind="sindi", memory_budget=budget)  # compiles the kernels
+with Workspace.beside(output, budget) as workspace:
+    docs = sparseir.read_vectors(source, workspace=workspace)  # the reader's peak is its own (test_memory.py)
+    workspace.release()
+    Path("/proc/self/clear_refs").write_text("5")  # the peak restarts here, at the build
+    before = status("VmRSS:")
+    sparseir.build_index(docs, kind="sindi", workspace=workspace, doc_prune_ratio=0.5).save(output)
+    print(json.dumps({"before": before, "peak": status("VmHWM:")}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="resets the peak through /proc/self/clear_refs")
+def test_sindi_out_of_core_peak_is_the_index_plus_the_budget(tmp_path, monkeypatch):
+    """From the spooled collection to the saved index, the build's peak resident set grows by at
+    most the index's bytes, the budget and a little: the collection (twice the forward index)
+    and the mask of kept entries stay out of it."""
+    import sparseir.formats.parquet as parquet
+
+    monkeypatch.setattr(parquet, "BATCH_ROWS", 8192)  # small row groups: the reader's own batches stay small
+    rng = np.random.default_rng(0)
+    n_parts, part_docs, per_doc = 8, 62_500, 80
+    (tmp_path / "parts").mkdir()
+    for part in range(n_parts):
+        terms = np.cumsum(rng.integers(1, 380, (part_docs, per_doc)), axis=1) - 1  # ascending, below 30,400
+        docs = SparseVectors(np.arange(part_docs + 1) * per_doc, terms.ravel(),
+                             rng.gamma(1.5, 1.0, part_docs * per_doc) + 0.01,
+                             ids=[f"p{part}-{i}" for i in range(part_docs)], validate=False)
+        sparseir.write_vectors(docs, tmp_path / "parts" / f"part-{part:05d}.parquet")
+    del docs, terms
+    budget = 16 << 20
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    result = subprocess.run([sys.executable, "-c", PEAK_PROBE, str(tmp_path / "parts"), str(tmp_path / "index"),
+                             str(budget)], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": repo})
+    assert result.returncode == 0, result.stderr[-3000:]
+    measured = json.loads(result.stdout.strip().splitlines()[-1])
+    index_bytes = sum(path.stat().st_size for path in (tmp_path / "index").iterdir())
+    slack = 64 << 20  # the interpreter's, the readers' and the allocator's own
+    # A build that held the collection (8 bytes a non-zero) beside the index would not pass.
+    assert n_parts * part_docs * per_doc * 8 > 2 * (budget + slack)
+    assert measured["peak"] - measured["before"] <= index_bytes + budget + slack, (measured, index_bytes)
