@@ -1,6 +1,7 @@
 """Serving under a memory budget: resident memory, latency and bytes read per query, cold and warm.
 
     python bench/memory_disk.py                                  # debian-pkgs, seismic (with disk_blocks)
+    python bench/memory_disk.py --kind sindi                     # debian-pkgs, sindi
     python bench/memory_disk.py --kind blockmax --index DIR      # an index already built
 
 Each measurement runs in a fresh process pinned to one core (``sparseir.bench.pinned``),
@@ -14,18 +15,22 @@ compiled:
 - ``summaries, cold``: the same, with the bulk evicted from the page cache first
   (``madvise(MADV_DONTNEED)`` on the mappings, then ``posix_fadvise(POSIX_FADV_DONTNEED)``
   on the index's files), so each query's documents come from disk;
-- ``disk, warm`` and ``disk, cold`` (Seismic indexes built with ``disk_blocks``): only the
-  directories in RAM; each query reads its lists' summaries and its visited blocks' records
-  into buffers (``load_index(memory="disk")``), warm or with every index file evicted first.
+- ``disk, warm`` and ``disk, cold`` (kinds with the ``disk_mode`` capability, whose index holds
+  what the mode reads: Seismic built with ``disk_blocks``, any SINDI index): only the
+  directories in RAM; each query reads what it needs (Seismic: its lists' summaries and its
+  visited blocks' records; SINDI: its kept terms' lists window by window and its candidates'
+  forward-index rows) into buffers (``load_index(memory="disk")``), warm or with every index
+  file evicted first.
 
 Reported: index bytes; the index's own resident memory after the run (arrays in RAM plus the
 resident pages of the mapped ones, from /proc/self/smaps) against them, and the process's
-VmRSS beside it (interpreter, numba and libraries included); mean / p50 / p99 latency; and
+VmRSS beside it (interpreter, numba and libraries included); mean / p50 / p99 latency;
 bytes the process read from storage per query (``/proc/self/io`` read_bytes: what missed
-the page cache); and how much of the index's files sits in the page cache after the run
-(``mincore``), every mode having evicted them once its kernels were compiled: what a warm
-run relies on beyond the process's memory. Every mode's top-10 rows are hashed and
-compared: the modes must return the same results.
+the page cache) and bytes it read from files per query, from the page cache or not
+(``rchar``: what ``memory="disk"`` asks of pread, warm or cold); and how much of the index's
+files sits in the page cache after the run (``mincore``), every mode having evicted them once
+its kernels were compiled: what a warm run relies on beyond the process's memory. Every
+mode's top-10 rows are hashed and compared: the modes must return the same results.
 """
 
 from __future__ import annotations
@@ -120,15 +125,17 @@ def child(args) -> dict:
         if cache == "warm":
             index.search(queries, k=10, **knobs)
         read_before = proc_value("/proc/self/io", "read_bytes:")
+        asked_before = proc_value("/proc/self/io", "rchar:")
         # One pass: a second would find the cold mode's documents cached.
         timing, _, rows = time_single(IndexEngine(index), queries, 10, knobs, passes=1)
         read = proc_value("/proc/self/io", "read_bytes:") - read_before
+        asked = proc_value("/proc/self/io", "rchar:") - asked_before
     ms = timing.latencies_s * 1e3
     return {"mode": args.mode, "rss_bytes": proc_value("/proc/self/status", "VmRSS:") * 1024,
             "index_resident_bytes": index_resident_bytes(index), "page_cache_bytes": page_cache_bytes(args.index),
             "results_sha256": hashlib.sha256(rows.tobytes()).hexdigest(),
             "mean_ms": float(ms.mean()), "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
-            "read_bytes_per_query": read / len(queries)}
+            "read_bytes_per_query": read / len(queries), "file_bytes_per_query": asked / len(queries)}
 
 
 def main(argv=None):
@@ -139,6 +146,7 @@ def main(argv=None):
     parser.add_argument("--queries", default=str(DATA / "debian-pkgs" / "vectors" / "queries.jsonl.gz"))
     parser.add_argument("--knobs", default="{}", help="search knobs as JSON, e.g. '{\"query_cut\": 5}'")
     parser.add_argument("--n-queries", type=int, default=1000)
+    parser.add_argument("--build", default="{}", help="build parameters as JSON, where the bench builds the index")
     parser.add_argument("--core", type=int, default=min(os.sched_getaffinity(0)))
     parser.add_argument("--mode", choices=MODES, help=argparse.SUPPRESS)  # set in the child processes
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
@@ -146,38 +154,51 @@ def main(argv=None):
     if args.mode:
         print(json.dumps(child(args)))
         return
+    import sparseir
+    from sparseir.kinds import get_kind
+
     with tempfile.TemporaryDirectory() as scratch:
         if args.index is None:
-            import sparseir
-
             args.index = str(Path(scratch) / "index")
-            # A collection this small keeps whole posting lists, whose records exceed the default
-            # bound on their size: the bench measures the mode anyway.
-            params = {"disk_blocks": True, "max_record_ratio": float("inf")} if args.kind == "seismic" else {}
+            # What the disk mode reads, built (Seismic's block records, whose size bound a
+            # collection this small exceeds: DiskMode.build lifts it, to measure the mode anyway).
+            disk = get_kind(args.kind).disk_mode
+            params = {**(disk.build if disk is not None else {}), **json.loads(args.build)}
             sparseir.build_index(sparseir.read_vectors(args.docs), kind=args.kind, **params).save(args.index)
+        manifest = json.loads((Path(args.index) / "manifest.json").read_text())
+        args.kind = manifest["kind"]
+        disk = get_kind(args.kind).disk_mode
+        served = disk is not None and all(name in manifest["arrays"] for name in disk.needs)
         files = list(Path(args.index).iterdir())
         index_bytes = sum(f.stat().st_size for f in files)
-        records_bytes = sum(f.stat().st_size for f in files if f.name == "block_records.npy")
+        # Arrays that only the disk mode reads (Seismic's block records) copy others: the share is
+        # also given against the index without them, the one the other modes serve.
+        only = {f"{name}.npy" for name in (disk.only if disk is not None else ())}
+        records_bytes = sum(f.stat().st_size for f in files if f.name in only)
         results = []
-        for mode in MODES if records_bytes else MODES[:3]:
+        for mode in MODES if served else MODES[:3]:
             command = [sys.executable, __file__, "--mode", mode, "--index", args.index, "--queries", args.queries,
                        "--knobs", args.knobs, "--n-queries", str(args.n_queries), "--core", str(args.core)]
             result = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
             result["resident_share"] = result["index_resident_bytes"] / index_bytes
-            # Block records (disk_blocks) copy the forward index per block: the share is also
-            # given against the index without them, the one the other modes serve.
             result["resident_share_without_records"] = result["index_resident_bytes"] / (index_bytes - records_bytes)
             results.append(result)
             print(f"{mode:15s} index resident {result['index_resident_bytes'] / 1e6:7.1f} MB "
                   f"({result['resident_share']:.0%} of the index, {result['resident_share_without_records']:.0%} "
                   f"without block records; process RSS {result['rss_bytes'] / 1e6:.0f} MB) "
                   f"mean {result['mean_ms']:.3f} ms p50 {result['p50_ms']:.3f} p99 {result['p99_ms']:.3f}  "
-                  f"read {result['read_bytes_per_query'] / 1024:.1f} KiB/query; "
+                  f"read {result['read_bytes_per_query'] / 1024:.1f} KiB/query from storage, "
+                  f"{result['file_bytes_per_query'] / 1024:.1f} KiB/query from files; "
                   f"index files in the page cache {result['page_cache_bytes'] / 1e6:.0f} MB", flush=True)
     same = len({result["results_sha256"] for result in results}) == 1
     print(f"every mode returned the same top-10 rows: {same}")
+    by_mode = {result["mode"]: result for result in results}
+    warm_vs_all = None
+    if "disk-warm" in by_mode:
+        warm_vs_all = {stat: by_mode["disk-warm"][stat] / by_mode["all"][stat] for stat in ("mean_ms", "p50_ms", "p99_ms")}
+        print("disk, warm against all: " + ", ".join(f"{stat[:-3]} {ratio:.2f}x" for stat, ratio in warm_vs_all.items()))
     record = {"kind": args.kind, "index_bytes": index_bytes, "block_records_bytes": records_bytes, "same_results": same,
-              "knobs": json.loads(args.knobs), "results": results}
+              "knobs": json.loads(args.knobs), "disk_warm_vs_all": warm_vs_all, "results": results}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"memory_disk_{args.kind}.json").write_text(json.dumps(record, indent=2) + "\n")

@@ -15,8 +15,10 @@ def load_index(path: str | os.PathLike, verify: bool = False, memory: str = "map
     memory: "mapped" (arrays memory-mapped, paged in by the OS as used), "all" (read into
     RAM), "summaries": the small, hot arrays (summaries, bounds, directories, offsets)
     in RAM, the bulk (postings, forward index) left on disk and read at random, or "disk"
-    (Seismic built with disk_blocks=True): only directories and offsets in RAM, each
-    query reading its lists' summaries and its blocks' records from disk into buffers.
+    (kinds with the disk_mode capability: Seismic built with disk_blocks=True, SINDI): only
+    directories and offsets in RAM, each query reading what it needs from disk into buffers
+    (Seismic: its lists' summaries and its blocks' records; SINDI: its terms' lists, window by
+    window, and its candidates' forward-index rows).
 
     A sharded index directory opens as a ``ShardedIndex``, a segmented one (``sparseir.segments``)
     at its latest generation as a ``SegmentedIndex``, with the same search interface.

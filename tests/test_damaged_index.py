@@ -155,6 +155,40 @@ def test_scaled_block_record_offsets_are_refused_naming_the_file(built, copy_of,
         sparseir.load_index(index, memory="disk")
 
 
+def lengthen_first_list(offsets):
+    """Offsets still monotone from 0 to the same end, whose first non-empty item now spans a
+    quarter of them."""
+    offsets[1:len(offsets) // 4] = 0
+
+
+@pytest.mark.parametrize("name, why", [("posting_offsets", "a list holds more postings than its window has rows"),
+                                       ("doc_offsets", "a document holds more entries than the vocabulary has terms")])
+@pytest.mark.parametrize("rehash", [False, True])
+def test_sindi_lengths_beyond_the_read_buffers_are_refused_at_open(built, copy_of, tmp_path, name, why, rehash):
+    """memory="disk" sizes its buffers by the window and the vocabulary: offsets that call for more
+    are refused at every open, before any read."""
+    root, _ = built
+    index = copy_of("sindi")
+    rewrite(index, name, lengthen_first_list, rehash)
+    run = tmp_path / "run.tsv"
+    why = why if rehash else "checksum mismatch"
+    assert_refused(cli_search(index, root / "queries.jsonl", run, "--memory", "disk"), run, f"{name}.npy", why)
+    for memory in ("mapped", "disk"):
+        with pytest.raises(IndexFormatError, match=f"{name}.npy: (entry \\d+: )?{why}"):
+            sparseir.load_index(index, memory=memory)
+
+
+def test_a_sindi_file_truncated_after_loading_names_the_file(built, copy_of, tmp_path):
+    root, docs = built
+    index = copy_of("sindi")
+    loaded = sparseir.load_index(index, memory="disk")
+    with open(index / "posting_values.npy", "r+b") as f:
+        f.truncate(200)
+    with pytest.raises(OSError, match="could not be read") as raised:
+        loaded.search(docs[:5], k=10)
+    assert raised.value.filename.endswith("posting_values.npy")
+
+
 def test_flipped_byte_in_doc_ids_is_refused_not_other_ids(built, copy_of, tmp_path):
     root, _ = built
     index = copy_of("exact")
@@ -287,6 +321,11 @@ BULK_DAMAGE = {
                                 lambda a: a.__setitem__(slice(0, -1, 2), 2 ** 31), "mapped"),
     "sindi posting_docs": ("sindi", "posting_docs", lambda a: a.__setitem__(slice(None), 65535), "summaries"),
     "sindi doc_terms": ("sindi", "doc_terms", lambda a: a.__setitem__(slice(None), 65535), "mapped"),
+    "sindi posting_docs, from disk": ("sindi", "posting_docs", lambda a: a.__setitem__(slice(None), 65535), "disk"),
+    "sindi posting_values, from disk": ("sindi", "posting_values", lambda a: a.__setitem__(slice(None), 255),
+                                        "disk"),
+    "sindi doc_terms, from disk": ("sindi", "doc_terms", lambda a: a.__setitem__(slice(None, None, 2), 65535),
+                                   "disk"),
     "seismic block_docs": ("seismic", "block_docs", lambda a: a.__setitem__(slice(None, None, 2), -2 ** 31),
                            "mapped"),
     "seismic knn": ("seismic", "knn", lambda a: a.__setitem__(slice(None), 10 ** 8), "all"),

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import sparseir
 from sparseir.errors import ParameterError
@@ -250,3 +253,164 @@ def test_disk_blocks_refused_above_the_record_ratio(tmp_path):
                                 "seismic", "--disk-blocks", "--max-record-ratio", str(ratio * 1.01)])
     assert built.exit_code == 0, built.output
     assert "disk_blocks: block records of" in built.output and f"{ratio:,.1f}x the forward index" in built.output
+
+
+# --- memory="disk" for SINDI: each kept term's lists and the candidates' rows read per query --------
+
+SINDI_DISK_CASES = {
+    "default": {},
+    "small windows": {"window_size": 64},
+    "float32 values and forward, odd windows": {"window_size": 33, "value_dtype": "float32",
+                                                "forward_dtype": "float32"},
+    "one-row windows, nothing pruned": {"window_size": 1, "doc_prune_ratio": 0.0},
+}
+
+
+def sindi_disk_index(docs, root, name, **params):
+    path = root / name
+    if not path.exists():
+        sparseir.build_index(docs, kind="sindi", **params).save(path)
+    return path
+
+
+def assert_same_results(got, want):
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
+
+
+def one_by_one(index, queries, **options):
+    """Single queries, each on the serial path, stacked as a batch's results."""
+    return [np.concatenate(part) for part in zip(*(index.search(queries[q:q + 1], **options)
+                                                   for q in range(len(queries))))]
+
+
+@pytest.mark.parametrize("case", SINDI_DISK_CASES)
+def test_sindi_disk_mode_returns_what_the_index_in_memory_returns(tmp_path, case):
+    """Batches and single queries, few candidates to every document, k beyond the collection, with filters."""
+    rng = np.random.default_rng(5)
+    docs, queries = random_vectors(rng, 700, 150, 14), random_vectors(rng, 30, 150, 6, prefix="q")
+    queries.vocab = docs.vocab
+    path = sindi_disk_index(docs, tmp_path, "index", **SINDI_DISK_CASES[case])
+    in_memory, on_disk = sparseir.load_index(path, memory="all"), sparseir.load_index(path, memory="disk")
+    masks = rng.random((len(queries), len(docs))) < 0.3
+    for knobs in ({"n_candidate": 1}, {"n_candidate": 30, "query_prune_ratio": 0.5},
+                  {"n_candidate": len(docs), "query_prune_ratio": 0.0}):
+        for k in (10, 1000):
+            want = in_memory.search(queries, k=k, **knobs)
+            assert_same_results(on_disk.search(queries, k=k, **knobs), want)
+            assert_same_results(one_by_one(on_disk, queries, k=k, **knobs), want)
+        for filters in ({"filter": np.flatnonzero(masks[0])}, {"filters": list(masks)}):
+            assert_same_results(on_disk.search(queries, k=10, **filters, **knobs),
+                                in_memory.search(queries, k=10, **filters, **knobs))
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.data())
+def test_sindi_disk_mode_equals_memory_on_random_collections(data):
+    """Tied weights, empty documents and queries, every window size, binary or weighted."""
+    import tempfile
+    from pathlib import Path
+
+    n_terms = data.draw(st.integers(1, 30))
+    weight = st.sampled_from([0.5, 1.0, 2.0, 3.25])
+    vectors = st.dictionaries(st.integers(0, n_terms - 1), weight, max_size=10)
+    rows, query_rows = data.draw(st.lists(vectors, min_size=1, max_size=50)), data.draw(st.lists(vectors, min_size=1, max_size=8))
+    if data.draw(st.booleans()):
+        rows = [dict.fromkeys(row, 1.0) for row in rows]
+    vocab = sparseir.Vocabulary([f"t{i}" for i in range(n_terms)])
+    docs = sparseir.SparseVectors.from_dicts([dict(sorted(row.items())) for row in rows], vocab=vocab)
+    queries = sparseir.SparseVectors.from_dicts([dict(sorted(row.items())) for row in query_rows], vocab=vocab)
+    params = {"window_size": data.draw(st.integers(1, 60)), "value_dtype": data.draw(st.sampled_from(["uint8", "float32"])),
+              "doc_prune_ratio": data.draw(st.sampled_from([0.0, 0.3]))}
+    knobs = {"n_candidate": data.draw(st.integers(1, 60)), "query_prune_ratio": data.draw(st.sampled_from([0.0, 0.4]))}
+    k = data.draw(st.integers(1, 12))
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "index"
+        sparseir.build_index(docs, kind="sindi", **params).save(path)
+        want = sparseir.load_index(path, memory="all").search(queries, k=k, **knobs)
+        on_disk = sparseir.load_index(path, memory="disk")
+        assert_same_results(on_disk.search(queries, k=k, **knobs), want)
+        assert_same_results(one_by_one(on_disk, queries, k=k, **knobs), want)
+
+
+def test_sindi_disk_mode_on_binary_vectors_over_a_wide_vocabulary(tmp_path):
+    """No stored values or weights, and forward-index gaps, read from their files."""
+    rng = np.random.default_rng(8)
+    vocab = sparseir.Vocabulary([str(i) for i in range(100_000)], open=True)
+    pool = rng.choice(100_000, 400, replace=False)
+    rows = [dict.fromkeys(np.sort(rng.choice(pool, 25, replace=False)).tolist(), 1.0) for _ in range(400)]
+    docs = sparseir.SparseVectors.from_dicts(rows, vocab=vocab)
+    path = sindi_disk_index(docs, tmp_path, "binary", window_size=50)
+    queries = docs[:20]
+    for knobs in ({"n_candidate": 10}, {"n_candidate": 400, "query_prune_ratio": 0.0}):
+        want = sparseir.load_index(path, memory="all").search(queries, k=10, **knobs)
+        on_disk = sparseir.load_index(path, memory="disk")
+        assert_same_results(on_disk.search(queries, k=10, **knobs), want)
+        assert_same_results(one_by_one(on_disk, queries, k=10, **knobs), want)
+
+
+def mapped_resident_bytes(paths) -> int:
+    """Resident bytes of this process's mappings of `paths` (/proc/self/smaps)."""
+    wanted = {str(path.resolve()) for path in paths}
+    resident, current = 0, None
+    for line in open("/proc/self/smaps").read().splitlines():
+        fields = line.split()
+        if "-" in fields[0] and not fields[0].endswith(":"):
+            current = fields[5] if len(fields) >= 6 else None
+        elif fields and fields[0] == "Rss:" and current in wanted:
+            resident += int(fields[1]) * 1024
+    return resident
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/smaps"), reason="reads /proc/self/smaps")
+def test_sindi_disk_mode_keeps_no_copy_of_the_postings_or_forward_index(tmp_path):
+    """Only directories in RAM; the bulk's files are open for pread, and their mappings, which
+    other modes read through, are never touched: no page of them is resident after searching."""
+    from sparseir.layout.sindi import DISK_READS, ON_DISK
+
+    docs = random_vectors(np.random.default_rng(6), 2000, 300, 30)
+    path = sindi_disk_index(docs, tmp_path, "index", window_size=256)
+    index = sparseir.load_index(path, memory="disk")
+    assert sorted(index.arrays.disk) == sorted(DISK_READS)
+    for name, array in index.arrays.items():
+        assert isinstance(array, np.memmap) == (name in {*ON_DISK, *DISK_READS}), name
+    bulk = [path / f"{name}.npy" for name in DISK_READS]
+    index.search(docs[:50], k=10)
+    index.search(docs[:1], k=10)
+    assert mapped_resident_bytes(bulk) == 0
+    summaries = sparseir.load_index(path, memory="summaries")
+    summaries.search(docs[:50], k=10)
+    assert mapped_resident_bytes(bulk) > 0  # the measure sees pages read through a mapping
+
+
+@pytest.mark.parametrize("name", ["posting_docs", "doc_terms"])
+def test_sindi_disk_mode_refuses_a_file_changed_under_it(tmp_path, name):
+    docs = random_vectors(np.random.default_rng(9), 300, 100, 10)
+    path = sindi_disk_index(docs, tmp_path, "index", window_size=64)
+    index = sparseir.load_index(path, memory="disk")
+    with open(path / f"{name}.npy", "r+b") as f:
+        f.truncate(200)
+    for queries in (docs[:5], docs[:1]):
+        with pytest.raises(OSError, match="could not be read") as raised:
+            index.search(queries, k=10)
+        assert raised.value.filename.endswith(f"{name}.npy")
+
+
+def test_cli_searches_sindi_from_disk(tmp_path):
+    from click.testing import CliRunner
+    from sparseir.cli import cli
+
+    docs = random_vectors(np.random.default_rng(12), 400, 120, 12)
+    sparseir.write_vectors(docs, tmp_path / "docs.jsonl.gz")
+    sparseir.write_vectors(docs[:20], tmp_path / "queries.jsonl")
+    runner = CliRunner()
+    built = runner.invoke(cli, ["index", str(tmp_path / "docs.jsonl.gz"), "-o", str(tmp_path / "index"), "--kind",
+                                "sindi", "--window-size", "100", "--memory-budget", "8K"])
+    assert built.exit_code == 0, built.output
+    runs = {}
+    for memory in ("all", "disk"):
+        result = runner.invoke(cli, ["search", str(tmp_path / "index"), str(tmp_path / "queries.jsonl"), "-o",
+                                     str(tmp_path / f"{memory}.trec"), "--memory", memory])
+        assert result.exit_code == 0, result.output
+        runs[memory] = (tmp_path / f"{memory}.trec").read_text()
+    assert runs["disk"] == runs["all"] and runs["all"].count("\n") == 20 * 10

@@ -3,6 +3,7 @@ phase runs in many chunks, every kind writes exactly the arrays of the in-memory
 from every input format; the pieces (radix selection, chunking, spooling) are checked
 against plain numpy."""
 
+import json
 import math
 import os
 import subprocess
@@ -178,3 +179,118 @@ def test_cli_bad_out_of_core_options(collection, tmp_path, args, message):
     assert result.returncode != 0 and message in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "index").exists()
     assert os.listdir(tmp_path) == []  # no scratch directory left behind either
+
+
+# --- SINDI: the windowed lists, streamed -------------------------------------------------------
+
+def assert_same_files(expected_dir, actual_dir):
+    """Every array file and the vocabulary byte for byte (the manifests differ in build time only)."""
+    names = sorted(path.name for path in expected_dir.iterdir() if path.name != "manifest.json")
+    assert names == sorted(path.name for path in actual_dir.iterdir() if path.name != "manifest.json")
+    for name in names:
+        assert (expected_dir / name).read_bytes() == (actual_dir / name).read_bytes(), name
+
+
+@st.composite
+def sindi_cases(draw):
+    """A small collection with tied weights and empty rows, and SINDI build parameters."""
+    n_terms = draw(st.integers(1, 40))
+    weight = st.sampled_from([0.5, 1.0, 2.0, 3.25]) | st.floats(0.125, 50.0, width=32)
+    rows = draw(st.lists(st.dictionaries(st.integers(0, n_terms - 1), weight, max_size=12), min_size=1, max_size=60))
+    binary = draw(st.booleans())
+    if binary:
+        rows = [dict.fromkeys(row, 1.0) for row in rows]
+    params = {"window_size": draw(st.integers(1, 70)),
+              "doc_prune_ratio": draw(st.sampled_from([0.0, 0.25, 0.6, 0.95])),
+              "value_dtype": draw(st.sampled_from(["uint8", "float32"])),
+              "forward_dtype": draw(st.sampled_from(["float16", "float32"]))}
+    vocab = sparseir.Vocabulary([f"t{i}" for i in range(n_terms)], name="random")
+    return SparseVectors.from_dicts([dict(sorted(row.items())) for row in rows], vocab=vocab), params
+
+
+@settings(max_examples=25, deadline=None)
+@given(sindi_cases(), st.integers(1, 300))
+def test_sindi_out_of_core_equals_in_memory_file_for_file(case, budget):
+    """Out of core under a budget of a few entries (below the page that a user's budget must
+    reach, to cut these small collections into many chunks): windows, pruning, codes and the
+    kept mask, in a mapped file, cross chunk boundaries, and the arrays come out byte for byte the same
+    (the command line's files are compared below)."""
+    import tempfile
+
+    docs, params = case
+    expected = sparseir.build_index(docs, kind="sindi", **params).arrays
+    with tempfile.TemporaryDirectory() as scratch, Workspace(scratch, PAGE) as workspace:
+        workspace.budget = budget
+        actual = sparseir.build_index(docs, kind="sindi", workspace=workspace, **params).arrays
+        assert sorted(expected) == sorted(actual)
+        for name, array in expected.items():
+            assert (array.dtype, array.shape) == (actual[name].dtype, actual[name].shape), name
+            assert array.tobytes() == np.asarray(actual[name]).tobytes(), name
+
+
+def test_cli_sindi_out_of_core_shows_a_bar_per_phase(collection, tmp_path):
+    docs, folder = collection
+    result = CliRunner().invoke(cli, ["index", str(folder / "docs.parquet"), "-o", str(tmp_path / "index"),
+                                      "--kind", "sindi", "--memory-budget", "8K", "--window-size", "64"])
+    assert result.exit_code == 0, result.output
+    for phase in ("reading", "pruning documents", "inverting", "forward index", "counting terms"):
+        assert f"{phase}:" in result.output, phase
+    assert "ETA" in result.output
+    expected = sparseir.build_index(docs, kind="sindi", window_size=64)
+    expected.save(tmp_path / "expected")
+    assert_same_files(tmp_path / "expected", tmp_path / "index")
+
+
+PEAK_PROBE = """
+import json, sys
+from pathlib import Path
+import sparseir
+from sparseir.workspace import Workspace
+
+def status(key):
+    return next(int(line.split()[1]) * 1024 for line in Path("/proc/self/status").read_text().splitlines()
+                if line.startswith(key))
+
+source, output, budget = sys.argv[1:]
+first = sorted(Path(source).iterdir())[0]
+sparseir.build_index_from(first, output + "-warm", kind="sindi", memory_budget=budget)  # compiles the kernels
+with Workspace.beside(output, budget) as workspace:
+    docs = sparseir.read_vectors(source, workspace=workspace)  # the reader's peak is its own (test_memory.py)
+    workspace.release()
+    Path("/proc/self/clear_refs").write_text("5")  # the peak restarts here, at the build
+    before = status("VmRSS:")
+    sparseir.build_index(docs, kind="sindi", workspace=workspace, doc_prune_ratio=0.5).save(output)
+    print(json.dumps({"before": before, "peak": status("VmHWM:")}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="resets the peak through /proc/self/clear_refs")
+def test_sindi_out_of_core_peak_is_the_index_plus_the_budget(tmp_path, monkeypatch):
+    """From the spooled collection to the saved index, the build's peak resident set grows by at
+    most the index's bytes, the budget and a little: the collection (twice the forward index)
+    and the mask of kept entries stay out of it."""
+    import sparseir.formats.parquet as parquet
+
+    monkeypatch.setattr(parquet, "BATCH_ROWS", 8192)  # small row groups: the reader's own batches stay small
+    rng = np.random.default_rng(0)
+    n_parts, part_docs, per_doc = 8, 62_500, 80
+    (tmp_path / "parts").mkdir()
+    for part in range(n_parts):
+        terms = np.cumsum(rng.integers(1, 380, (part_docs, per_doc)), axis=1) - 1  # ascending, below 30,400
+        docs = SparseVectors(np.arange(part_docs + 1) * per_doc, terms.ravel(),
+                             rng.gamma(1.5, 1.0, part_docs * per_doc) + 0.01,
+                             ids=[f"p{part}-{i}" for i in range(part_docs)], validate=False)
+        sparseir.write_vectors(docs, tmp_path / "parts" / f"part-{part:05d}.parquet")
+    del docs, terms
+    budget = 16 << 20
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    result = subprocess.run([sys.executable, "-c", PEAK_PROBE, str(tmp_path / "parts"), str(tmp_path / "index"),
+                             str(budget)], capture_output=True, text=True, env={**os.environ, "PYTHONPATH": repo})
+    assert result.returncode == 0, result.stderr[-3000:]
+    measured = json.loads(result.stdout.strip().splitlines()[-1])
+    index_bytes = sum(path.stat().st_size for path in (tmp_path / "index").iterdir())
+    slack = 64 << 20  # the interpreter's, the readers' and the allocator's own
+    # A build that held the collection (8 bytes a non-zero) beside the index would not pass.
+    assert n_parts * part_docs * per_doc * 8 > 2 * (budget + slack)
+    assert measured["peak"] - measured["before"] <= index_bytes + budget + slack, (measured, index_bytes)

@@ -37,7 +37,8 @@ BATCH = 256  # queries per progress step; large enough that prange keeps every c
               show_default=True,
               help="What is read into RAM: nothing (memory-mapped), everything, the summaries and directories "
                    "(the bulk stays on disk, read at random), or only the directories (disk: Seismic indexes built "
-                   "with --disk-blocks read each query's summaries and blocks from disk).")
+                   "with --disk-blocks read each query's summaries and blocks from disk, SINDI indexes its "
+                   "terms' lists and its candidates' rows).")
 @click.option("--skip-bad-lines", is_flag=True, help="Skip malformed query lines (counted) instead of failing.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing run file.")
 @click.option("--filter", "filter_expression", metavar="EXPR",

@@ -24,8 +24,9 @@ from ..layout.sindi import CODE_LEVELS, MAX_WINDOW
 from ..kernels import offsets_of, thread_chunks
 from ..params import OrderedBuild
 from ..vectors import SparseVectors
-from ..workspace import IN_MEMORY, Workspace
+from ..workspace import IN_MEMORY, NONZERO_BYTES, Workspace
 from .forward import forward_index
+from .inversion import count_postings, scatter_postings
 
 VALUE_DTYPES = ("uint8", "float32")
 MIN_OFFSETS_BUDGET = 1 << 24  # list offsets allowed whatever the collection (128 MiB)
@@ -58,13 +59,14 @@ class BuildParams(OrderedBuild):
 
 
 @njit(parallel=True, cache=True)
-def kept_entries(doc_offsets, doc_weights, prune_ratio, n_chunks, kept):
-    """Mark each document's entries but its lightest, whose weights add up to at most prune_ratio of its sum."""
-    n_docs = doc_offsets.shape[0] - 1
+def kept_entries(row_lo, row_hi, doc_offsets, doc_weights, prune_ratio, n_chunks, kept):
+    """Mark each document of rows row_lo:row_hi: every entry kept (True) but its lightest, whose
+    weights add up to at most prune_ratio of its sum (False)."""
     for chunk in prange(n_chunks):
-        for row in range(chunk, n_docs, n_chunks):
+        for row in range(row_lo + chunk, row_hi, n_chunks):
             lo, hi = doc_offsets[row], doc_offsets[row + 1]
             weights = doc_weights[lo:hi]
+            kept[lo:hi] = True
             order = np.argsort(weights, kind="mergesort")  # lightest first; ties: lower position dropped first
             budget = prune_ratio * weights.sum()
             dropped = 0.0
@@ -76,53 +78,19 @@ def kept_entries(doc_offsets, doc_weights, prune_ratio, n_chunks, kept):
 
 
 @njit(cache=True)
-def kept_term_max(doc_terms, doc_weights, kept, n_terms):
-    """Each term's largest kept weight (0 for terms without a kept entry)."""
-    term_max = np.zeros(n_terms, dtype=np.float32)
-    for p in range(doc_terms.shape[0]):
+def kept_term_max(lo, hi, doc_terms, doc_weights, kept, term_max):
+    """Raise term_max[t] to the largest kept weight of term t among entries lo:hi."""
+    for p in range(lo, hi):
         if kept[p] and doc_weights[p] > term_max[doc_terms[p]]:
             term_max[doc_terms[p]] = doc_weights[p]
-    return term_max
-
-
-@njit(cache=True)
-def count_postings(doc_offsets, doc_terms, kept, window_size, n_terms, counts):
-    """counts[w * n_terms + t] += 1 for each kept entry of term t in window w."""
-    for row in range(doc_offsets.shape[0] - 1):
-        window_base = (row // window_size) * n_terms
-        for p in range(doc_offsets[row], doc_offsets[row + 1]):
-            if kept[p]:
-                counts[window_base + doc_terms[p]] += 1
-
-
-@njit(cache=True)
-def scatter_postings(doc_offsets, doc_terms, doc_weights, kept, window_size, n_terms, posting_offsets, steps,
-                     codes, posting_docs, posting_values):
-    """Counting-sort placement of the kept entries into window-major lists; rows ascend within each.
-
-    With codes, a weight is stored as its uint8 code on the term's step: rounded to
-    nearest, at least 1 (a kept entry never vanishes), at most 255.
-    """
-    cursor = posting_offsets[:-1].copy()
-    for row in range(doc_offsets.shape[0] - 1):
-        window_base = (row // window_size) * n_terms
-        for p in range(doc_offsets[row], doc_offsets[row + 1]):
-            if kept[p]:
-                term = doc_terms[p]
-                slot = cursor[window_base + term]
-                posting_docs[slot] = row % window_size
-                if codes:
-                    posting_values[slot] = min(max(np.rint(doc_weights[p] / steps[term]), 1), CODE_LEVELS)
-                else:
-                    posting_values[slot] = doc_weights[p]
-                cursor[window_base + term] = slot + 1
 
 
 def build(docs: SparseVectors, params: BuildParams, workspace: Workspace = IN_MEMORY) -> dict[str, np.ndarray]:
+    """Two streamed passes over the rows (pruning and counting, then inverting), a workspace
+    chunk at a time: out of core, the collection and the mask of kept entries stay in files,
+    and what is held in RAM is the index's own arrays and one list offset per (window, term)."""
     n_terms = len(docs.vocab)
     window_size = int(params.window_size)
-    kept = np.ones(docs.nnz, dtype=np.bool_)
-    kept_entries(docs.offsets, docs.weights, params.doc_prune_ratio, thread_chunks(len(docs)), kept)
     n_windows = -(-len(docs) // window_size)
     # One list offset per (window, term): tiny windows over a real vocabulary would need far
     # more offsets than postings (window_size=1: one per document and term of the vocabulary).
@@ -130,21 +98,31 @@ def build(docs: SparseVectors, params: BuildParams, workspace: Workspace = IN_ME
             f"window_size={window_size} cuts {len(docs):,} documents into {n_windows:,} windows: "
             f"{n_windows * n_terms:,} list offsets for {docs.nnz:,} non-zeros; use a window_size of at least "
             f"{-(-len(docs) * n_terms // max(docs.nnz, MIN_OFFSETS_BUDGET))}")
+    chunks = thread_chunks(len(docs))
+    kept = workspace.empty(docs.nnz, np.bool_)
+    term_max = np.zeros(n_terms, dtype=np.float32)
     counts = np.zeros(n_windows * n_terms, dtype=np.int64)
-    count_postings(docs.offsets, docs.terms, kept, window_size, n_terms, counts)
+    for lo, hi in workspace.row_ranges(docs.offsets, "pruning documents", NONZERO_BYTES + kept.itemsize):
+        kept_entries(lo, hi, docs.offsets, docs.weights, params.doc_prune_ratio, chunks, kept)
+        kept_term_max(docs.offsets[lo], docs.offsets[hi], docs.terms, docs.weights, kept, term_max)
+        count_postings(lo, hi, docs.offsets, docs.terms, docs.weights, kept, window_size, n_terms, counts)
     posting_offsets = offsets_of(counts)
     del counts
-    term_max = kept_term_max(docs.terms, docs.weights, kept, n_terms)
-    if params.value_dtype == "uint8":
+    coded = params.value_dtype == "uint8" and not docs.is_binary
+    if coded:
         scales = term_max / np.float32(CODE_LEVELS)
-    else:
+    else:  # float32 values, or a binary collection's: every kept value is the term's largest, 1
         scales = (term_max > 0).astype(np.float32)
     posting_docs = np.empty(posting_offsets[-1], dtype=np.uint16)
-    values = np.empty(posting_offsets[-1], dtype=np.uint8 if params.value_dtype == "uint8" else np.float32)
-    scatter_postings(docs.offsets, docs.terms, docs.weights, kept, window_size, n_terms, posting_offsets, scales,
-                     params.value_dtype == "uint8", posting_docs, values)
-    if docs.is_binary:  # every kept value is the term's largest: the scale alone carries it
-        values, scales = UNIT_WEIGHTS, (term_max > 0).astype(np.float32)
+    if docs.is_binary:  # the scale alone carries the value
+        values = UNIT_WEIGHTS
+    else:
+        values = np.empty(posting_offsets[-1], dtype=np.uint8 if coded else np.float32)
+    cursor = posting_offsets[:-1].copy()
+    for lo, hi in workspace.row_ranges(docs.offsets, "inverting", NONZERO_BYTES + kept.itemsize):
+        scatter_postings(lo, hi, docs.offsets, docs.terms, docs.weights, kept, window_size, n_terms,
+                         (scales, CODE_LEVELS) if coded else None, cursor, posting_docs, values)
+    del cursor, kept
     return {"posting_offsets": posting_offsets, "posting_docs": posting_docs, "posting_values": values,
             "term_scales": scales, "window_size": np.array([window_size], dtype=np.int64),
             **forward_index(docs, params.forward_dtype, workspace)}

@@ -9,6 +9,7 @@ from numba.extending import overload
 
 from ..kernels import prefetch, prefetch_lines, weight_at
 from .allow import is_allowed
+from .reads import DAMAGED, mark_failed, read_range
 from .scratch import is_index, term_slot
 from .topk import heap_push, is_worse
 
@@ -100,4 +101,44 @@ def score_candidates(candidates, lo, hi, in_record, n_docs, doc_offsets, doc_ter
             # inlined heap_push would not (its code would grow every caller's loop).
             if size < heap_scores.shape[0] or is_worse(heap_scores[0], heap_rows[0], score, doc):
                 size = heap_push(heap_scores, heap_rows, size, score, doc)
+    return n_touched, size
+
+
+@njit(cache=True)
+def score_read_candidates(candidates, lo, hi, n_docs, doc_offsets, term_gaps, term_file, weight_file, failed,
+                          row_offsets, terms, weights, dense_query, visited, touched, n_touched, heap_scores, heap_rows,
+                          size, allowed):
+    """score_candidates over candidates[lo:hi] whose forward-index rows are read from their files
+    (``query.reads``: term_file, weight_file) instead of memory, under load_index(memory="disk").
+
+    As many rows as the `terms` and `weights` buffers hold are read side by side, as a block
+    record holds them (row_offsets: at least hi - lo + 1 entries), then scored; and so on. A
+    candidate already scored in this query, disallowed or no row is not read. A row longer than
+    the buffers, which no index that passed its checks holds, is not read and marks `failed`.
+    """
+    start = lo
+    while start < hi:
+        filled = 0
+        end = start
+        row_offsets[0] = 0
+        while end < hi:
+            doc = candidates[end]
+            first = last = np.int64(0)
+            if is_index(doc, n_docs) and not visited[doc >> 6] & (np.uint64(1) << np.uint64(doc & 63)) \
+                    and is_allowed(allowed, doc):
+                first, last = np.int64(doc_offsets[doc]), np.int64(doc_offsets[doc + 1])
+            if last - first > terms.shape[0]:
+                mark_failed(failed, term_file, DAMAGED)
+                first = last
+            if filled + last - first > terms.shape[0]:
+                break  # the buffers are full: score what they hold
+            read_range(term_file, first, last, terms[filled:], failed)
+            read_range(weight_file, first, last, weights[filled:], failed)
+            filled += last - first
+            end += 1
+            row_offsets[end - start] = filled
+        n_touched, size = score_candidates(candidates[start:end], 0, end - start, True, n_docs, row_offsets, terms,
+                                           weights, term_gaps, False, dense_query, visited, touched, n_touched,
+                                           heap_scores, heap_rows, size, allowed)
+        start = end
     return n_touched, size

@@ -18,6 +18,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
 from ..errors import IndexFormatError
+from ..layout import frozen
 
 # Why a read failed, kept in failed[0] (the file's descriptor in failed[1]): an exception cannot
 # leave a parallel region, so kernels record the failure and the caller raises it once they return.
@@ -81,6 +82,28 @@ def _read_range(file, lo, hi, buffer, failed):
             done += got
         return buffer[:hi - lo]
     return compiled
+
+
+def disk_reads(group: type, arrays, names: tuple[str, ...]):
+    """What a kind's kernels read from disk, as its layout's ``DiskReads`` NamedTuple (`group`),
+    or None unless the index was loaded with memory="disk". The group's fields: files (int64,
+    one row (fd, byte where the data starts, elements) per name in `names`), failed
+    (``new_failed``), an empty array of each named array's dtype (kernels take the dtypes from
+    them), then any further fields, arrays in RAM taken from `arrays` by their names."""
+    files = getattr(arrays, "disk", None)
+    if not files:
+        return None
+    if group._fields[2:2 + len(names)] != tuple(names):
+        raise ValueError(f"{group.__name__} names its reads {group._fields[2:2 + len(names)]}, not {tuple(names)}")
+    disk = [files[name] for name in names]
+    table = np.array([(file.fd, file.start, file.size) for file in disk], dtype=np.int64).reshape(len(disk), 3)
+    return group(table, new_failed(), *(file.empty for file in disk),
+                 *(frozen(arrays[name]) for name in group._fields[2 + len(names):]))
+
+
+def raise_failed_reads(disk, arrays, names: tuple[str, ...]) -> None:
+    """raise_failed for what `disk` (from ``disk_reads``) recorded, naming the file among `names`."""
+    raise_failed(disk.failed, [arrays.disk[name] for name in names])
 
 
 def new_failed() -> np.ndarray:

@@ -25,7 +25,7 @@ from ..layout.forward import read_forward
 from ..layout.seismic import DISK_READS, Blocks, DiskReads, Summaries, record_layout, record_vectors
 from .allow import allowed_row, everything
 from .forward import score_candidates
-from .reads import DAMAGED, mark_failed, new_failed, raise_failed, read_range
+from .reads import DAMAGED, disk_reads, mark_failed, raise_failed_reads, read_range
 from .scratch import new_dense_query, run_chunks, term_slot
 from .topk import empty_results, heap_drain, heap_threshold
 
@@ -309,7 +309,7 @@ def search_arrays(arrays, queries, k: int, params: SearchParams, allowed=None):
     require(params.n_knn <= knn.shape[1],
             f"n_knn={params.n_knn} exceeds the {knn.shape[1]} neighbours stored at build (build with n_knn >= it)")
     out_scores, out_rows = empty_results(len(queries), k)
-    forward, disk = read_forward(arrays), disk_reads(arrays)
+    forward, disk = read_forward(arrays), disk_reads(DiskReads, arrays, DISK_READS)
     if disk is not None:  # documents come from block records, already in cache once read
         forward = forward._replace(prefetch=False)
     args = (read(Blocks, arrays), read(Summaries, arrays), forward, disk, knn, params.n_knn,
@@ -318,19 +318,8 @@ def search_arrays(arrays, queries, k: int, params: SearchParams, allowed=None):
             np.float32(params.heap_factor), everything(len(queries)) if allowed is None else allowed)
     run_chunks(search_chunk, search_batch, args, len(queries), out_scores, out_rows)
     if disk is not None:
-        raise_failed(disk.failed, [arrays.disk[name] for name in DISK_READS])
+        raise_failed_reads(disk, arrays, DISK_READS)
     return out_scores, out_rows
-
-
-def disk_reads(arrays) -> DiskReads | None:
-    """What the kernel reads from disk: None unless the index was loaded with memory="disk"."""
-    files = getattr(arrays, "disk", None)
-    if not files:
-        return None
-    disk = [files[name] for name in DISK_READS]
-    return DiskReads(np.array([(file.fd, file.start, file.size) for file in disk], dtype=np.int64),
-                     new_failed(), *(file.empty for file in disk), frozen(arrays["block_record_offsets"]),
-                     frozen(arrays["largest_reads"]))
 
 
 def search(arrays, n_docs: int, queries, k: int, params: SearchParams, allowed=None):

@@ -8,6 +8,10 @@ and only groups whose maximum reaches the floor are read. Last, the candidates a
 rescored exactly from the forward index into the top-k. The first pass never reads the
 forward index, and the rescoring reads it only ``n_candidate`` times.
 
+Under ``load_index(memory="disk")`` the same kernels read each kept term's list of a window,
+and then the candidates' forward-index rows, with pread into buffers of each thread's own
+(``query.reads``), instead of from arrays in memory.
+
 With ``doc_prune_ratio=0`` at build, ``query_prune_ratio=0`` and ``n_candidate`` at least
 the number of documents sharing a term with the query, every such document is rescored
 and the results are those of exact search.
@@ -28,11 +32,15 @@ from .allow import allowed_row, everything, is_allowed
 from .scratch import new_dense_query
 from ..layout.forward import read_forward
 from ..layout import read
-from ..layout.sindi import MAX_WINDOW, Postings, window_size as stored_window_size
-from .forward import score_candidates
+from ..layout.sindi import DISK_READS, MAX_WINDOW, DiskReads, Postings, window_size as stored_window_size
+from .forward import score_candidates, score_read_candidates
+from .reads import disk_reads, raise_failed_reads, read_range
 from .topk import empty_results, heap_drain
 
 SCAN_GROUP = 16  # accumulators tested at once against the candidate threshold
+# Forward-index entries read at once for rescoring under memory="disk" (at least a vocabulary's,
+# the most one document holds): the candidates' rows of a typical query in one buffer-full.
+READ_ENTRIES = 1 << 14
 
 
 @dataclass(frozen=True)
@@ -91,21 +99,32 @@ def _within(row, n_rows):
     return lambda row, n_rows: row < n_rows
 
 
+@njit(cache=True, inline="always")
+def add_postings(docs, values, lo, hi, factor, n_rows, accumulator):
+    """Add postings lo:hi of one list, value x factor (query weight x term step), into the accumulator."""
+    for p in range(lo, hi):
+        if within(docs[p], n_rows):
+            accumulator[docs[p]] += factor * weight_at(values, p)
+
+
 @njit(cache=True)
-def accumulate_window(posting_offsets, posting_docs, posting_values, list_base, q_terms, q_factors, order, n_kept,
-                      n_rows, accumulator):
-    """Add each kept term's postings in one window, value x (query weight x term step), into the accumulator.
+def accumulate_window(postings, disk, buffers, list_base, q_terms, q_factors, order, n_kept, n_rows, accumulator):
+    """Add each kept term's postings in one window into the accumulator: sliced from the arrays
+    in memory or, with `disk` (``layout.sindi.DiskReads``), read into `buffers`.
 
     n_rows is None but in the last window, shorter than the others: there a damaged index's
     row past the window's would leave an accumulator that its scan neither reads nor clears,
     for a later query's full window to read."""
+    posting_offsets = postings.posting_offsets
     for c in range(n_kept):
         j = order[c]
-        factor = q_factors[j]
         lo, hi = posting_offsets[list_base + q_terms[j]], posting_offsets[list_base + q_terms[j] + 1]
-        for p in range(lo, hi):
-            if within(posting_docs[p], n_rows):
-                accumulator[posting_docs[p]] += factor * weight_at(posting_values, p)
+        if disk is None:  # pruned at compile time where disk is None
+            add_postings(postings.posting_docs, postings.posting_values, lo, hi, q_factors[j], n_rows, accumulator)
+        elif hi > lo:  # an empty list costs no read
+            docs = read_range(disk.files[0], lo, hi, buffers[0], disk.failed)
+            values = read_range(disk.files[1], lo, hi, buffers[1], disk.failed)
+            add_postings(docs, values, 0, hi - lo, q_factors[j], n_rows, accumulator)
 
 
 @njit(cache=True)
@@ -190,11 +209,12 @@ def drop_disallowed(accumulator, allowed, first_row, n_rows):
 
 
 @njit(cache=True)
-def search_one(postings, forward, n_terms, window_size, q_terms, q_weights, prune_ratio, n_cand, allowed, accumulator,
-               group_max, super_max, dense_query, visited, touched, order, q_factors, keys, cand_rows, heap_scores, heap_rows):
-    """One query into (heap_scores, heap_rows); returns the heap size. Scratch is left clean."""
-    posting_offsets, posting_docs = postings.posting_offsets, postings.posting_docs
-    posting_values, term_scales = postings.posting_values, postings.term_scales
+def search_one(postings, forward, disk, n_terms, window_size, q_terms, q_weights, prune_ratio, n_cand, allowed,
+               accumulator, group_max, super_max, dense_query, visited, touched, order, q_factors, keys, cand_rows,
+               heap_scores, heap_rows, buffers):
+    """One query into (heap_scores, heap_rows); returns the heap size. Scratch is left clean.
+    disk: None in memory, else what a memory="disk" index reads into `buffers` (``disk_buffers``)."""
+    term_scales = postings.term_scales
     doc_offsets, doc_terms, doc_weights, prefetch_docs = (forward.doc_offsets, forward.doc_terms,
                                                           forward.doc_weights, forward.prefetch)
     n_docs = doc_offsets.shape[0] - 1
@@ -206,11 +226,11 @@ def search_one(postings, forward, n_terms, window_size, q_terms, q_weights, prun
     for first_row in range(0, n_docs, window_size):
         list_base = (first_row // window_size) * n_terms
         if first_row + window_size <= n_docs:
-            accumulate_window(posting_offsets, posting_docs, posting_values, list_base, q_terms, q_factors, order,
-                              n_kept, None, accumulator)
+            accumulate_window(postings, disk, buffers, list_base, q_terms, q_factors, order, n_kept, None,
+                              accumulator)
         else:
-            accumulate_window(posting_offsets, posting_docs, posting_values, list_base, q_terms, q_factors, order,
-                              n_kept, n_docs - first_row, accumulator)
+            accumulate_window(postings, disk, buffers, list_base, q_terms, q_factors, order, n_kept,
+                              n_docs - first_row, accumulator)
         if allowed.shape[0] > 0:
             drop_disallowed(accumulator, allowed, first_row, min(window_size, n_docs - first_row))
         count = collect_window(accumulator, accumulator_bits, min(window_size, n_docs - first_row), first_row, n_cand,
@@ -220,9 +240,15 @@ def search_one(postings, forward, n_terms, window_size, q_terms, q_weights, prun
         cand_rows[i] = np.int64(0xFFFFFFFF) - (keys[i] & 0xFFFFFFFF)
     for j in range(q_terms.shape[0]):
         dense_query[q_terms[j]] = q_weights[j]
-    n_touched, n_results = score_candidates(cand_rows, 0, count, None, n_docs, doc_offsets, doc_terms, doc_weights,
-                                            forward.term_gaps, prefetch_docs, dense_query, visited, touched, 0,
-                                            heap_scores, heap_rows, 0, allowed)
+    if disk is None:  # pruned at compile time where disk is None
+        n_touched, n_results = score_candidates(cand_rows, 0, count, None, n_docs, doc_offsets, doc_terms,
+                                                doc_weights, forward.term_gaps, prefetch_docs, dense_query, visited,
+                                                touched, 0, heap_scores, heap_rows, 0, allowed)
+    else:
+        n_touched, n_results = score_read_candidates(cand_rows, 0, count, n_docs, doc_offsets, forward.term_gaps,
+                                                     disk.files[2], disk.files[3], disk.failed, buffers[2],
+                                                     buffers[3], buffers[4], dense_query, visited, touched, 0,
+                                                     heap_scores, heap_rows, 0, allowed)
     for i in range(n_touched):
         visited[touched[i] >> 6] = 0
     for j in range(q_terms.shape[0]):
@@ -249,28 +275,54 @@ def new_scratch(n_docs, n_terms, window_size, n_candidate, k):
             np.empty(k, dtype=np.float32), np.empty(k, dtype=np.int64))
 
 
+def disk_buffers(disk, window_size, n_terms, n_candidate):
+    """Scratch for a memory="disk" search to read into (``new_disk_buffers``): None in memory."""
+    return None if disk is None else new_disk_buffers(disk, window_size, n_terms, n_candidate)
+
+
+@overload(disk_buffers)
+def _disk_buffers(disk, window_size, n_terms, n_candidate):
+    if isinstance(disk, types.NoneType):
+        return lambda disk, window_size, n_terms, n_candidate: None
+    return lambda disk, window_size, n_terms, n_candidate: new_disk_buffers(disk, window_size, n_terms, n_candidate)
+
+
 @njit(cache=True)
-def search_chunk(postings, forward, n_terms, window_size, q_offsets, q_terms, q_weights, prune_ratio, n_candidate,
-                 allowed, scratch, chunk, n_chunks, out_scores, out_rows):
-    """Queries chunk, chunk + n_chunks, ... with one set of scratch arrays."""
+def new_disk_buffers(disk, window_size, n_terms, n_candidate):
+    """(list rows, list values, row offsets, row terms, row weights): a list holds at most
+    window_size postings and a document at most n_terms entries (both checked at every open);
+    none for values or weights not stored (a binary collection's)."""
+    n_entries = max(n_terms, READ_ENTRIES)
+    return (np.empty(window_size, disk.posting_docs.dtype),
+            np.empty(window_size if disk.files[1, 2] else 0, disk.posting_values.dtype),
+            np.empty(n_candidate + 1, np.int64), np.empty(n_entries, disk.doc_terms.dtype),
+            np.empty(n_entries if disk.files[3, 2] else 0, disk.doc_weights.dtype))
+
+
+@njit(cache=True)
+def search_chunk(postings, forward, disk, n_terms, window_size, q_offsets, q_terms, q_weights, prune_ratio,
+                 n_candidate, allowed, scratch, buffers, chunk, n_chunks, out_scores, out_rows):
+    """Queries chunk, chunk + n_chunks, ... with one set of scratch arrays (and read buffers)."""
     (accumulator, group_max, super_max, dense_query, visited, touched, order, q_factors, keys, cand_rows, heap_scores,
      heap_rows) = scratch
     for q in range(chunk, q_offsets.shape[0] - 1, n_chunks):
         lo, hi = q_offsets[q], q_offsets[q + 1]
-        size = search_one(postings, forward, n_terms, window_size, q_terms[lo:hi], q_weights[lo:hi], prune_ratio,
-                          n_candidate, allowed_row(allowed, q), accumulator, group_max, super_max, dense_query, visited, touched, order, q_factors, keys,
-                          cand_rows, heap_scores, heap_rows)
+        size = search_one(postings, forward, disk, n_terms, window_size, q_terms[lo:hi], q_weights[lo:hi],
+                          prune_ratio, n_candidate, allowed_row(allowed, q), accumulator, group_max, super_max,
+                          dense_query, visited, touched, order, q_factors, keys, cand_rows, heap_scores, heap_rows,
+                          buffers)
         heap_drain(heap_scores, heap_rows, size, out_scores[q], out_rows[q])
 
 
 @njit(parallel=True, cache=True)
-def search_batch(postings, forward, n_terms, window_size, q_offsets, q_terms, q_weights, prune_ratio, n_candidate,
-                 allowed, n_chunks, out_scores, out_rows):
+def search_batch(postings, forward, disk, n_terms, window_size, q_offsets, q_terms, q_weights, prune_ratio,
+                 n_candidate, allowed, n_chunks, out_scores, out_rows):
     n_docs = forward.doc_offsets.shape[0] - 1
     for chunk in prange(n_chunks):
         scratch = new_scratch(n_docs, n_terms, window_size, n_candidate, out_scores.shape[1])
-        search_chunk(postings, forward, n_terms, window_size, q_offsets, q_terms, q_weights, prune_ratio, n_candidate,
-                     allowed, scratch, chunk, n_chunks, out_scores, out_rows)
+        buffers = disk_buffers(disk, window_size, n_terms, n_candidate)
+        search_chunk(postings, forward, disk, n_terms, window_size, q_offsets, q_terms, q_weights, prune_ratio,
+                     n_candidate, allowed, scratch, buffers, chunk, n_chunks, out_scores, out_rows)
 
 
 # Serial calls reuse one scratch set per thread and shape: allocating and zeroing it (the
@@ -279,17 +331,21 @@ _scratch = threading.local()
 MAX_SCRATCH_SETS = 8
 
 
-def serial_scratch(n_docs: int, n_terms: int, window_size: int, n_candidate: int, k: int):
-    """This thread's scratch for these shapes (any index of the same shapes may share it)."""
+def serial_scratch(n_docs: int, n_terms: int, window_size: int, n_candidate: int, k: int, disk=None):
+    """This thread's scratch and read buffers (None in memory) for these shapes (any index of
+    the same shapes and dtypes may share them)."""
     sets = getattr(_scratch, "sets", None)
     if sets is None:
         sets = _scratch.sets = {}
     shape = (n_docs, n_terms, window_size, n_candidate, k)
-    if shape not in sets:
+    reads = None if disk is None else (tuple(disk.files[:, 2] > 0),
+                                       *(array.dtype for array in disk[2:]))
+    if (shape, reads) not in sets:
         if len(sets) >= MAX_SCRATCH_SETS:
             sets.clear()
-        sets[shape] = new_scratch(*shape)
-    return sets[shape]
+        sets[shape, reads] = (new_scratch(*shape),
+                              None if disk is None else new_disk_buffers(disk, window_size, n_terms, n_candidate))
+    return sets[shape, reads]
 
 
 def search(arrays, n_docs: int, queries, k: int, params: SearchParams, allowed=None):
@@ -297,14 +353,19 @@ def search(arrays, n_docs: int, queries, k: int, params: SearchParams, allowed=N
     n_candidate = max(int(params.n_candidate), k)
     postings = read(Postings, arrays)
     n_terms, window_size = len(postings.term_scales), stored_window_size(arrays)
-    args = (postings, read_forward(arrays), n_terms, window_size, queries.offsets, queries.terms, queries.weights,
+    forward, disk = read_forward(arrays), disk_reads(DiskReads, arrays, DISK_READS)
+    if disk is not None:  # rows are read into buffers, not prefetched
+        forward = forward._replace(prefetch=False)
+    args = (postings, forward, disk, n_terms, window_size, queries.offsets, queries.terms, queries.weights,
             np.float32(params.query_prune_ratio), n_candidate, everything(len(queries)) if allowed is None else allowed)
     n_chunks = thread_chunks(len(queries))
     if n_chunks == 1:  # one query, or one thread: no parallel region to launch
-        scratch = serial_scratch(n_docs, n_terms, window_size, n_candidate, k)
-        search_chunk(*args, scratch, 0, 1, out_scores, out_rows)
+        scratch, buffers = serial_scratch(n_docs, n_terms, window_size, n_candidate, k, disk)
+        search_chunk(*args, scratch, buffers, 0, 1, out_scores, out_rows)
     else:
         search_batch(*args, n_chunks, out_scores, out_rows)
+    if disk is not None:
+        raise_failed_reads(disk, arrays, DISK_READS)
     return out_scores, out_rows
 
 
