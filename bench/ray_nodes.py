@@ -21,27 +21,16 @@ import argparse
 import json
 import os
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 import sparseir
+from sparseir.bench.timing import best_seconds
 from sparseir.sharded import build_sharded
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def best_seconds(search, queries, batch: int, repeats: int) -> float:
-    """Seconds for the whole query set in batches of `batch`, best of `repeats` runs."""
-    best = float("inf")
-    for _ in range(repeats):
-        started = time.perf_counter()
-        for start in range(0, len(queries), batch):
-            search(queries[start:start + batch])
-        best = min(best, time.perf_counter() - started)
-    return best
 
 
 def start_cluster(n_nodes: int, cores_per_node: int, cores: list[int]):

@@ -24,21 +24,11 @@ import numpy as np
 
 import sparseir
 from sparseir.bench import directory_bytes
+from sparseir.bench.timing import best_seconds
 from sparseir.sharded import build_sharded
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def best_qps(search, queries, batch: int, repeats: int) -> float:
-    """Queries per second over the whole query set in batches of `batch`, best of `repeats` runs."""
-    best = float("inf")
-    for _ in range(repeats):
-        started = time.perf_counter()
-        for start in range(0, len(queries), batch):
-            search(queries[start:start + batch])
-        best = min(best, time.perf_counter() - started)
-    return len(queries) / best
 
 
 def median_latency_ms(search, queries, n: int) -> float:
@@ -85,10 +75,10 @@ def main() -> None:
         sharded.warmup()
         shard = sharded.shards[0]
         report["shard_docs"] = shard.n_docs
-        report["shard_ms_per_query_1_thread"] = 1000 / best_qps(
-            lambda batch: shard.search(batch, k=k, threads=1), queries, len(queries), args.repeats)
-        report["single_ms_per_query_1_thread"] = 1000 / best_qps(
-            lambda batch: single.search(batch, k=k, threads=1), queries, len(queries), args.repeats)
+        report["shard_ms_per_query_1_thread"] = 1000 * best_seconds(
+            lambda batch: shard.search(batch, k=k, threads=1), queries, len(queries), args.repeats) / len(queries)
+        report["single_ms_per_query_1_thread"] = 1000 * best_seconds(
+            lambda batch: single.search(batch, k=k, threads=1), queries, len(queries), args.repeats) / len(queries)
 
         rows = []
         ray.init(num_cpus=cores, include_dashboard=False, log_to_driver=False)
@@ -101,7 +91,7 @@ def main() -> None:
                            f"ray, {args.shards} actors": lambda batch: distributed.search(batch, k=k)}
                 for batch in (1, 32, 256, len(queries)):
                     n = min(len(queries), max(args.latency_queries, batch))
-                    rows.append({"batch": batch, **{name: best_qps(search, queries[:n], batch, args.repeats)
+                    rows.append({"batch": batch, **{name: n / best_seconds(search, queries[:n], batch, args.repeats)
                                                     for name, search in engines.items()}})
                 # One thread per shard on both sides: the actors run the shards side by side.
                 local_ms = median_latency_ms(lambda batch: sharded.search(batch, k=k, threads=1), queries,

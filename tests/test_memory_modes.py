@@ -201,7 +201,9 @@ def test_disk_mode_on_a_shared_collection():
                 np.testing.assert_array_equal(a, b)
 
 
-def test_cli_builds_block_records_and_searches_from_disk(tmp_path):
+@pytest.mark.parametrize("kind_args", [["--kind", "seismic", "--disk-blocks", "--max-record-ratio", "inf"],
+                                       ["--kind", "sindi", "--window-size", "100"]], ids=["seismic", "sindi"])
+def test_cli_builds_out_of_core_and_searches_from_disk(tmp_path, kind_args):
     from click.testing import CliRunner
     from sparseir.cli import cli
 
@@ -210,8 +212,8 @@ def test_cli_builds_block_records_and_searches_from_disk(tmp_path):
     sparseir.write_vectors(docs, tmp_path / "docs.jsonl.gz")
     sparseir.write_vectors(queries, tmp_path / "queries.jsonl")
     runner = CliRunner()
-    built = runner.invoke(cli, ["index", str(tmp_path / "docs.jsonl.gz"), "-o", str(tmp_path / "index"), "--kind",
-                                "seismic", "--disk-blocks", "--max-record-ratio", "inf", "--memory-budget", "8K"])
+    built = runner.invoke(cli, ["index", str(tmp_path / "docs.jsonl.gz"), "-o", str(tmp_path / "index"), *kind_args,
+                                "--memory-budget", "8K"])
     assert built.exit_code == 0, built.output
     runs = {}
     for memory in ("all", "disk"):
@@ -396,21 +398,3 @@ def test_sindi_disk_mode_refuses_a_file_changed_under_it(tmp_path, name):
         assert raised.value.filename.endswith(f"{name}.npy")
 
 
-def test_cli_searches_sindi_from_disk(tmp_path):
-    from click.testing import CliRunner
-    from sparseir.cli import cli
-
-    docs = random_vectors(np.random.default_rng(12), 400, 120, 12)
-    sparseir.write_vectors(docs, tmp_path / "docs.jsonl.gz")
-    sparseir.write_vectors(docs[:20], tmp_path / "queries.jsonl")
-    runner = CliRunner()
-    built = runner.invoke(cli, ["index", str(tmp_path / "docs.jsonl.gz"), "-o", str(tmp_path / "index"), "--kind",
-                                "sindi", "--window-size", "100", "--memory-budget", "8K"])
-    assert built.exit_code == 0, built.output
-    runs = {}
-    for memory in ("all", "disk"):
-        result = runner.invoke(cli, ["search", str(tmp_path / "index"), str(tmp_path / "queries.jsonl"), "-o",
-                                     str(tmp_path / f"{memory}.trec"), "--memory", memory])
-        assert result.exit_code == 0, result.output
-        runs[memory] = (tmp_path / f"{memory}.trec").read_text()
-    assert runs["disk"] == runs["all"] and runs["all"].count("\n") == 20 * 10

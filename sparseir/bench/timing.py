@@ -23,7 +23,7 @@ import gc
 import os
 import time
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -146,6 +146,17 @@ def time_single(engine, queries: SparseVectors, k: int, knobs: Mapping[str, Any]
         scores[q], rows[q] = engine.collect_one(raw, k)
     collect_s = time.perf_counter() - started
     return SingleTiming(latencies, CallTiming(n, float(latencies.sum()), cpu, prepare_s, collect_s)), scores, rows
+
+
+def best_seconds(search: Callable, queries, batch: int, repeats: int) -> float:
+    """Seconds for the whole query set searched in batches of `batch`, best of `repeats` passes."""
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        for start in range(0, len(queries), batch):
+            search(queries[start:start + batch])
+        best = min(best, time.perf_counter() - started)
+    return best
 
 
 def thread_ids() -> list[int]:
