@@ -33,27 +33,13 @@ import numpy as np
 
 import sparseir
 from sparseir.bench import IndexEngine, PySeismic, directory_bytes, run_system, vector_parts
+from sparseir.bench.timing import measured_process
 
 PYSEISMIC_INDEX = Path("pyseismic") / "index"  # under OUT: the prefix SeismicIndex.save extends
 
 
 def log(message: str) -> None:
     print(message, flush=True)
-
-
-def child_build(command: list[str]) -> dict:
-    """Run a build command; its wall seconds, peak RSS (MB) and exit status."""
-    log("$ " + " ".join(command))
-    started = time.perf_counter()
-    child = subprocess.Popen(command)
-    _, status, usage = os.wait4(child.pid, 0)
-    seconds = time.perf_counter() - started
-    code = os.waitstatus_to_exitcode(status)
-    # ru_maxrss is in KiB; MB here are 10^6 bytes, as for the index bytes beside them.
-    record = {"seconds": round(seconds, 1), "peak_rss_mb": round(usage.ru_maxrss * 1024 / 1e6), "exit": code,
-              "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1)}
-    log(f"  -> {record}")
-    return record
 
 
 def build_pyseismic(docs: str, prefix: Path, threads: int) -> None:
@@ -135,7 +121,7 @@ def main() -> None:
     for name, (path, kind) in builds.items():
         if name in record["builds"] or (name != "exact" and name not in systems):
             continue
-        result = child_build([sys.executable, "-m", "sparseir", "index", args.docs, "-o", str(path), *kind,
+        result = measured_process([sys.executable, "-m", "sparseir", "index", args.docs, "-o", str(path), *kind,
                               "--memory-budget", args.budget])
         if result["exit"] == 0:
             result["index_mb"] = round(directory_bytes(path) / 1e6)
@@ -143,7 +129,7 @@ def main() -> None:
         save()
     if "pyseismic" in systems and "pyseismic" not in record["builds"]:
         (out / PYSEISMIC_INDEX).parent.mkdir(exist_ok=True)
-        result = child_build([sys.executable, __file__, args.docs, args.queries, args.out, "--pyseismic-child"])
+        result = measured_process([sys.executable, __file__, args.docs, args.queries, args.out, "--pyseismic-child"])
         if result["exit"] == 0:
             result["index_mb"] = round(directory_bytes((out / PYSEISMIC_INDEX).parent) / 1e6)
         record["builds"]["pyseismic"] = result

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import sparseir
 from sparseir.bench.synthetic import generate
+from sparseir.bench.timing import measured_process
 
 
 def log(message: str) -> None:
@@ -30,15 +29,8 @@ def log(message: str) -> None:
 
 
 def measured(command: list[str]) -> dict:
-    """Run a command; its wall seconds, CPU seconds, peak RSS (MB) and exit status."""
-    log("$ " + " ".join(command))
-    started = time.perf_counter()
-    child = subprocess.Popen(command)
-    _, status, usage = os.wait4(child.pid, 0)
-    record = {"seconds": round(time.perf_counter() - started, 1), "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
-              # ru_maxrss is in KiB; MB here are 10^6 bytes.
-              "peak_rss_mb": round(usage.ru_maxrss * 1024 / 1e6), "exit": os.waitstatus_to_exitcode(status)}
-    log(f"  -> {record}")
+    """measured_process, stopping the run at the first step that fails."""
+    record = measured_process(command)
     if record["exit"] != 0:
         sys.exit(f"failed: {' '.join(command)}")
     return record

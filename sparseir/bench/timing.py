@@ -159,6 +159,23 @@ def best_seconds(search: Callable, queries, batch: int, repeats: int) -> float:
     return best
 
 
+def measured_process(command: Sequence[str]) -> dict:
+    """Run a command in a process of its own, printing it and its record: wall and CPU seconds,
+    peak resident memory in MB (10^6 bytes, from ``wait4``) and the exit status."""
+    import subprocess
+
+    print("$ " + " ".join(command), flush=True)
+    started = time.perf_counter()
+    child = subprocess.Popen(list(command))
+    _, status, usage = os.wait4(child.pid, 0)
+    record = {"seconds": round(time.perf_counter() - started, 1),
+              "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
+              "peak_rss_mb": round(usage.ru_maxrss * 1024 / 1e6),  # ru_maxrss is in KiB
+              "exit": os.waitstatus_to_exitcode(status)}
+    print(f"  -> {record}", flush=True)
+    return record
+
+
 def thread_ids() -> list[int]:
     """Every thread of this process (Linux); just the process elsewhere."""
     try:
