@@ -70,7 +70,8 @@ def toy_runs():
 
 
 # The default set compiles ranx's kernels for RRF (and CombSUM, which it ends with) only.
-@pytest.mark.parametrize("method, norm", [("rrf", "minmax"),
+@pytest.mark.parametrize("method, norm", [("rrf", "none"),
+                                          pytest.param("rrf", "minmax", marks=pytest.mark.slow),
                                           pytest.param("wsum", "none", marks=pytest.mark.slow),
                                           pytest.param("combmnz", "zmuv", marks=pytest.mark.slow),
                                           pytest.param("combsum", "rank", marks=pytest.mark.slow)])

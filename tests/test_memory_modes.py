@@ -105,6 +105,7 @@ def test_disk_mode_returns_what_the_index_in_memory_returns(tmp_path, case):
             np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_disk_mode_on_binary_vectors_over_a_wide_vocabulary(tmp_path):
     """No stored weights (unit summaries too) and forward-index gaps, through the block records."""
     rng = np.random.default_rng(8)
@@ -306,6 +307,7 @@ def test_sindi_disk_mode_returns_what_the_index_in_memory_returns(tmp_path, case
                                 in_memory.search(queries, k=10, **filters, **knobs))
 
 
+@pytest.mark.slow
 @settings(max_examples=10, deadline=None)
 @given(st.data())
 def test_sindi_disk_mode_equals_memory_on_random_collections(data):

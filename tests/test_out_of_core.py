@@ -69,6 +69,7 @@ def test_seismic_options_out_of_core(collection, tmp_path, params):
     assert_same_index(expected, actual)
 
 
+@pytest.mark.slow
 def test_binary_and_wide_vocabulary_out_of_core(tmp_path):
     """Binary vectors over more than 65,536 dimensions: no stored weights, forward-index gaps."""
     rng = np.random.default_rng(3)
