@@ -4,8 +4,7 @@ import them; they import nothing of sparseir's).
 Scalar primitives numba lacks on CPU (float16 decoding, float32 bit casts, lowest set bit,
 bit count, prefetching): each a plain Python function (what runs under NUMBA_DISABLE_JIT)
 with an ``@overload`` that compiles it to one LLVM instruction. Then how work is split
-across threads, a query's heaviest terms, a search in a sorted run, and the offsets and counter
-widths of flat arrays.
+across threads, a query's heaviest terms, and the offsets and counter widths of flat arrays.
 """
 
 from __future__ import annotations
@@ -189,13 +188,6 @@ def heaviest_terms(q_terms, q_weights, query_cut, cut_terms):
         if n < query_cut:
             n += 1
     return n
-
-
-@njit(cache=True)
-def find(sorted_values, lo, hi, value):
-    """Position of value in sorted_values[lo:hi], or -1."""
-    i = lo + np.searchsorted(sorted_values[lo:hi], value)
-    return i if i < hi and sorted_values[i] == value else -1
 
 
 def offsets_of(sizes: np.ndarray) -> np.ndarray:

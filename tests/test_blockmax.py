@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, strategies as st
 
 import sparseir
 from sparseir.errors import ParameterError
 from sparseir.formats import read_vectors
 from sparseir.index import in_build_order
-from sparseir.kernels import offsets_of
 from sparseir.layout.blockmax import MAX_CODE
-from sparseir.query.blockmax import GROUP_ENTRIES, SearchParams, scratch_bytes
+from sparseir.query.blockmax import SearchParams
 
 from conftest import ENCODED_COLLECTIONS, assert_same_topk, random_vectors, shared_vectors
 
@@ -61,58 +60,6 @@ def test_filtered_safe_mode_equals_filtered_exact_search(seed, selectivity):
     assert_identical(blockmax.search(queries, k=10, filters=list(masks)), exact.search(queries, k=10,
                                                                                        filters=list(masks)))
     assert_same_topk(docs, queries, *blockmax.search(queries, k=10, filters=list(masks)), allowed=masks)
-
-
-@settings(max_examples=10)
-@given(seed=st.integers(0, 2**32 - 1), n_docs=st.integers(300, 1000), block_size=st.sampled_from([1, 2, 5]),
-       k=st.sampled_from([1, 10]))
-def test_safe_mode_equals_exact_search_with_long_queries_over_many_blocks(seed, n_docs, block_size, k):
-    rng = np.random.default_rng(seed)
-    # Hundreds of blocks and queries of tens of terms: each term's rank row has many groups,
-    # dense terms' and sparse ones', and a block is looked up in every one of them.
-    docs = random_vectors(rng, n_docs, 120, 12, integer_weights=True)
-    queries = random_vectors(rng, 10, 120, 30, prefix="q", integer_weights=True)
-    blockmax = sparseir.build_index(docs, kind="blockmax", block_size=block_size, reorder="none")
-    assert_identical(blockmax.search(queries, k=k), sparseir.build_index(docs, kind="exact").search(queries, k=k))
-
-
-def scratch_limit(entries: int, n_terms: int, n_blocks: int, block_size: int, k: int, term_bytes: int) -> int:
-    """What a query's buffers may take beyond one float per block: the heap (a block per entry at
-    most), the rank rows (4 bytes per GROUP_ENTRIES entries and 8 per term) and per-term, per-slot
-    and per-result words."""
-    return (4 * min(entries, n_blocks) + 4 * (entries // GROUP_ENTRIES + 2 * n_terms)
-            + (term_bytes + 4 + 8 + 8) * n_terms + 4 * block_size + 12 * k)
-
-
-@given(counts=st.lists(st.integers(0, 10**6), min_size=1, max_size=300), n_docs=st.integers(1, 10**7),
-       block_size=st.sampled_from([1, 4, 8, 64]), k=st.sampled_from([1, 10, 1000]))
-def test_query_memory_is_bounded_by_the_entries_it_touches(counts, n_docs, block_size, k):
-    """From the buffers the kernel allocates (scratch_bytes), not from the process's memory."""
-    n_blocks = -(-n_docs // block_size)
-    counts = np.array(counts, dtype=np.int64)
-    terms = np.arange(len(counts), dtype=np.int32)
-    buffers = scratch_bytes(offsets_of(counts), terms, n_docs, block_size, k)
-    entries = int(np.minimum(counts, n_blocks).sum())  # a term holds one entry per block at most
-    assert buffers["bounds"] == 4 * n_blocks
-    beyond = sum(buffers.values()) - buffers["bounds"]
-    assert beyond <= scratch_limit(entries, len(counts), n_blocks, block_size, k, terms.itemsize)
-
-
-def test_query_memory_on_a_built_index_and_at_scale():
-    rng = np.random.default_rng(3)
-    docs = random_vectors(rng, 2000, 300, 20)
-    queries = random_vectors(rng, 20, 300, 60, prefix="q")
-    index = sparseir.build_index(docs, kind="blockmax", block_size=1, reorder="none")
-    term_entries = index.arrays["term_entries"]
-    for q in range(len(queries)):
-        terms = queries.terms[queries.offsets[q]:queries.offsets[q + 1]]
-        buffers = scratch_bytes(term_entries, terms, len(docs), 1, 10)
-        entries = int(np.diff(term_entries)[terms].sum())
-        assert sum(buffers.values()) - 4 * 2000 <= scratch_limit(entries, len(terms), 2000, 1, 10, terms.itemsize)
-        assert sum(buffers.values()) < len(terms) * 2000 * 4  # a (terms x blocks) table of int32
-    # 100 rare terms (3 entries each) over 10^8 documents: the bounds, and a few kilobytes.
-    buffers = scratch_bytes(offsets_of(np.full(100, 3)), np.arange(100, dtype=np.int32), 10**8, 8, 10)
-    assert buffers["bounds"] == 4 * 12_500_000 and sum(buffers.values()) - buffers["bounds"] < 8_000
 
 
 @pytest.mark.slow

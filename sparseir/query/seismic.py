@@ -19,7 +19,7 @@ from numba import njit, prange, types
 from numba.extending import overload
 
 from ..errors import require
-from ..kernels import bits_of_float32, find, float32_from_bits, heaviest_terms, prefetch, weight_at
+from ..kernels import bits_of_float32, float32_from_bits, heaviest_terms, prefetch, weight_at
 from ..layout import frozen, read
 from ..layout.forward import read_forward
 from ..layout.seismic import DISK_READS, Blocks, DiskReads, Summaries, record_layout, record_vectors
@@ -50,6 +50,13 @@ class SearchParams:
                 f"query_cut must be an integer >= 1, got {self.query_cut!r}")
         require(0.0 < self.heap_factor <= 1.0, f"heap_factor must lie in (0, 1], got {self.heap_factor!r}")
         require(isinstance(self.n_knn, int) and self.n_knn >= 0, f"n_knn must be an integer >= 0, got {self.n_knn!r}")
+
+
+@njit(cache=True)
+def find(sorted_values, lo, hi, value):
+    """Position of value in sorted_values[lo:hi], or -1."""
+    i = lo + np.searchsorted(sorted_values[lo:hi], value)
+    return i if i < hi and sorted_values[i] == value else -1
 
 
 @njit(cache=True, inline="always")
