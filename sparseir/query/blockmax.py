@@ -177,7 +177,7 @@ def search_query(bounds_arrays, postings, size, n_docs, q_terms, q_weights, alph
     heap_drain(heap_scores, heap_rows, heap_size, out_scores, out_rows)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def search_chunk(bounds_arrays, postings, size, n_docs, q_offsets, q_terms, q_weights, alpha, beta, allowed, chunk,
                  n_chunks, out_scores, out_rows):
     """Queries chunk, chunk + n_chunks, ... with one set of scratch arrays
@@ -201,7 +201,7 @@ def search_chunk(bounds_arrays, postings, size, n_docs, q_offsets, q_terms, q_we
                      out_scores[q], out_rows[q])
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def search_batch(bounds_arrays, postings, size, n_docs, q_offsets, q_terms, q_weights, alpha, beta, allowed, n_chunks,
                  out_scores, out_rows):
     for chunk in prange(n_chunks):

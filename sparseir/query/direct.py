@@ -15,7 +15,7 @@ from .forward import score_doc
 from .topk import empty_results, heap_drain, heap_push
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def score_chunk(forward, n_terms, q_offsets, q_terms, q_weights, filter_offsets, filter_rows, filter_of_query, chunk,
                 n_chunks, out_scores, out_rows):
     dense_query = new_dense_query(n_terms)
@@ -39,7 +39,7 @@ def score_chunk(forward, n_terms, q_offsets, q_terms, q_weights, filter_offsets,
             dense_query[q_terms[j]] = 0.0
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def score_batch(forward, n_terms, q_offsets, q_terms, q_weights, filter_offsets, filter_rows, filter_of_query,
                 n_chunks, out_scores, out_rows):
     for chunk in prange(n_chunks):

@@ -36,7 +36,7 @@ def score_query(term_offsets, posting_docs, posting_weights, q_terms, q_weights,
     heap_drain(heap_scores, heap_rows, size, out_scores, out_rows)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def search_chunk(postings, n_docs, q_offsets, q_terms, q_weights, allowed, chunk, n_chunks, out_scores, out_rows):
     """Queries chunk, chunk + n_chunks, ... with one set of scratch arrays (postings: layout.exact.Postings)."""
     scores, touched, seen = new_accumulator(n_docs)
@@ -50,7 +50,7 @@ def search_chunk(postings, n_docs, q_offsets, q_terms, q_weights, allowed, chunk
                     out_scores[q], out_rows[q])
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def search_batch(postings, n_docs, q_offsets, q_terms, q_weights, allowed, n_chunks, out_scores, out_rows):
     for chunk in prange(n_chunks):
         search_chunk(postings, n_docs, q_offsets, q_terms, q_weights, allowed, chunk, n_chunks, out_scores, out_rows)

@@ -188,7 +188,7 @@ def score_query(term_segments, segment_impacts, segment_offsets, posting_docs, q
     return processed
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def search_chunk(segments_of, q_offsets, q_terms, q_impacts, allowed, top, priority_bits, rho, accumulators, n_keys,
                  chunk, n_chunks, out_scores, out_rows, out_processed):
     """Queries chunk, chunk + n_chunks, ... with one set of scratch arrays (accumulators: this chunk's row;
@@ -215,7 +215,7 @@ def search_chunk(segments_of, q_offsets, q_terms, q_impacts, allowed, top, prior
                                        positions, out_scores[q], out_rows[q])
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def search_batch(segments_of, q_offsets, q_terms, q_impacts, allowed, top, priority_bits, rho, accumulators, n_keys,
                  out_scores, out_rows, out_processed):
     n_chunks = accumulators.shape[0]

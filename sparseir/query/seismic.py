@@ -275,7 +275,7 @@ def search_one(blocks, summaries, forward, disk, knn, n_knn, q_terms, q_weights,
     return size
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def search_chunk(blocks, summaries, forward, disk, knn, n_knn, max_blocks, n_terms, q_offsets, q_terms, q_weights,
                  query_cut, heap_factor, allowed, chunk, n_chunks, out_scores, out_rows):
     """Queries chunk, chunk + n_chunks, ... with one set of scratch arrays."""
@@ -302,7 +302,7 @@ def search_chunk(blocks, summaries, forward, disk, knn, n_knn, max_blocks, n_ter
         heap_drain(heap_scores, heap_rows, size, out_scores[q], out_rows[q])
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def search_batch(blocks, summaries, forward, disk, knn, n_knn, max_blocks, n_terms, q_offsets, q_terms, q_weights,
                  query_cut, heap_factor, allowed, n_chunks, out_scores, out_rows):
     for chunk in prange(n_chunks):

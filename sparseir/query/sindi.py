@@ -299,7 +299,7 @@ def new_disk_buffers(disk, window_size, n_terms, n_candidate):
             np.empty(n_entries if disk.files[3, 2] else 0, disk.doc_weights.dtype))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def search_chunk(postings, forward, disk, n_terms, window_size, q_offsets, q_terms, q_weights, prune_ratio,
                  n_candidate, allowed, scratch, buffers, chunk, n_chunks, out_scores, out_rows):
     """Queries chunk, chunk + n_chunks, ... with one set of scratch arrays (and read buffers)."""
@@ -314,7 +314,7 @@ def search_chunk(postings, forward, disk, n_terms, window_size, q_offsets, q_ter
         heap_drain(heap_scores, heap_rows, size, out_scores[q], out_rows[q])
 
 
-@njit(parallel=True, cache=True)
+@njit(parallel=True, cache=True, nogil=True)
 def search_batch(postings, forward, disk, n_terms, window_size, q_offsets, q_terms, q_weights, prune_ratio,
                  n_candidate, allowed, n_chunks, out_scores, out_rows):
     n_docs = forward.doc_offsets.shape[0] - 1
