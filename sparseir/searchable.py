@@ -46,10 +46,13 @@ class SearchableBase:
         return self.n_docs
 
     def warmup(self) -> float:
-        """Compile (or load from the on-disk cache) the query kernels; returns the seconds taken."""
+        """Compile (or load from the on-disk cache) the query kernels, the one-query path and the
+        batch one, so that no later search waits for a compiler; returns the seconds taken."""
         started = time.perf_counter()
-        probe = SparseVectors([0, 1], [0], [1.0], ["warmup"], self.vocab, validate=False)
-        self.search(probe, k=1)
+        for n in (1, 2):
+            probe = SparseVectors(np.arange(n + 1), np.zeros(n, dtype=np.int32), np.ones(n, dtype=np.float32),
+                                  [f"warmup-{i}" for i in range(n)], self.vocab, validate=False)
+            self.search(probe, k=1)
         return time.perf_counter() - started
 
     def rows_of_ids(self, ids) -> np.ndarray:
