@@ -265,6 +265,7 @@ class Index(SearchableBase):
         workspace = (Workspace(progress=progress) if memory_budget is None
                      else Workspace.beside(path, memory_budget, progress))
         with workspace:
+            workspace.follow(self.arrays.values())
             return write_ciff(self.stored_vectors(workspace), path, quantization, description, workspace, overwrite)
 
     def part_of_row(self, row: int) -> tuple["Index", int]:

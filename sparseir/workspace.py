@@ -58,6 +58,7 @@ class Workspace:
         self.budget = None if budget is None else parse_bytes(budget)
         self.progress = progress
         self._mapped: list[np.memmap] = []
+        self._followed: list[np.memmap] = []
         self._files = 0
 
     @classmethod
@@ -98,12 +99,19 @@ class Workspace:
             self._mapped.append(array)
         return array
 
+    def follow(self, arrays) -> None:
+        """Release the mapped pages of arrays the workspace did not make (an open index's files,
+        read from) after each run too, so that reading them costs no more resident memory than
+        the run does; they stay open, and their pages stay in the page cache."""
+        if self.out_of_core:
+            self._followed.extend(array for array in arrays if getattr(array, "_mmap", None) is not None)
+
     def new_file(self, name: str) -> Path:
         return self.directory / name
 
     def release(self) -> None:
         """Drop every mapped page from the process; written pages go back to their files."""
-        for array in self._mapped:
+        for array in (*self._mapped, *self._followed):
             mapping = getattr(array, "_mmap", None)
             if mapping is not None and not mapping.closed:
                 mapping.madvise(mmap.MADV_DONTNEED)
@@ -153,6 +161,7 @@ class Workspace:
                 except BufferError:  # a view still exports it; the file goes with the directory
                     pass
         self._mapped.clear()
+        self._followed.clear()
         if self.out_of_core:
             shutil.rmtree(self.directory, ignore_errors=True)
 

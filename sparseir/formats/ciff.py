@@ -79,11 +79,14 @@ class Quantization:
 
 def impacts(weights: np.ndarray, factor: float, top: int) -> np.ndarray:
     """int32 impacts of positive weights: rint(weight x factor) in float64, clipped to [1, top]."""
-    scaled = np.rint(np.asarray(weights, dtype=np.float64) * factor)
+    scaled = np.array(weights, dtype=np.float64)  # one temporary, worked in place: a chunk's memory
+    scaled *= factor
+    np.rint(scaled, out=scaled)
     if top == MAX_IMPACT and len(scaled) and scaled.max() > MAX_IMPACT:
         raise ParameterError(f"scale {factor!r} makes weight {float(np.max(weights))!r} an impact above the "
                              f"int32 range of CIFF; choose a smaller scale or bits")
-    return np.clip(scaled, 1, top).astype(np.int32)
+    np.clip(scaled, 1, top, out=scaled)
+    return scaled.astype(np.int32)
 
 
 def quantize_vectors(docs: SparseVectors, quantization: Quantization,
@@ -141,8 +144,8 @@ def write_ciff(docs: SparseVectors, path: str | os.PathLike, quantization: Quant
     lengths = np.zeros(len(docs), dtype=np.int64)
     for lo, hi in workspace.row_ranges(docs.offsets, "document lengths"):
         start, end = docs.offsets[lo], docs.offsets[hi]
-        lengths[lo:hi] = np.add.reduceat(impacts(docs.weights[start:end], factor, top).astype(np.int64),
-                                         docs.offsets[lo:hi] - start) if end > start else 0
+        lengths[lo:hi] = np.add.reduceat(impacts(docs.weights[start:end], factor, top),
+                                         docs.offsets[lo:hi] - start, dtype=np.int64) if end > start else 0
         lengths[lo:hi][np.diff(docs.offsets[lo:hi + 1]) == 0] = 0  # reduceat repeats a value for empty rows
     require(lengths.max() <= MAX_IMPACT, "a document's length (its impacts' sum) exceeds CIFF's int32; "
                                          "choose a smaller scale or fewer bits")
