@@ -19,6 +19,7 @@ from .errors import IndexFormatError, ParameterError, require
 from .filters import Allowed, direct_queries, filter_rows, resolve as resolve_filters
 from .kinds import (DEFAULT_KIND, GROUND_TRUTH_BUILD, GROUND_TRUTH_KIND, KINDS, Kind, get_kind, kind_names,
                     make_params)
+from .layout import frozen_arrays
 from .layout.checks import Length, Rule, check_arrays, read_whole
 from .searchable import SearchableBase, as_queries, check_k, prepare_queries
 from .indexer.inversion import term_counts
@@ -53,6 +54,9 @@ class Index(SearchableBase):
         self.kind = kind
         self._kind = get_kind(kind)
         self.arrays = arrays
+        # The kernels take every array read-only (layout.frozen): the views are made once here
+        # rather than on every search.
+        self._kernel_arrays = frozen_arrays(arrays)
         self.doc_ids = doc_ids
         self.vocab = vocab
         self.build_params = build_params
@@ -199,7 +203,7 @@ class Index(SearchableBase):
         # One query runs serially in every kind: the thread count matters only to a batch.
         with threads_limit(threads, apply=len(queries) > 1):
             if resolved is None:
-                return self._kind.search(self.arrays, self.n_docs, queries, k, params)
+                return self._kind.search(self._kernel_arrays, self.n_docs, queries, k, params)
             return self._filtered_search(queries, k, params, resolved)
 
     def _filtered_search(self, queries: SparseVectors, k: int, params, resolved) -> tuple[np.ndarray, np.ndarray]:
@@ -211,7 +215,7 @@ class Index(SearchableBase):
         else:
             is_direct = np.zeros(len(queries), dtype=bool)
         if not is_direct.any():
-            return self._kind.search(self.arrays, self.n_docs, queries, k, params, resolved.allowed)
+            return self._kind.search(self._kernel_arrays, self.n_docs, queries, k, params, resolved.allowed)
         if is_direct.all():  # one query, typically: no split to pay for
             return self._direct_search(queries, k, resolved, of_query)
         from .query.topk import empty_results
@@ -219,7 +223,7 @@ class Index(SearchableBase):
         scores, rows = empty_results(len(queries), k)
         kernel_rows, direct_rows = np.flatnonzero(~is_direct), np.flatnonzero(is_direct)
         scores[kernel_rows], rows[kernel_rows] = self._kind.search(
-            self.arrays, self.n_docs, queries.take(kernel_rows), k, params,
+            self._kernel_arrays, self.n_docs, queries.take(kernel_rows), k, params,
             Allowed(resolved.allowed.bits, of_query[kernel_rows]))
         scores[direct_rows], rows[direct_rows] = self._direct_search(queries.take(direct_rows), k, resolved,
                                                                      of_query[direct_rows])
@@ -230,7 +234,7 @@ class Index(SearchableBase):
         from .query import direct
 
         offsets, allowed_rows = filter_rows(resolved)
-        return direct.search(read_forward(self.arrays), len(self.vocab), queries, k, offsets, allowed_rows, of_query)
+        return direct.search(read_forward(self._kernel_arrays), len(self.vocab), queries, k, offsets, allowed_rows, of_query)
 
     def stored_vectors(self, workspace: Workspace = IN_MEMORY) -> SparseVectors:
         """The documents as the index holds them, in its rows (ids, vocabulary): read from the

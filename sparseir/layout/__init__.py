@@ -10,6 +10,7 @@ what its arrays must satisfy, which every open verifies (``checks``).
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -43,6 +44,17 @@ def frozen(array: np.ndarray) -> np.ndarray:
         return array
     view = array.view()
     view.flags.writeable = False
+    return view
+
+
+def frozen_arrays(arrays):
+    """A copy of an index's arrays mapping (of its own type, with what it carries, such as
+    ``storage.LoadedArrays``' open disk files) whose arrays are read-only views: made once,
+    so that searches do not make them again."""
+    view = copy.copy(arrays)
+    for name, array in view.items():
+        if isinstance(array, np.ndarray):
+            view[name] = frozen(array)
     return view
 
 

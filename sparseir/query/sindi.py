@@ -86,45 +86,28 @@ def heaviest_terms(q_weights, q_factors, prune_ratio, order):
     return n
 
 
-def within(row, n_rows):
-    """Whether a row read from a window's postings lies among its n_rows; n_rows None: any 16-bit row
-    does, the accumulator holding 2^16."""
-    return n_rows is None or row < n_rows
-
-
-@overload(within, inline="always")
-def _within(row, n_rows):
-    if isinstance(n_rows, types.NoneType):  # resolved at compile time: no test in a full window
-        return lambda row, n_rows: True
-    return lambda row, n_rows: row < n_rows
-
-
 @njit(cache=True, inline="always")
-def add_postings(docs, values, lo, hi, factor, n_rows, accumulator):
-    """Add postings lo:hi of one list, value x factor (query weight x term step), into the accumulator."""
+def add_postings(docs, values, lo, hi, factor, accumulator):
+    """Add postings lo:hi of one list, value x factor (query weight x term step), into the accumulator.
+    A row is 16-bit and the accumulator holds 2^16: no row, even a damaged index's, writes past it."""
     for p in range(lo, hi):
-        if within(docs[p], n_rows):
-            accumulator[docs[p]] += factor * weight_at(values, p)
+        accumulator[docs[p]] += factor * weight_at(values, p)
 
 
 @njit(cache=True)
-def accumulate_window(postings, disk, buffers, list_base, q_terms, q_factors, order, n_kept, n_rows, accumulator):
+def accumulate_window(postings, disk, buffers, list_base, q_terms, q_factors, order, n_kept, accumulator):
     """Add each kept term's postings in one window into the accumulator: sliced from the arrays
-    in memory or, with `disk` (``layout.sindi.DiskReads``), read into `buffers`.
-
-    n_rows is None but in the last window, shorter than the others: there a damaged index's
-    row past the window's would leave an accumulator that its scan neither reads nor clears,
-    for a later query's full window to read."""
+    in memory or, with `disk` (``layout.sindi.DiskReads``), read into `buffers`."""
     posting_offsets = postings.posting_offsets
     for c in range(n_kept):
         j = order[c]
         lo, hi = posting_offsets[list_base + q_terms[j]], posting_offsets[list_base + q_terms[j] + 1]
         if disk is None:  # pruned at compile time where disk is None
-            add_postings(postings.posting_docs, postings.posting_values, lo, hi, q_factors[j], n_rows, accumulator)
+            add_postings(postings.posting_docs, postings.posting_values, lo, hi, q_factors[j], accumulator)
         elif hi > lo:  # an empty list costs no read
             docs = read_range(disk.files[0], lo, hi, buffers[0], disk.failed)
             values = read_range(disk.files[1], lo, hi, buffers[1], disk.failed)
-            add_postings(docs, values, 0, hi - lo, q_factors[j], n_rows, accumulator)
+            add_postings(docs, values, 0, hi - lo, q_factors[j], accumulator)
 
 
 @njit(cache=True)
@@ -223,14 +206,16 @@ def search_one(postings, forward, disk, n_terms, window_size, q_terms, q_weights
     n_kept = heaviest_terms(q_weights, q_factors, prune_ratio, order)
     accumulator_bits = accumulator.view(np.int32)
     count = 0
+    scanned = -(-min(window_size, n_docs) // SCAN_GROUP) * SCAN_GROUP
     for first_row in range(0, n_docs, window_size):
         list_base = (first_row // window_size) * n_terms
-        if first_row + window_size <= n_docs:
-            accumulate_window(postings, disk, buffers, list_base, q_terms, q_factors, order, n_kept, None,
-                              accumulator)
-        else:
-            accumulate_window(postings, disk, buffers, list_base, q_terms, q_factors, order, n_kept,
-                              n_docs - first_row, accumulator)
+        accumulate_window(postings, disk, buffers, list_base, q_terms, q_factors, order, n_kept, accumulator)
+        if first_row + window_size > n_docs:
+            # The last window is shorter than the others: a damaged index's row past its end
+            # would leave an accumulator that its scan neither reads nor clears, for a later
+            # query's full window to read. Clearing what a scan can reach costs less than a
+            # test on every posting.
+            accumulator[n_docs - first_row:scanned].fill(0)
         if allowed.shape[0] > 0:
             drop_disallowed(accumulator, allowed, first_row, min(window_size, n_docs - first_row))
         count = collect_window(accumulator, accumulator_bits, min(window_size, n_docs - first_row), first_row, n_cand,
