@@ -178,17 +178,6 @@ def test_sindi_lengths_beyond_the_read_buffers_are_refused_at_open(built, copy_o
             sparseir.load_index(index, memory=memory)
 
 
-def test_a_sindi_file_truncated_after_loading_names_the_file(built, copy_of, tmp_path):
-    root, docs = built
-    index = copy_of("sindi")
-    loaded = sparseir.load_index(index, memory="disk")
-    with open(index / "posting_values.npy", "r+b") as f:
-        f.truncate(200)
-    with pytest.raises(OSError, match="could not be read") as raised:
-        loaded.search(docs[:5], k=10)
-    assert raised.value.filename.endswith("posting_values.npy")
-
-
 def test_flipped_byte_in_doc_ids_is_refused_not_other_ids(built, copy_of, tmp_path):
     root, _ = built
     index = copy_of("exact")
@@ -226,15 +215,16 @@ def test_a_block_record_damaged_after_the_checks_fails_the_search_naming_its_fil
     assert sparseir.load_index(index).search(docs[:5], k=10)[1].min() >= 0  # other modes never read records
 
 
-def test_a_record_file_truncated_after_loading_names_the_file(built, copy_of):
+@pytest.mark.parametrize("kind, name", [("seismic", "block_records.npy"), ("sindi", "posting_values.npy")])
+def test_a_file_read_from_disk_truncated_after_loading_names_the_file(built, copy_of, kind, name):
     _, docs = built
-    index = copy_of("seismic")
+    index = copy_of(kind)
     loaded = sparseir.load_index(index, memory="disk")
-    with open(index / "block_records.npy", "r+b") as f:
+    with open(index / name, "r+b") as f:
         f.truncate(200)
     with pytest.raises(OSError, match="could not be read") as raised:
         loaded.search(docs[:5], k=10)
-    assert raised.value.filename.endswith("block_records.npy")
+    assert raised.value.filename.endswith(name)
 
 
 # --- no small file changes results silently ------------------------------------------------

@@ -105,14 +105,19 @@ def test_disk_mode_returns_what_the_index_in_memory_returns(tmp_path, case):
             np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.slow
-def test_disk_mode_on_binary_vectors_over_a_wide_vocabulary(tmp_path):
-    """No stored weights (unit summaries too) and forward-index gaps, through the block records."""
+def binary_over_a_wide_vocabulary() -> sparseir.SparseVectors:
+    """400 binary documents of 25 terms each, drawn from 400 ids of a 100,000-term vocabulary."""
     rng = np.random.default_rng(8)
     vocab = sparseir.Vocabulary([str(i) for i in range(100_000)], open=True)
     pool = rng.choice(100_000, 400, replace=False)
     rows = [dict.fromkeys(np.sort(rng.choice(pool, 25, replace=False)).tolist(), 1.0) for _ in range(400)]
-    docs = sparseir.SparseVectors.from_dicts(rows, vocab=vocab)
+    return sparseir.SparseVectors.from_dicts(rows, vocab=vocab)
+
+
+@pytest.mark.slow
+def test_disk_mode_on_binary_vectors_over_a_wide_vocabulary(tmp_path):
+    """No stored weights (unit summaries too) and forward-index gaps, through the block records."""
+    docs = binary_over_a_wide_vocabulary()
     queries = docs[:20]
     path = disk_index(docs, tmp_path, "binary")
     want = sparseir.load_index(path, memory="all").search(queries, k=10, query_cut=6, heap_factor=0.7)
@@ -339,11 +344,7 @@ def test_sindi_disk_mode_equals_memory_on_random_collections(data):
 
 def test_sindi_disk_mode_on_binary_vectors_over_a_wide_vocabulary(tmp_path):
     """No stored values or weights, and forward-index gaps, read from their files."""
-    rng = np.random.default_rng(8)
-    vocab = sparseir.Vocabulary([str(i) for i in range(100_000)], open=True)
-    pool = rng.choice(100_000, 400, replace=False)
-    rows = [dict.fromkeys(np.sort(rng.choice(pool, 25, replace=False)).tolist(), 1.0) for _ in range(400)]
-    docs = sparseir.SparseVectors.from_dicts(rows, vocab=vocab)
+    docs = binary_over_a_wide_vocabulary()
     path = sindi_disk_index(docs, tmp_path, "binary", window_size=50)
     queries = docs[:20]
     for knobs in ({"n_candidate": 10}, {"n_candidate": 400, "query_prune_ratio": 0.0}):

@@ -161,14 +161,6 @@ def test_bad_budget_names_itself(text):
         parse_bytes(text)
 
 
-def test_cli_out_of_core_shows_progress_and_equals_in_memory(collection, tmp_path):
-    docs, folder = collection
-    result = CliRunner().invoke(cli, ["index", str(folder / "docs.parquet"), "-o", str(tmp_path / "index"),
-                                      "--kind", "seismic", "--memory-budget", "64K", "--n-postings", "20"])
-    assert result.exit_code == 0, result.output
-    for phase in ("reading", "inverting", "clustering", "summaries (2 of 2)", "forward index"):
-        assert phase in result.output and "ETA" in result.output
-    assert_same_index(sparseir.build_index(docs, kind="seismic", n_postings=20), sparseir.load_index(tmp_path / "index"))
 
 
 @pytest.mark.parametrize("args, message", [(["--memory-budget", "lots"], "memory budget"),
@@ -229,16 +221,22 @@ def test_sindi_out_of_core_equals_in_memory_file_for_file(case, budget):
             assert array.tobytes() == np.asarray(actual[name]).tobytes(), name
 
 
-def test_cli_sindi_out_of_core_shows_a_bar_per_phase(collection, tmp_path):
+@pytest.mark.parametrize("kind, budget, params, phases", [
+    ("seismic", "64K", {"n_postings": 20}, ("reading", "inverting", "clustering", "summaries (2 of 2)", "forward index")),
+    ("sindi", "8K", {"window_size": 64}, ("reading", "pruning documents", "inverting", "forward index",
+                                          "counting terms")),
+])
+def test_cli_out_of_core_shows_a_bar_per_phase_and_equals_in_memory(collection, tmp_path, kind, budget, params,
+                                                                    phases):
     docs, folder = collection
+    options = [text for name, value in params.items() for text in (f"--{name.replace('_', '-')}", str(value))]
     result = CliRunner().invoke(cli, ["index", str(folder / "docs.parquet"), "-o", str(tmp_path / "index"),
-                                      "--kind", "sindi", "--memory-budget", "8K", "--window-size", "64"])
+                                      "--kind", kind, "--memory-budget", budget, *options])
     assert result.exit_code == 0, result.output
-    for phase in ("reading", "pruning documents", "inverting", "forward index", "counting terms"):
+    for phase in phases:
         assert f"{phase}:" in result.output, phase
     assert "ETA" in result.output
-    expected = sparseir.build_index(docs, kind="sindi", window_size=64)
-    expected.save(tmp_path / "expected")
+    sparseir.build_index(docs, kind=kind, **params).save(tmp_path / "expected")
     assert_same_files(tmp_path / "expected", tmp_path / "index")
 
 
