@@ -161,8 +161,6 @@ def test_bad_budget_names_itself(text):
         parse_bytes(text)
 
 
-
-
 @pytest.mark.parametrize("args, message", [(["--memory-budget", "lots"], "memory budget"),
                                            (["--memory-budget", "1G", "--shards", "2"], "--memory-budget")])
 def test_cli_bad_out_of_core_options(collection, tmp_path, args, message):
