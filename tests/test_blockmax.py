@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 import sparseir
 from sparseir.errors import ParameterError
 from sparseir.formats import read_vectors
 from sparseir.index import in_build_order
 from sparseir.layout.blockmax import MAX_CODE
-from sparseir.query.blockmax import SearchParams
+from sparseir.query.blockmax import FIRST_ROUND, SEARCH_RATIO, SearchParams, first_at_least, scratch_bytes
 
 from conftest import ENCODED_COLLECTIONS, assert_same_topk, random_vectors, shared_vectors
 
@@ -32,6 +32,38 @@ def test_safe_mode_equals_exact_search(seed, n_docs, block_size, integer_weights
     want = sparseir.build_index(docs, kind="exact").search(queries, k=k)
     assert_identical(blockmax.search(queries, k=k), want)
     assert_identical(blockmax.search(queries, k=k, threads=1), want)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n_docs=st.integers(2 * SEARCH_RATIO * FIRST_ROUND, 5 * SEARCH_RATIO * FIRST_ROUND),
+       k=st.sampled_from([10, 100, 400]), integer_weights=st.booleans())
+def test_safe_mode_over_several_rounds_and_searched_terms_equals_exact_search(seed, n_docs, k, integer_weights):
+    # One document per block and a small vocabulary: common terms hold more entries than
+    # SEARCH_RATIO x the first round's blocks (so they are searched, not read whole), and
+    # k = 400 scores at least 400 blocks: rounds of 64, 128 and 256 blocks at least.
+    rng = np.random.default_rng(seed)
+    docs = random_vectors(rng, n_docs, 30, 5, integer_weights=integer_weights)
+    queries = random_vectors(rng, 8, 30, 6, prefix="q", integer_weights=integer_weights)
+    blockmax = sparseir.build_index(docs, kind="blockmax", block_size=1, reorder="none")
+    assert np.diff(blockmax.arrays["term_entries"]).max() > SEARCH_RATIO * FIRST_ROUND
+    want = sparseir.build_index(docs, kind="exact").search(queries, k=k)
+    assert_identical(blockmax.search(queries, k=k, threads=1), want)
+
+
+@given(values=st.lists(st.integers(0, 50), max_size=40), lo=st.integers(0, 40), value=st.integers(-1, 52))
+def test_first_at_least_finds_the_first_position_holding_at_least_the_value(values, lo, value):
+    values = np.sort(np.array(values, dtype=np.int32))
+    lo = min(lo, len(values))
+    want = lo + int(np.searchsorted(values[lo:], value, side="left"))
+    assert first_at_least(values, lo, len(values), value) == want
+
+
+@pytest.mark.parametrize("longest", [1, 43, 400, 4000, 40_000])
+def test_a_threads_query_memory_at_ms_marco_size_stays_under_64_mb(longest):
+    # 8,841,823 passages in blocks of 8: buffers per block and one round's table, never blocks
+    # x query terms (which at 43 terms would be 190 MB).
+    assert scratch_bytes(8_841_823, 8, longest) < 64 * 2**20
+    assert scratch_bytes(8_841_823, 8, longest) - scratch_bytes(8_841_823, 8, 1) < 8 * 2**20 + 24 * longest
 
 
 @given(seed=st.integers(0, 2**32 - 1), n_docs=st.integers(1, 200))
