@@ -1,16 +1,25 @@
-"""sparseir's Seismic index against pyseismic-lsr at MS MARCO scale, each built in a process of its own.
+"""sparseir's Seismic and SINDI indexes against pyseismic-lsr and SINDI (pyvsag) at MS MARCO scale,
+each built in a process of its own.
 
     python bench/msmarco_synthetic.py DATA                                  # 8.8M passages in Parquet parts
     python bench/at_scale.py DATA/collection DATA/queries.parquet OUT       # builds, ground truth, latency
+    python bench/at_scale.py ... --systems sparseir-sindi,sparseir-seismic,pyseismic,pyvsag
 
 At this size no process may hold the collection beside an index, so every build runs in a
 child process and reads the parts itself, on both cores:
-- sparseir: ``sparseir index --kind seismic --memory-budget B`` (out of core);
+- sparseir: ``sparseir index --kind seismic|sindi --memory-budget B`` (out of core; sindi with
+  ``--doc-prune-ratio`` from ``--doc-prune-ratio``);
 - pyseismic-lsr: its ``SeismicDataset`` fed one part at a time, then ``build_from_dataset``
   (its defaults; ``num_threads`` = the cores), and ``save``;
+- SINDI (pyvsag): its ``build`` takes the whole collection as CSR arrays, so the child counts
+  the parts' non-zeros, fills arrays of that size part by part, and builds with the same
+  ``doc_prune_ratio`` as sparseir's and its own default window (50,000). Its address space is
+  capped (``--pyvsag-memory``) so that a build too large for the machine fails on its own
+  instead of calling the kernel's out-of-memory killer; the peak RSS it reached is reported;
 - ground truth: ``sparseir index --kind exact --memory-budget B``, searched on both cores.
 Each build reports wall time and the child's peak resident memory (``wait4``), with the
-index bytes on disk. Then each system's index is opened in a fresh process of its own
+index bytes on disk. One build per system: its query settings are swept (the grid of
+``sparseir.bench.SYSTEMS``), not its build. Then each system's index is opened in a fresh process of its own
 (one that has held another index runs on fragmented memory) and timed under the protocol
 of ``bench/vs_peers.py`` (``sparseir.bench.run_system``, timed by ``sparseir.bench.timing``:
 engine call only, one pinned core): query settings swept on a tuning half of the queries,
@@ -32,10 +41,12 @@ from pathlib import Path
 import numpy as np
 
 import sparseir
-from sparseir.bench import IndexEngine, PySeismic, directory_bytes, run_system, vector_parts
+from sparseir.bench import SYSTEMS, IndexEngine, PySeismic, PyVsag, directory_bytes, run_system, vector_parts
 from sparseir.bench.timing import measured_process
 
 PYSEISMIC_INDEX = Path("pyseismic") / "index"  # under OUT: the prefix SeismicIndex.save extends
+PYVSAG_INDEX = Path("pyvsag") / "index"  # under OUT, with index.json beside it
+SPARSEIR_KINDS = {"sparseir-seismic": "seismic", "sparseir-sindi": "sindi"}  # system -> kind (its OUT folder)
 
 
 def log(message: str) -> None:
@@ -59,6 +70,44 @@ def build_pyseismic(docs: str, prefix: Path, threads: int) -> None:
     index.save(str(prefix))
 
 
+def build_pyvsag(docs: str, out: Path, doc_prune_ratio: float, memory: str) -> None:
+    """In the child: SINDI (pyvsag) over the whole collection, filled part by part into arrays sized
+    by a first pass, under an address-space cap."""
+    import resource
+    import shutil
+
+    cap = parse_bytes(memory)
+    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    parts = vector_parts(docs)
+    sizes = []
+    for part in parts:
+        vectors = sparseir.read_vectors(part)
+        sizes.append((len(vectors), vectors.nnz, len(vectors.vocab)))
+        del vectors
+    n_docs, nnz = sum(n for n, _, _ in sizes), sum(z for _, z, _ in sizes)
+    log(f"pyvsag: {n_docs:,} passages, {nnz:,} non-zeros in {len(parts)} parts")
+    offsets = np.zeros(n_docs + 1, dtype=np.uint64 if nnz >= 2**32 else np.uint32)
+    terms, weights = np.empty(nnz, dtype=np.uint32), np.empty(nnz, dtype=np.float32)
+    rows = at = 0
+    for part in parts:
+        vectors = sparseir.read_vectors(part)
+        offsets[rows + 1:rows + len(vectors) + 1] = at + vectors.offsets[1:]
+        terms[at:at + vectors.nnz], weights[at:at + vectors.nnz] = vectors.terms, vectors.weights
+        rows, at = rows + len(vectors), at + vectors.nnz
+        del vectors
+    peer = PyVsag(doc_prune_ratio=doc_prune_ratio)
+    peer.build_arrays(offsets, terms, weights, max(v for _, _, v in sizes))
+    target = out / PYVSAG_INDEX
+    target.parent.mkdir(exist_ok=True)
+    for name in ("index", "index.json"):
+        shutil.move(str(peer.workdir / name), str(target.parent / name))
+
+
+def parse_bytes(text: str) -> int:
+    units = {"K": 2**10, "M": 2**20, "G": 2**30}
+    return int(float(text[:-1]) * units[text[-1].upper()]) if text[-1:].upper() in units else int(text)
+
+
 def measure_system(name: str, record: dict, out: Path, args) -> None:
     """In a child: sweep and measure one built system (``sparseir.bench.run_system``) into OUT/system_NAME.json."""
     vocab = sparseir.load_index(out / "exact").vocab
@@ -72,14 +121,17 @@ def measure_system(name: str, record: dict, out: Path, args) -> None:
         if source == "pyseismic":
             prefix = out / PYSEISMIC_INDEX
             engine = PySeismic.load(next(prefix.parent.glob(prefix.name + "*")))
+        elif source == "pyvsag":
+            engine = PyVsag.load(out / PYVSAG_INDEX)
         else:
-            index = sparseir.load_index(out / "seismic", memory="all")
+            index = sparseir.load_index(out / SPARSEIR_KINDS[name], memory="all")
             index.warmup()
             engine = IndexEngine(index)
         return engine, build["seconds"], build["index_mb"] * 1e6
 
+    source, _, settings = SYSTEMS[name]
     result = run_system(name, None, queries.take(tune_rows), queries.take(held_rows), truth[tune_rows],
-                        truth[held_rows], args, log, make=open_built)
+                        truth[held_rows], args, log, make=open_built, system=(source, [build["params"]], settings))
     (out / f"system_{name}.json").write_text(json.dumps(result, indent=2) + "\n")
 
 
@@ -96,13 +148,19 @@ def main() -> None:
     parser.add_argument("--core", type=int, default=min(os.sched_getaffinity(0)))
     parser.add_argument("--sweep-repeats", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--doc-prune-ratio", type=float, default=0.2, help="of both SINDI builds")
+    parser.add_argument("--pyvsag-memory", default="22G", help="the SINDI (pyvsag) build's address-space cap")
     parser.add_argument("--pyseismic-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--pyvsag-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--measure-child", metavar="SYSTEM", help=argparse.SUPPRESS)
     args = parser.parse_args()
     cores = len(os.sched_getaffinity(0))
     out = Path(args.out)
     if args.pyseismic_child:
         build_pyseismic(args.docs, out / PYSEISMIC_INDEX, threads=cores)
+        return
+    if args.pyvsag_child:
+        build_pyvsag(args.docs, out, args.doc_prune_ratio, args.pyvsag_memory)
         return
     targets = args.targets
     args.targets = [float(t) for t in targets.split(",")]
@@ -117,22 +175,30 @@ def main() -> None:
         record_path.write_text(json.dumps(record, indent=2) + "\n")
 
     systems = args.systems.split(",")
-    builds = {"exact": (out / "exact", ["--kind", "exact"]), "sparseir-seismic": (out / "seismic", ["--kind", "seismic"])}
-    for name, (path, kind) in builds.items():
+    sindi = {"doc_prune_ratio": args.doc_prune_ratio}
+    builds = {"exact": ({}, ["--kind", "exact"]), "sparseir-seismic": ({}, ["--kind", "seismic"]),
+              "sparseir-sindi": (sindi, ["--kind", "sindi", "--doc-prune-ratio", str(args.doc_prune_ratio)])}
+    for name, (params, options) in builds.items():
         if name in record["builds"] or (name != "exact" and name not in systems):
             continue
-        result = measured_process([sys.executable, "-m", "sparseir", "index", args.docs, "-o", str(path), *kind,
-                              "--memory-budget", args.budget])
+        path = out / SPARSEIR_KINDS.get(name, name)
+        result = measured_process([sys.executable, "-m", "sparseir", "index", args.docs, "-o", str(path), *options,
+                                   "--memory-budget", args.budget])
         if result["exit"] == 0:
             result["index_mb"] = round(directory_bytes(path) / 1e6)
-        record["builds"][name] = result
+        record["builds"][name] = {**result, "params": params}
         save()
-    if "pyseismic" in systems and "pyseismic" not in record["builds"]:
-        (out / PYSEISMIC_INDEX).parent.mkdir(exist_ok=True)
-        result = measured_process([sys.executable, __file__, args.docs, args.queries, args.out, "--pyseismic-child"])
+    peers = {"pyseismic": ({}, ["--pyseismic-child"], PYSEISMIC_INDEX),
+             "pyvsag": (sindi, ["--pyvsag-child", "--doc-prune-ratio", str(args.doc_prune_ratio), "--pyvsag-memory",
+                                args.pyvsag_memory], PYVSAG_INDEX)}
+    for name, (params, options, where) in peers.items():
+        if name not in systems or name in record["builds"]:
+            continue
+        (out / where).parent.mkdir(exist_ok=True)
+        result = measured_process([sys.executable, __file__, args.docs, args.queries, args.out, *options])
         if result["exit"] == 0:
-            result["index_mb"] = round(directory_bytes((out / PYSEISMIC_INDEX).parent) / 1e6)
-        record["builds"]["pyseismic"] = result
+            result["index_mb"] = round(directory_bytes((out / where).parent) / 1e6)
+        record["builds"][name] = {**result, "params": params}
         save()
 
     truth_path = out / f"truth_{args.n_queries}_{args.k}.npy"

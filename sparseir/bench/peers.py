@@ -213,29 +213,47 @@ class PyVsag(Peer):
     conflicts = (("pyterrier_pisa._pisathon", "pisa"),)
 
     def build(self, docs: SparseVectors) -> None:
+        self.build_arrays(docs.offsets, docs.terms, docs.weights, len(docs.vocab))
+
+    def build_arrays(self, offsets, terms, weights, n_terms: int) -> None:
+        """Build over CSR arrays (offsets, terms, weights), ids = row numbers, and save the index
+        with the description that `load` needs beside it."""
         import json
 
         self.refuse_conflicts()
         import pyvsag
 
-        n_terms = len(docs.vocab)
         unknown = sorted(set(self.params) - set(self.build_defaults))
         if unknown:
             raise ParameterError(f"unknown pyvsag build parameter(s) {', '.join(unknown)} "
                                  f"(known: {', '.join(self.build_defaults)})")
+        n_docs = len(offsets) - 1
         params = {**self.build_defaults, **self.params, "term_id_limit": n_terms + 1,
-                  "avg_doc_term_length": max(1, round(docs.nnz / max(len(docs), 1)))}
-        offsets, terms, weights = (docs.offsets.astype(np.uint32), docs.terms.astype(np.uint32),
-                                   docs.weights.astype(np.float32))
-        ids = np.arange(len(docs), dtype=np.int64)
+                  "avg_doc_term_length": max(1, round(len(terms) / max(n_docs, 1)))}
+        description = json.dumps({"dtype": "sparse", "metric_type": "ip", "dim": n_terms, "index_param": params})
+        offsets, terms, weights = (np.asarray(offsets, dtype=np.uint32), np.asarray(terms, dtype=np.uint32),
+                                   np.asarray(weights, dtype=np.float32))
+        ids = np.arange(n_docs, dtype=np.int64)
         started = time.perf_counter()
-        self.index = pyvsag.Index("sindi", json.dumps({"dtype": "sparse", "metric_type": "ip", "dim": n_terms,
-                                                       "index_param": params}))
+        self.index = pyvsag.Index("sindi", description)
         self.index.build(offsets, terms, weights, ids)
         self.build_seconds = time.perf_counter() - started
         path = self.workdir / "index"
         self.index.save(str(path))
+        Path(f"{path}.json").write_text(description)
         self.index_bytes = os.path.getsize(path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "PyVsag":
+        """An index saved by `build_arrays` (built elsewhere, e.g. in a process of its own at scale)."""
+        import pyvsag
+
+        peer = cls()
+        peer.refuse_conflicts()
+        peer.index = pyvsag.Index("sindi", Path(f"{os.fspath(path)}.json").read_text())
+        peer.index.load(os.fspath(path))
+        peer.index_bytes = Path(path).stat().st_size
+        return peer
 
     def resolve_knobs(self, knobs: Mapping[str, Any]) -> dict:
         import json

@@ -83,10 +83,11 @@ def recall(rows, exact_rows) -> float:
     return float(np.nanmean(recall_at_k(rows, exact_rows)))
 
 
-def run_system(name, docs, tune, held_out, exact_tune, exact_held, args, log, make=make_engine):
+def run_system(name, docs, tune, held_out, exact_tune, exact_held, args, log, make=make_engine, system=None):
     """Sweep on the tuning half (one core), then the chosen settings' figures on the held-out half.
-    make(source, build, docs) -> (engine, build seconds, index bytes): builds by default."""
-    source, builds, settings = SYSTEMS[name]
+    make(source, build, docs) -> (engine, build seconds, index bytes): builds by default.
+    system: (source, builds, settings) in place of SYSTEMS[name]'s."""
+    source, builds, settings = system or SYSTEMS[name]
     swept, chosen = [], {}
     for build in builds:
         with pinned([args.core]):
