@@ -15,7 +15,9 @@ child process and reads the parts itself, on both cores:
   the parts' non-zeros, fills arrays of that size part by part, and builds with the same
   ``doc_prune_ratio`` as sparseir's and its own default window (50,000). Its address space is
   capped (``--pyvsag-memory``) so that a build too large for the machine fails on its own
-  instead of calling the kernel's out-of-memory killer; the peak RSS it reached is reported;
+  instead of calling the kernel's out-of-memory killer; the peak RSS it reached is reported.
+  pyvsag's build returns nothing and only logs a failed allocation (leaving documents out),
+  so the child reads its log and exits 3 on any error;
 - ground truth: ``sparseir index --kind exact --memory-budget B``, searched on both cores.
 Each build reports wall time and the child's peak resident memory (``wait4``), with the
 index bytes on disk. One build per system: its query settings are swept (the grid of
@@ -96,7 +98,23 @@ def build_pyvsag(docs: str, out: Path, doc_prune_ratio: float, memory: str) -> N
         rows, at = rows + len(vectors), at + vectors.nnz
         del vectors
     peer = PyVsag(doc_prune_ratio=doc_prune_ratio)
-    peer.build_arrays(offsets, terms, weights, max(v for _, _, v in sizes))
+    # pyvsag returns nothing from build: an allocation that fails inside it is only logged, and
+    # the index then lacks documents. Its log goes to a file, read back for errors.
+    log_path = out / "pyvsag" / "build.log"
+    log_path.parent.mkdir(exist_ok=True)
+    saved = os.dup(1), os.dup(2)
+    with open(log_path, "wb") as sink:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        try:
+            peer.build_arrays(offsets, terms, weights, max(v for _, _, v in sizes))
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+    errors = [line for line in log_path.read_text(errors="replace").splitlines() if "[error]" in line]
+    if errors:
+        log(f"pyvsag failed to build {n_docs:,} passages: {errors[0]}")
+        raise SystemExit(3)
     target = out / PYVSAG_INDEX
     target.parent.mkdir(exist_ok=True)
     for name in ("index", "index.json"):

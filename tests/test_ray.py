@@ -217,8 +217,13 @@ def test_command_line_opens_the_index_the_options_ask_for(sharded_dir, collectio
     assert isinstance(open_searchable(str(tmp_path / "single"), False, None, 1.0), sparseir.Index)
     with pytest.raises(sparseir.ParameterError, match="--ray needs a sharded index"):
         open_searchable(str(tmp_path / "single"), True, None, 1.0)
+    with pytest.raises(sparseir.ParameterError, match="--replicas applies to searches on Ray"):
+        open_searchable(str(sharded_dir), False, None, 1.0, replicas=2)
     with open_searchable(str(sharded_dir), True, None, ACTOR_CPUS) as index:
-        assert isinstance(index, DistributedIndex) and index.n_shards == 2
+        assert isinstance(index, DistributedIndex) and index.n_shards == 2 and index.config.replicas == 1
+    # One node here: two copies of a shard need two nodes, and the error says so.
+    with pytest.raises(sparseir.ParameterError, match="replicas=2 needs 2 nodes"):
+        open_searchable(str(sharded_dir), True, None, ACTOR_CPUS, replicas=2)
 
 
 def test_a_distributed_index_is_searchable_like_the_others(sharded_dir, collection):

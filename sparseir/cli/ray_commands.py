@@ -1,6 +1,6 @@
 """Ray pieces of the command line: options to search on a Ray cluster, and `sparseir encode-ray`.
 
-`ray_options` adds --ray / --ray-address / --cpus-per-shard / --allow-partial to a search
+`ray_options` adds --ray / --ray-address / --cpus-per-shard / --replicas / --allow-partial to a search
 command, and `open_searchable` opens the index those options ask for: a single or sharded
 index in this process, or a sharded index served by Ray actors.
 """
@@ -22,6 +22,8 @@ def ray_options(command):
                                            "Without it --ray starts a local one."),
         click.option("--cpus-per-shard", type=float, default=1.0, show_default=True,
                      help="CPUs each shard's actor reserves (--ray)."),
+        click.option("--replicas", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="Copies of each shard, each on a node of its own; a search fails over between them (--ray)."),
         click.option("--allow-partial", is_flag=True,
                      help="Return results from the shards that answered when one stays down (--ray)."),
     ]
@@ -31,18 +33,20 @@ def ray_options(command):
 
 
 def open_searchable(index_dir: str, use_ray: bool, ray_address: str | None, cpus_per_shard: float,
-                    verify: bool = False, memory: str = "mapped"):
+                    verify: bool = False, memory: str = "mapped", replicas: int = 1):
     """The index to search: in this process, or on Ray when --ray or --ray-address is given."""
     from ..loading import load_index
     from ..sharded import is_sharded
 
     if not (use_ray or ray_address):
+        if replicas != 1:
+            raise ParameterError("--replicas applies to searches on Ray (--ray)")
         return load_index(index_dir, verify=verify, memory=memory)
     if not is_sharded(index_dir):
         raise ParameterError(f"--ray needs a sharded index (sparseir index --shards N); {index_dir} is not one")
     from ..distributed import DistributedIndex
 
-    return DistributedIndex(index_dir, address=ray_address, cpus_per_shard=cpus_per_shard)
+    return DistributedIndex(index_dir, address=ray_address, cpus_per_shard=cpus_per_shard, replicas=replicas)
 
 
 @click.command("encode-ray")

@@ -47,8 +47,8 @@ BATCH = 256  # queries per progress step; large enough that prange keeps every c
 @ray_options
 @kind_options("search")
 def search(index_dir, queries, k, output, run_format, input_format, tag, threads, model, query_encoder, idf_path,
-           verify, memory, skip_bad_lines, overwrite, filter_expression, use_ray, ray_address, cpus_per_shard, allow_partial,
-           **knobs):
+           verify, memory, skip_bad_lines, overwrite, filter_expression, use_ray, ray_address, cpus_per_shard, replicas,
+           allow_partial, **knobs):
     """Search INDEX_DIR with QUERIES (vectors, or queries.tsv / irds:<dataset id> with --model) and write a run."""
     check_output(output, inputs=[queries, idf_path, model_input(model)], overwrite=overwrite, kind="file")
     if allow_partial and not (use_ray or ray_address):
@@ -57,7 +57,7 @@ def search(index_dir, queries, k, output, run_format, input_format, tag, threads
         raise ParameterError("--memory applies to an index searched in this process, not on Ray")
     if filter_expression is not None and (use_ray or ray_address):
         raise ParameterError("--filter is not served on Ray yet; search the sharded index without --ray")
-    index = open_searchable(index_dir, use_ray, ray_address, cpus_per_shard, verify, memory)
+    index = open_searchable(index_dir, use_ray, ray_address, cpus_per_shard, verify, memory, replicas)
     # A Ray-served index holds actors to release; a local one holds nothing.
     with index:
         # The index searched is an input too, once it is known to be one: a run written into it
