@@ -34,7 +34,7 @@ def test_safe_mode_equals_exact_search(seed, n_docs, block_size, integer_weights
     assert_identical(blockmax.search(queries, k=k, threads=1), want)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=12, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), n_docs=st.integers(2 * SEARCH_RATIO * FIRST_ROUND, 5 * SEARCH_RATIO * FIRST_ROUND),
        k=st.sampled_from([10, 100, 400]), integer_weights=st.booleans())
 def test_safe_mode_over_several_rounds_and_searched_terms_equals_exact_search(seed, n_docs, k, integer_weights):
