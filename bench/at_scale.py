@@ -45,6 +45,7 @@ import numpy as np
 import sparseir
 from sparseir.bench import SYSTEMS, IndexEngine, PySeismic, PyVsag, directory_bytes, run_system, vector_parts
 from sparseir.bench.timing import measured_process
+from sparseir.workspace import parse_bytes
 
 PYSEISMIC_INDEX = Path("pyseismic") / "index"  # under OUT: the prefix SeismicIndex.save extends
 PYVSAG_INDEX = Path("pyvsag") / "index"  # under OUT, with index.json beside it
@@ -119,11 +120,6 @@ def build_pyvsag(docs: str, out: Path, doc_prune_ratio: float, memory: str) -> N
     target.parent.mkdir(exist_ok=True)
     for name in ("index", "index.json"):
         shutil.move(str(peer.workdir / name), str(target.parent / name))
-
-
-def parse_bytes(text: str) -> int:
-    units = {"K": 2**10, "M": 2**20, "G": 2**30}
-    return int(float(text[:-1]) * units[text[-1].upper()]) if text[-1:].upper() in units else int(text)
 
 
 def measure_system(name: str, record: dict, out: Path, args) -> None:

@@ -5,9 +5,10 @@ then take blocks best bound first, in rounds that locate the query terms' entrie
 pass, score each block's documents exactly from its postings, and stop once the next bound
 cannot beat the k-th score. With ``alpha = 1`` and ``beta = 1`` that is rank-safe: the
 result is exactly the exact top-k, scores bit for bit, since a block's documents are
-scored term at a time in query order, as the exact kernel does. ``alpha < 1`` stops when alpha x the bound falls below the k-th score
-(BMP's threshold overestimation); ``beta < 1`` keeps only the heaviest query terms
-holding that share of the query's weight (BMP's query term pruning).
+scored term at a time in query order, as the exact kernel does. ``alpha < 1`` stops when
+alpha x the bound falls below the k-th score (BMP's threshold overestimation); ``beta < 1``
+keeps only the heaviest query terms holding that share of the query's weight (BMP's query
+term pruning).
 """
 
 from __future__ import annotations
@@ -108,16 +109,22 @@ def list_blocks(bounds, top, ends, listed):
     scale = n_buckets / np.float64(top)
     for b in range(bounds.shape[0]):
         if bounds[b] > 0.0:
-            ends[n_buckets - 1 - min(np.int64(bounds[b] * scale), n_buckets - 1)] += 1
+            ends[bucket_of(bounds[b], scale, n_buckets)] += 1
     start = 0
     for j in range(n_buckets):  # where each bucket starts, advanced to where it ends as it is filled
         start, ends[j] = start + ends[j], start
     for b in range(bounds.shape[0]):
         if bounds[b] > 0.0:
-            j = n_buckets - 1 - min(np.int64(bounds[b] * scale), n_buckets - 1)
+            j = bucket_of(bounds[b], scale, n_buckets)
             listed[ends[j]] = b
             ends[j] += 1
     return start
+
+
+@njit(cache=True, inline="always")
+def bucket_of(bound, scale, n_buckets):
+    """A positive bound's bucket in list_blocks: 0 for the largest bounds, n_buckets - 1 for the smallest."""
+    return n_buckets - 1 - min(np.int64(bound * scale), n_buckets - 1)
 
 
 @njit(cache=True)
