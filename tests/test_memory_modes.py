@@ -342,6 +342,51 @@ def test_sindi_disk_mode_equals_memory_on_random_collections(data):
         assert_same_results(one_by_one(on_disk, queries, k=k, **knobs), want)
 
 
+@pytest.mark.parametrize("read_postings", [1, 40, 200, 5_000])
+def test_sindi_disk_mode_reads_runs_of_windows_or_groups_of_terms_and_returns_the_same(tmp_path, monkeypatch,
+                                                                                      read_postings):
+    """Buffers smaller than one window's kept lists (read a group of terms at a time), about one
+    window's (runs of one window), or many windows' (long runs): the results never change."""
+    from sparseir.query import sindi as sindi_query
+
+    rng = np.random.default_rng(8)
+    docs, queries = random_vectors(rng, 700, 40, 20), random_vectors(rng, 25, 40, 12, prefix="q")
+    queries.vocab = docs.vocab
+    path = sindi_disk_index(docs, tmp_path, "dense", window_size=32)
+    want = {n: sparseir.load_index(path, memory="all").search(queries, k=10, n_candidate=n, query_prune_ratio=0.1)
+            for n in (5, 700)}
+    monkeypatch.setattr(sindi_query, "READ_POSTINGS", read_postings)
+    on_disk = sparseir.load_index(path, memory="disk")
+    for n, results in want.items():
+        assert_same_results(on_disk.search(queries, k=10, n_candidate=n, query_prune_ratio=0.1), results)
+        assert_same_results(one_by_one(on_disk, queries, k=10, n_candidate=n, query_prune_ratio=0.1), results)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/io"), reason="reads /proc/self/io")
+def test_sindi_disk_mode_reads_a_terms_lists_of_many_windows_at_once(tmp_path):
+    """A query's kept terms are read once each (two files), not once per window: far fewer
+    read calls than the index has windows."""
+    rng = np.random.default_rng(9)
+    docs, queries = random_vectors(rng, 2_000, 60, 10), random_vectors(rng, 1, 60, 5, prefix="q")
+    queries.vocab = docs.vocab
+    path = sindi_disk_index(docs, tmp_path, "many windows", window_size=8)
+    on_disk = sparseir.load_index(path, memory="disk")
+    knobs = {"k": 5, "n_candidate": 5, "query_prune_ratio": 0.0}
+    on_disk.search(queries, **knobs)  # compiled, buffers made
+
+    def read_calls():
+        lines = dict(line.split(": ") for line in open("/proc/self/io").read().splitlines())
+        return int(lines["syscr"])
+
+    before = read_calls()
+    _, rows = on_disk.search(queries, **knobs)
+    calls = read_calls() - before
+    n_windows = -(-len(docs) // 8)
+    assert (rows >= 0).sum() == 5
+    # Two per kept term and two per candidate row, where one read per (window, term) would take thousands.
+    assert calls <= 2 * len(queries.terms) + 2 * 5 + 4 < n_windows, calls
+
+
 def test_sindi_disk_mode_on_binary_vectors_over_a_wide_vocabulary(tmp_path):
     """No stored values or weights, and forward-index gaps, read from their files."""
     docs = binary_over_a_wide_vocabulary()

@@ -147,15 +147,15 @@ def test_more_documents_than_one_window_holds(window_size):
         assert_exact(docs, queries, scores, rows, 25, integer_weights=True)
 
 
-# --- the arrays: window-major postings, pruning, quantization ---------------------------
+# --- the arrays: term-major postings, pruning, quantization ---------------------------
 
 
 def decoded_postings(arrays, n_docs: int, n_terms: int) -> dict[tuple[int, int], float]:
-    """(row, term) -> posting value, read back from the window-major layout, checking it on the way."""
+    """(row, term) -> posting value, read back from the term-major layout, checking it on the way."""
     window_size = int(arrays["window_size"][0])
     n_windows = -(-n_docs // window_size)
     offsets, docs, values = arrays["posting_offsets"], arrays["posting_docs"], arrays["posting_values"]
-    assert offsets.shape == (n_windows * n_terms + 1,) and offsets[0] == 0
+    assert offsets.shape == (n_terms * n_windows + 1,) and offsets[0] == 0
     assert np.all(np.diff(offsets) >= 0)
     assert offsets[-1] == len(docs) == len(values)
     assert docs.dtype == np.uint16
@@ -163,10 +163,11 @@ def decoded_postings(arrays, n_docs: int, n_terms: int) -> dict[tuple[int, int],
     for w in range(n_windows):
         rows_here = min(window_size, n_docs - w * window_size)
         for t in range(n_terms):
-            in_window = docs[offsets[w * n_terms + t]:offsets[w * n_terms + t + 1]].astype(np.int64)
+            lo, hi = offsets[t * n_windows + w], offsets[t * n_windows + w + 1]
+            in_window = docs[lo:hi].astype(np.int64)
             assert np.all(np.diff(in_window) > 0), (w, t)  # ascending, no row twice
             assert np.all(in_window < rows_here), (w, t)
-            for p, local in zip(range(offsets[w * n_terms + t], offsets[w * n_terms + t + 1]), in_window):
+            for p, local in zip(range(lo, hi), in_window):
                 postings[w * window_size + int(local), t] = values[p]
     return postings
 

@@ -2,8 +2,8 @@
 counts, then each posting scattered into its list, a workspace chunk of rows at a time.
 
 The kernels serve every layout of lists: one list per term (row numbers as they are), or
-one per (window of ``window_size`` rows, term), window-major, holding rows within the
-window (SINDI's). Which entries become postings is a weight threshold, or a mask over the
+one per (window of ``window_size`` rows, term) holding rows within the window (SINDI's,
+term-major): list (w, t) is ``w * window_stride + t * term_stride``. Which entries become postings is a weight threshold, or a mask over the
 entries (SINDI's per-document pruning); values are the weights, codes on each term's step,
 or nothing (a binary collection's unit weights).
 """
@@ -63,30 +63,32 @@ def _store_value(values, slot, weight, codes, term):
 
 
 @njit(cache=True)
-def count_postings(row_lo, row_hi, doc_offsets, doc_terms, doc_weights, keep, window_size, n_terms, counts):
-    """Add to counts[w * n_terms + t] the postings of rows row_lo:row_hi in window w with term t
-    that `keep` keeps (``is_kept``)."""
+def count_postings(row_lo, row_hi, doc_offsets, doc_terms, doc_weights, keep, window_size, window_stride,
+                   term_stride, counts):
+    """Add to counts[w * window_stride + t * term_stride] the postings of rows row_lo:row_hi in
+    window w with term t that `keep` keeps (``is_kept``)."""
     for row in range(row_lo, row_hi):
-        base = (row // window_size) * n_terms
+        base = (row // window_size) * window_stride
         for p in range(doc_offsets[row], doc_offsets[row + 1]):
             if is_kept(keep, doc_weights, p):
-                counts[base + doc_terms[p]] += 1
+                counts[base + doc_terms[p] * term_stride] += 1
 
 
 @njit(cache=True)
-def scatter_postings(row_lo, row_hi, doc_offsets, doc_terms, doc_weights, keep, window_size, n_terms, codes, cursor,
-                     posting_docs, posting_values):
+def scatter_postings(row_lo, row_hi, doc_offsets, doc_terms, doc_weights, keep, window_size, window_stride,
+                     term_stride, codes, cursor, posting_docs, posting_values):
     """Counting-sort placement of rows row_lo:row_hi (the postings `keep` keeps), each as its row
     within its window and its value (``store_value``): rows are visited in order and cursor
     carries over between calls, so each list ends up row-ascending."""
     for row in range(row_lo, row_hi):
-        base = (row // window_size) * n_terms
+        base = (row // window_size) * window_stride
         for p in range(doc_offsets[row], doc_offsets[row + 1]):
             if is_kept(keep, doc_weights, p):
-                slot = cursor[base + doc_terms[p]]
+                at = base + doc_terms[p] * term_stride
+                slot = cursor[at]
                 posting_docs[slot] = row % window_size
                 store_value(posting_values, slot, doc_weights[p], codes, doc_terms[p])
-                cursor[base + doc_terms[p]] = slot + 1
+                cursor[at] = slot + 1
 
 
 def one_window(docs: SparseVectors) -> int:
@@ -101,7 +103,7 @@ def term_counts(docs: SparseVectors, workspace: Workspace = IN_MEMORY, min_weigh
     counts = np.zeros(len(docs.vocab) if n_terms is None else n_terms, dtype=np.int64)
     for lo, hi in workspace.row_ranges(docs.offsets, phase):
         count_postings(lo, hi, docs.offsets, docs.terms, docs.weights, np.float32(min_weight), one_window(docs),
-                       len(docs.vocab), counts)
+                       0, 1, counts)
     return counts
 
 
@@ -121,7 +123,7 @@ def invert(docs: SparseVectors, workspace: Workspace = IN_MEMORY, min_weight: fl
     cursor = term_offsets[:-1].copy()
     for lo, hi in workspace.row_ranges(docs.offsets, "inverting"):
         scatter_postings(lo, hi, docs.offsets, docs.terms, docs.weights, np.float32(min_weight), one_window(docs),
-                         len(counts), None, cursor, posting_docs, posting_weights)
+                         0, 1, None, cursor, posting_docs, posting_weights)
     return {"term_offsets": term_offsets, "posting_docs": posting_docs, "posting_weights": posting_weights}
 
 

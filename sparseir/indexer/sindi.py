@@ -92,7 +92,7 @@ def build(docs: SparseVectors, params: BuildParams, workspace: Workspace = IN_ME
     n_terms = len(docs.vocab)
     window_size = int(params.window_size)
     n_windows = -(-len(docs) // window_size)
-    # One list offset per (window, term): tiny windows over a real vocabulary would need far
+    # One list offset per (term, window), term-major (``layout.sindi``): tiny windows over a real vocabulary would need far
     # more offsets than postings (window_size=1: one per document and term of the vocabulary).
     require(n_windows * n_terms <= max(docs.nnz, MIN_OFFSETS_BUDGET),
             f"window_size={window_size} cuts {len(docs):,} documents into {n_windows:,} windows: "
@@ -101,11 +101,11 @@ def build(docs: SparseVectors, params: BuildParams, workspace: Workspace = IN_ME
     chunks = thread_chunks(len(docs))
     kept = workspace.empty(docs.nnz, np.bool_)
     term_max = np.zeros(n_terms, dtype=np.float32)
-    counts = np.zeros(n_windows * n_terms, dtype=np.int64)
+    counts = np.zeros(n_terms * n_windows, dtype=np.int64)
     for lo, hi in workspace.row_ranges(docs.offsets, "pruning documents", NONZERO_BYTES + kept.itemsize):
         kept_entries(lo, hi, docs.offsets, docs.weights, params.doc_prune_ratio, chunks, kept)
         kept_term_max(docs.offsets[lo], docs.offsets[hi], docs.terms, docs.weights, kept, term_max)
-        count_postings(lo, hi, docs.offsets, docs.terms, docs.weights, kept, window_size, n_terms, counts)
+        count_postings(lo, hi, docs.offsets, docs.terms, docs.weights, kept, window_size, 1, n_windows, counts)
     posting_offsets = offsets_of(counts)
     del counts
     coded = params.value_dtype == "uint8" and not docs.is_binary
@@ -120,7 +120,7 @@ def build(docs: SparseVectors, params: BuildParams, workspace: Workspace = IN_ME
         values = np.empty(posting_offsets[-1], dtype=np.uint8 if coded else np.float32)
     cursor = posting_offsets[:-1].copy()
     for lo, hi in workspace.row_ranges(docs.offsets, "inverting", NONZERO_BYTES + kept.itemsize):
-        scatter_postings(lo, hi, docs.offsets, docs.terms, docs.weights, kept, window_size, n_terms,
+        scatter_postings(lo, hi, docs.offsets, docs.terms, docs.weights, kept, window_size, 1, n_windows,
                          (scales, CODE_LEVELS) if coded else None, cursor, posting_docs, values)
     del cursor, kept
     return {"posting_offsets": posting_offsets, "posting_docs": posting_docs, "posting_values": values,

@@ -1,11 +1,13 @@
-"""The arrays of a SINDI-style windowed index (layout 2), beside the forward index of
+"""The arrays of a SINDI-style windowed index (layout 3), beside the forward index of
 ``layout.forward`` that rescores its candidates.
 
 Documents are cut into windows of ``window_size`` consecutive rows.
 
-    posting_offsets  int64, n_windows * n_terms + 1: window w's postings of term t are
-                     posting_offsets[w * n_terms + t] : posting_offsets[w * n_terms + t + 1],
-                     window-major so that one window's postings lie together
+    posting_offsets  int64, n_terms * n_windows + 1: term t's postings in window w are
+                     posting_offsets[t * n_windows + w] : posting_offsets[t * n_windows + w + 1],
+                     term-major so that a term's lists of consecutive windows lie side by
+                     side: under memory="disk" one read fetches a term's lists of a run of
+                     windows, where a window-major layout needs one read per window
     posting_docs     uint16: each posting's row within its window, ascending per list
     posting_values   uint8 (value ~ code * term_scales[t], rounded to nearest, at least 1)
                      or float32 (value_dtype="float32": the document's weight as is), or
@@ -30,13 +32,13 @@ from .checks import Guarded, Length, Offsets, Rule, Scalar, Weights
 from .forward import CHECKS as FORWARD_CHECKS, ON_DISK as FORWARD_ON_DISK
 
 # Bumped whenever the arrays change shape or meaning: an older index must be rebuilt.
-LAYOUT_VERSION = 2
+LAYOUT_VERSION = 3
 # What generic code may ask of this kind (``sparseir.kinds.CAPABILITIES``).
 CAPABILITIES = frozenset({"filters", "forward_index", "disk_mode", "tuning"})
 # The bulk, left on disk by load_index(memory="summaries").
 ON_DISK = ("posting_docs", "posting_values", *FORWARD_ON_DISK)
-# Read range by range under load_index(memory="disk"): each kept query term's list, window by
-# window, and the forward-index rows of the candidates. The list and document offsets, the
+# Read range by range under load_index(memory="disk"): each kept query term's lists of a run of
+# windows, and the forward-index rows of the candidates. The list and document offsets, the
 # term scales and the ids stay in RAM; no copy of the postings does. Every index has them.
 DISK_READS = ON_DISK
 DISK_MODE = DiskMode(reads=DISK_READS, only=(), needs=())
@@ -46,7 +48,7 @@ CODE_LEVELS = 255
 CHECKS = (
     Scalar("window_size", low=1, high=MAX_WINDOW, param="window_size"),
     Length("term_scales", "n_terms"),
-    Offsets("posting_offsets", length="-(-n_docs // value(window_size)) * n_terms + 1", last="len(posting_docs)"),
+    Offsets("posting_offsets", length="n_terms * -(-n_docs // value(window_size)) + 1", last="len(posting_docs)"),
     Weights("posting_values", count="len(posting_docs)"),
     Rule("posting_offsets", lambda a: np.diff(a["posting_offsets"]) <= window_size(a),
          "a list holds more postings than its window has rows"),

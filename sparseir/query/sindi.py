@@ -8,8 +8,9 @@ and only groups whose maximum reaches the floor are read. Last, the candidates a
 rescored exactly from the forward index into the top-k. The first pass never reads the
 forward index, and the rescoring reads it only ``n_candidate`` times.
 
-Under ``load_index(memory="disk")`` the same kernels read each kept term's list of a window,
-and then the candidates' forward-index rows, with pread into buffers of each thread's own
+Under ``load_index(memory="disk")`` the same kernels read each kept term's lists of a run of
+windows (one read per term: the layout keeps a term's lists side by side), and then the
+candidates' forward-index rows, with pread into buffers of each thread's own
 (``query.reads``), instead of from arrays in memory.
 
 With ``doc_prune_ratio=0`` at build, ``query_prune_ratio=0`` and ``n_candidate`` at least
@@ -34,10 +35,14 @@ from ..layout.forward import read_forward
 from ..layout import read
 from ..layout.sindi import DISK_READS, MAX_WINDOW, DiskReads, Postings, window_size as stored_window_size
 from .forward import score_candidates, score_read_candidates
-from .reads import disk_reads, raise_failed_reads, read_range
+from .reads import DAMAGED, disk_reads, mark_failed, raise_failed_reads, read_range
 from .topk import empty_results, heap_drain
 
 SCAN_GROUP = 16  # accumulators tested at once against the candidate threshold
+# Postings a memory="disk" search reads ahead, per thread: each kept term's lists of as many
+# consecutive windows as fit, one read per term, so that calls stay few whatever the windows.
+# Read at every search (tests shrink it to reach every path).
+READ_POSTINGS = 1 << 20
 # Forward-index entries read at once for rescoring under memory="disk" (at least a vocabulary's,
 # the most one document holds): the candidates' rows of a typical query in one buffer-full.
 READ_ENTRIES = 1 << 14
@@ -95,19 +100,90 @@ def add_postings(docs, values, lo, hi, factor, accumulator):
 
 
 @njit(cache=True)
-def accumulate_window(postings, disk, buffers, list_base, q_terms, q_factors, order, n_kept, accumulator):
-    """Add each kept term's postings in one window into the accumulator: sliced from the arrays
-    in memory or, with `disk` (``layout.sindi.DiskReads``), read into `buffers`."""
+def accumulate_window(postings, disk, buffers, n_windows, window, q_terms, q_factors, order, c_lo, c_hi, accumulator):
+    """Add kept terms order[c_lo:c_hi]'s postings in one window into the accumulator, in that order:
+    sliced from the arrays in memory or, with `disk` (``layout.sindi.DiskReads``), from where
+    ``read_lists`` put them in `buffers`."""
     posting_offsets = postings.posting_offsets
-    for c in range(n_kept):
+    for c in range(c_lo, c_hi):
         j = order[c]
-        lo, hi = posting_offsets[list_base + q_terms[j]], posting_offsets[list_base + q_terms[j] + 1]
+        at = q_terms[j] * n_windows + window
+        lo, hi = posting_offsets[at], posting_offsets[at + 1]
         if disk is None:  # pruned at compile time where disk is None
             add_postings(postings.posting_docs, postings.posting_values, lo, hi, q_factors[j], accumulator)
-        elif hi > lo:  # an empty list costs no read
-            docs = read_range(disk.files[0], lo, hi, buffers[0], disk.failed)
-            values = read_range(disk.files[1], lo, hi, buffers[1], disk.failed)
-            add_postings(docs, values, 0, hi - lo, q_factors[j], accumulator)
+        else:
+            shift = buffers[5][c]
+            add_postings(buffers[0], buffers[1], lo + shift, hi + shift, q_factors[j], accumulator)
+
+
+@njit(cache=True)
+def read_lists(posting_offsets, disk, buffers, n_windows, first, end, q_terms, order, c_lo, c_hi):
+    """Read kept terms order[c_lo:c_hi]'s lists of windows first:end side by side into the buffers,
+    one read per term and file (a term's lists of consecutive windows are adjacent), and note in
+    buffers[5][c] how far each landed from its offsets. The caller keeps them within the buffers."""
+    shift = buffers[5]
+    at = 0
+    for c in range(c_lo, c_hi):
+        base = q_terms[order[c]] * n_windows
+        lo, hi = posting_offsets[base + first], posting_offsets[base + end]
+        if hi > lo:  # an empty range costs no read
+            read_range(disk.files[0], lo, hi, buffers[0][at:], disk.failed)
+            read_range(disk.files[1], lo, hi, buffers[1][at:], disk.failed)
+        shift[c] = at - lo
+        at += hi - lo
+
+
+@njit(cache=True)
+def list_length(posting_offsets, n_windows, term, window):
+    at = term * n_windows + window
+    return posting_offsets[at + 1] - posting_offsets[at]
+
+
+@njit(cache=True)
+def accumulate_read(postings, disk, buffers, n_windows, window, run_end, q_terms, q_factors, order, n_kept,
+                    accumulator):
+    """memory="disk": add window's postings of the kept terms into the accumulator; returns the
+    window up to which the buffers hold every kept term's lists.
+
+    Past the windows read (window >= run_end), every kept term's lists of as many windows as
+    the buffers hold are read at once. When even this window's lists overflow them, the
+    window is read and added a group of terms at a time (each list fits: at most window_size
+    postings, which the buffers hold), in query order as in memory, so scores stay identical."""
+    posting_offsets = postings.posting_offsets
+    capacity = buffers[0].shape[0]
+    if window >= run_end:
+        run_end, total = window, 0
+        while run_end < n_windows:
+            size = 0
+            for c in range(n_kept):
+                size += list_length(posting_offsets, n_windows, q_terms[order[c]], run_end)
+            if total + size > capacity:
+                break
+            total += size
+            run_end += 1
+        if run_end > window:
+            read_lists(posting_offsets, disk, buffers, n_windows, window, run_end, q_terms, order, 0, n_kept)
+    if run_end > window:
+        accumulate_window(postings, disk, buffers, n_windows, window, q_terms, q_factors, order, 0, n_kept,
+                          accumulator)
+        return run_end
+    c_lo = 0
+    while c_lo < n_kept:
+        c_hi, total = c_lo, 0
+        while c_hi < n_kept:
+            size = list_length(posting_offsets, n_windows, q_terms[order[c_hi]], window)
+            if total + size > capacity:
+                break
+            total += size
+            c_hi += 1
+        if c_hi == c_lo:  # a list longer than its window: refused at open, so never read past the buffers
+            mark_failed(disk.failed, disk.files[0], DAMAGED)
+            break
+        read_lists(posting_offsets, disk, buffers, n_windows, window, window + 1, q_terms, order, c_lo, c_hi)
+        accumulate_window(postings, disk, buffers, n_windows, window, q_terms, q_factors, order, c_lo, c_hi,
+                          accumulator)
+        c_lo = c_hi
+    return run_end
 
 
 @njit(cache=True)
@@ -192,7 +268,7 @@ def drop_disallowed(accumulator, allowed, first_row, n_rows):
 
 
 @njit(cache=True)
-def search_one(postings, forward, disk, n_terms, window_size, q_terms, q_weights, prune_ratio, n_cand, allowed,
+def search_one(postings, forward, disk, window_size, q_terms, q_weights, prune_ratio, n_cand, allowed,
                accumulator, group_max, super_max, dense_query, visited, touched, order, q_factors, keys, cand_rows,
                heap_scores, heap_rows, buffers):
     """One query into (heap_scores, heap_rows); returns the heap size. Scratch is left clean.
@@ -207,9 +283,16 @@ def search_one(postings, forward, disk, n_terms, window_size, q_terms, q_weights
     accumulator_bits = accumulator.view(np.int32)
     count = 0
     scanned = -(-min(window_size, n_docs) // SCAN_GROUP) * SCAN_GROUP
+    n_windows = -(-n_docs // window_size)
+    run_end = 0
     for first_row in range(0, n_docs, window_size):
-        list_base = (first_row // window_size) * n_terms
-        accumulate_window(postings, disk, buffers, list_base, q_terms, q_factors, order, n_kept, accumulator)
+        window = first_row // window_size
+        if disk is None:  # pruned at compile time where disk is None
+            accumulate_window(postings, disk, buffers, n_windows, window, q_terms, q_factors, order, 0, n_kept,
+                              accumulator)
+        else:
+            run_end = accumulate_read(postings, disk, buffers, n_windows, window, run_end, q_terms, q_factors, order,
+                                      n_kept, accumulator)
         if first_row + window_size > n_docs:
             # The last window is shorter than the others: a damaged index's row past its end
             # would leave an accumulator that its scan neither reads nor clears, for a later
@@ -260,28 +343,31 @@ def new_scratch(n_docs, n_terms, window_size, n_candidate, k):
             np.empty(k, dtype=np.float32), np.empty(k, dtype=np.int64))
 
 
-def disk_buffers(disk, window_size, n_terms, n_candidate):
+def disk_buffers(disk, window_size, n_terms, n_candidate, read_postings):
     """Scratch for a memory="disk" search to read into (``new_disk_buffers``): None in memory."""
-    return None if disk is None else new_disk_buffers(disk, window_size, n_terms, n_candidate)
+    return None if disk is None else new_disk_buffers(disk, window_size, n_terms, n_candidate, read_postings)
 
 
 @overload(disk_buffers)
-def _disk_buffers(disk, window_size, n_terms, n_candidate):
+def _disk_buffers(disk, window_size, n_terms, n_candidate, read_postings):
     if isinstance(disk, types.NoneType):
-        return lambda disk, window_size, n_terms, n_candidate: None
-    return lambda disk, window_size, n_terms, n_candidate: new_disk_buffers(disk, window_size, n_terms, n_candidate)
+        return lambda disk, window_size, n_terms, n_candidate, read_postings: None
+    return lambda disk, window_size, n_terms, n_candidate, read_postings: new_disk_buffers(
+        disk, window_size, n_terms, n_candidate, read_postings)
 
 
 @njit(cache=True)
-def new_disk_buffers(disk, window_size, n_terms, n_candidate):
-    """(list rows, list values, row offsets, row terms, row weights): a list holds at most
-    window_size postings and a document at most n_terms entries (both checked at every open);
-    none for values or weights not stored (a binary collection's)."""
+def new_disk_buffers(disk, window_size, n_terms, n_candidate, read_postings):
+    """(list rows, list values, row offsets, row terms, row weights, where each kept term's lists
+    landed): room for read_postings postings but at least window_size, the most one list holds,
+    and for a document's entries (at most n_terms; both bounds are checked at every open); none
+    for values or weights not stored (a binary collection's)."""
+    n_postings = max(window_size, read_postings)
     n_entries = max(n_terms, READ_ENTRIES)
-    return (np.empty(window_size, disk.posting_docs.dtype),
-            np.empty(window_size if disk.files[1, 2] else 0, disk.posting_values.dtype),
+    return (np.empty(n_postings, disk.posting_docs.dtype),
+            np.empty(n_postings if disk.files[1, 2] else 0, disk.posting_values.dtype),
             np.empty(n_candidate + 1, np.int64), np.empty(n_entries, disk.doc_terms.dtype),
-            np.empty(n_entries if disk.files[3, 2] else 0, disk.doc_weights.dtype))
+            np.empty(n_entries if disk.files[3, 2] else 0, disk.doc_weights.dtype), np.empty(n_terms, np.int64))
 
 
 @njit(cache=True, nogil=True)
@@ -292,7 +378,7 @@ def search_chunk(postings, forward, disk, n_terms, window_size, q_offsets, q_ter
      heap_rows) = scratch
     for q in range(chunk, q_offsets.shape[0] - 1, n_chunks):
         lo, hi = q_offsets[q], q_offsets[q + 1]
-        size = search_one(postings, forward, disk, n_terms, window_size, q_terms[lo:hi], q_weights[lo:hi],
+        size = search_one(postings, forward, disk, window_size, q_terms[lo:hi], q_weights[lo:hi],
                           prune_ratio, n_candidate, allowed_row(allowed, q), accumulator, group_max, super_max,
                           dense_query, visited, touched, order, q_factors, keys, cand_rows, heap_scores, heap_rows,
                           buffers)
@@ -301,11 +387,11 @@ def search_chunk(postings, forward, disk, n_terms, window_size, q_offsets, q_ter
 
 @njit(parallel=True, cache=True, nogil=True)
 def search_batch(postings, forward, disk, n_terms, window_size, q_offsets, q_terms, q_weights, prune_ratio,
-                 n_candidate, allowed, n_chunks, out_scores, out_rows):
+                 n_candidate, allowed, read_postings, n_chunks, out_scores, out_rows):
     n_docs = forward.doc_offsets.shape[0] - 1
     for chunk in prange(n_chunks):
         scratch = new_scratch(n_docs, n_terms, window_size, n_candidate, out_scores.shape[1])
-        buffers = disk_buffers(disk, window_size, n_terms, n_candidate)
+        buffers = disk_buffers(disk, window_size, n_terms, n_candidate, read_postings)
         search_chunk(postings, forward, disk, n_terms, window_size, q_offsets, q_terms, q_weights, prune_ratio,
                      n_candidate, allowed, scratch, buffers, chunk, n_chunks, out_scores, out_rows)
 
@@ -316,20 +402,22 @@ _scratch = threading.local()
 MAX_SCRATCH_SETS = 8
 
 
-def serial_scratch(n_docs: int, n_terms: int, window_size: int, n_candidate: int, k: int, disk=None):
+def serial_scratch(n_docs: int, n_terms: int, window_size: int, n_candidate: int, k: int, disk=None,
+                   read_postings: int = 0):
     """This thread's scratch and read buffers (None in memory) for these shapes (any index of
     the same shapes and dtypes may share them)."""
     sets = getattr(_scratch, "sets", None)
     if sets is None:
         sets = _scratch.sets = {}
     shape = (n_docs, n_terms, window_size, n_candidate, k)
-    reads = None if disk is None else (tuple(disk.files[:, 2] > 0),
+    reads = None if disk is None else (tuple(disk.files[:, 2] > 0), read_postings,
                                        *(array.dtype for array in disk[2:]))
     if (shape, reads) not in sets:
         if len(sets) >= MAX_SCRATCH_SETS:
             sets.clear()
         sets[shape, reads] = (new_scratch(*shape),
-                              None if disk is None else new_disk_buffers(disk, window_size, n_terms, n_candidate))
+                              None if disk is None else new_disk_buffers(disk, window_size, n_terms, n_candidate,
+                                                                               read_postings))
     return sets[shape, reads]
 
 
@@ -345,10 +433,10 @@ def search(arrays, n_docs: int, queries, k: int, params: SearchParams, allowed=N
             np.float32(params.query_prune_ratio), n_candidate, everything(len(queries)) if allowed is None else allowed)
     n_chunks = thread_chunks(len(queries))
     if n_chunks == 1:  # one query, or one thread: no parallel region to launch
-        scratch, buffers = serial_scratch(n_docs, n_terms, window_size, n_candidate, k, disk)
+        scratch, buffers = serial_scratch(n_docs, n_terms, window_size, n_candidate, k, disk, READ_POSTINGS)
         search_chunk(*args, scratch, buffers, 0, 1, out_scores, out_rows)
     else:
-        search_batch(*args, n_chunks, out_scores, out_rows)
+        search_batch(*args, READ_POSTINGS, n_chunks, out_scores, out_rows)
     if disk is not None:
         raise_failed_reads(disk, arrays, DISK_READS)
     return out_scores, out_rows
