@@ -109,11 +109,12 @@ class Index(SearchableBase):
             if lacking:
                 raise ParameterError(f"{path}: memory='disk' reads {', '.join(lacking)}, which this index lacks: "
                                      f"{disk.rebuild}, or use memory='summaries'")
-        disk_reads, disk_only = (disk.reads, disk.only) if disk is not None else ((), ())
+        disk_reads, disk_only, disk_runs = (disk.reads, disk.only, disk.runs) if disk is not None else ((), (), ())
         checks = (*INDEX_CHECKS, *spec.checks)
         bulk = {*spec.on_disk, *disk_reads, *disk_only}
         arrays, vocab = storage.load_arrays(path, manifest, verify=verify, memory=memory,
                                             on_disk=spec.on_disk, disk_reads=disk_reads, disk_only=disk_only,
+                                            disk_runs=disk_runs,
                                             hashed=storage.hashed_at_open(manifest, bulk, read_whole(checks)))
         try:
             build_params = make_params(spec.BuildParams, manifest.get("build_params", {}), f"{kind} build")

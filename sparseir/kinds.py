@@ -203,6 +203,8 @@ def contract_problems(indexer: ModuleType, query: ModuleType, layout: ModuleType
     disk_mode = getattr(layout, "DISK_MODE", None)
     if ("disk_mode" in capabilities) != (disk_mode is not None):
         problems.append(f"the 'disk_mode' capability and {layout.__name__}.DISK_MODE go together")
+    if disk_mode is not None and not set(disk_mode.runs) <= set(disk_mode.reads):
+        problems.append(f"{layout.__name__}.DISK_MODE.runs names arrays it does not read")
     if "forward_index" in capabilities:
         from .layout.forward import ON_DISK as FORWARD_ON_DISK
 

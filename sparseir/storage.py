@@ -145,6 +145,7 @@ class DiskArray(NamedTuple):
     size: int  # elements
     empty: np.ndarray  # zero-length, of the array's dtype: compiled code takes the dtype from it
     path: str  # the file, for messages
+    random: bool  # opened with random-access advice (no readahead); False for arrays read in long runs
 
 
 class LoadedArrays(dict):
@@ -158,23 +159,24 @@ class LoadedArrays(dict):
 
 
 class DiskFile:
-    """One array file opened for reading ranges: no readahead, since queries read at random.
+    """One array file opened for reading ranges: with random-access advice (no readahead) where
+    queries read it at random, and the kernel's default where they read it in long runs.
     An empty array (which numpy does not map) has no file to read: fd -1."""
 
-    def __init__(self, array: np.ndarray):
+    def __init__(self, array: np.ndarray, random: bool = True):
         self._file = None
         if isinstance(array, np.memmap):
             self._file = open(array.filename, "rb", buffering=0)
-            if hasattr(os, "posix_fadvise"):
+            if random and hasattr(os, "posix_fadvise"):
                 os.posix_fadvise(self._file.fileno(), 0, 0, os.POSIX_FADV_RANDOM)
         self.array = DiskArray(-1 if self._file is None else self._file.fileno(),
                                int(getattr(array, "offset", 0)), int(array.size), np.empty(0, dtype=array.dtype),
-                               str(getattr(array, "filename", "")))
+                               str(getattr(array, "filename", "")), random)
 
 
 def load_arrays(path: str | os.PathLike, manifest: dict, verify: bool = False, memory: str = "mapped",
                 on_disk: Sequence[str] = (), disk_reads: Sequence[str] = (), disk_only: Sequence[str] = (),
-                hashed: Collection[str] = ()) -> tuple[LoadedArrays, Vocabulary]:
+                hashed: Collection[str] = (), disk_runs: Sequence[str] = ()) -> tuple[LoadedArrays, Vocabulary]:
     """Open each array after checking its size, and its hash when verify or it is `hashed`.
 
     memory: "mapped" memory-maps every array (the OS pages them in as they are used);
@@ -182,7 +184,8 @@ def load_arrays(path: str | os.PathLike, manifest: dict, verify: bool = False, m
     RAM and leaves those mapped with random-access advice, so that the page cache does not
     read ahead around each document a query touches; "disk" also leaves the `disk_reads`
     arrays out of RAM, and opens their files for kernels to read the ranges a query needs,
-    so that what stays resident is the other arrays plus a few buffers. The `disk_only`
+    so that what stays resident is the other arrays plus a few buffers (the `disk_runs` among
+    them, read in long ranges, keep the kernel's readahead). The `disk_only`
     arrays, which only "disk" reads, stay mapped (and untouched) in every mode.
     """
     require(memory in MEMORY_MODES, f"memory must be one of {', '.join(MEMORY_MODES)}, got {memory!r}")
@@ -203,7 +206,7 @@ def load_arrays(path: str | os.PathLike, manifest: dict, verify: bool = False, m
         if mapped and memory != "mapped":
             advise_random(arrays[name])
         if memory == "disk" and name in disk_reads:
-            files[name] = DiskFile(arrays[name])
+            files[name] = DiskFile(arrays[name], random=name not in disk_runs)
     vocab_entry = manifest["vocab"]
     vocab_file = path / vocab_entry["file"]
     check_file(vocab_file, vocab_entry, verify=True)  # small: always hashed

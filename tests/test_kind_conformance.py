@@ -14,6 +14,7 @@ import toykind.layout
 import toykind.query
 from conformance import KindConformance, collection
 from sparseir.kinds import KindContractError, get_kind, register_kind
+from sparseir.layout import DiskMode
 
 if "toy" not in sparseir.kinds.kind_names():
     register_kind("toy", "toykind.indexer", "toykind.query", "toykind.layout")
@@ -39,6 +40,9 @@ def copy_of(module: types.ModuleType, name: str, **changes) -> types.ModuleType:
     ("layout", {"CAPABILITIES": frozenset()}, "'filters' capability"),
     ("layout", {"CAPABILITIES": frozenset({"filters", "teleport"})}, "unknown capabilities teleport"),
     ("layout", {"CAPABILITIES": frozenset({"filters", "disk_mode"})}, "DISK_MODE go together"),
+    ("layout", {"CAPABILITIES": frozenset({"filters", "disk_mode"}),
+                "DISK_MODE": DiskMode(reads=("weights",), only=(), needs=(), runs=("terms",))},
+     "DISK_MODE.runs names arrays it does not read"),
     ("layout", {"CAPABILITIES": frozenset({"filters", "tuning"})}, "tuning_grid go together"),
     ("layout", {"CAPABILITIES": frozenset({"filters", "forward_index"})}, "forward index's bulk"),
     ("layout", {"CHECKS": None}, "has no CHECKS"),

@@ -362,6 +362,18 @@ def test_sindi_disk_mode_reads_runs_of_windows_or_groups_of_terms_and_returns_th
         assert_same_results(one_by_one(on_disk, queries, k=10, n_candidate=n, query_prune_ratio=0.1), results)
 
 
+def test_sindi_disk_mode_leaves_readahead_on_the_lists_it_reads_in_runs(tmp_path):
+    """Lists are read a term's run of windows at a time, front to back: their files keep the
+    kernel's readahead; the forward index's rows are read at random and advised so."""
+    from sparseir.layout.sindi import DISK_MODE
+
+    docs = random_vectors(np.random.default_rng(10), 300, 50, 8)
+    index = sparseir.load_index(sindi_disk_index(docs, tmp_path, "index", window_size=16), memory="disk")
+    advised = {name: array.random for name, array in index.arrays.disk.items()}
+    assert set(DISK_MODE.runs) == {"posting_docs", "posting_values"}
+    assert advised == {name: name not in DISK_MODE.runs for name in DISK_MODE.reads}
+
+
 @pytest.mark.skipif(not os.path.exists("/proc/self/io"), reason="reads /proc/self/io")
 def test_sindi_disk_mode_reads_a_terms_lists_of_many_windows_at_once(tmp_path):
     """A query's kept terms are read once each (two files), not once per window: far fewer

@@ -29,6 +29,9 @@ class DiskMode:
     needs: tuple[str, ...]  # arrays an index must hold to be served so
     build: dict = field(default_factory=dict)  # the build parameters that write them
     rebuild: str = ""       # how to rebuild an index that lacks them, in a user's words
+    # Of `reads`, those read in long ranges, front to back: their files get the kernel's
+    # readahead (and so large page-cache folios, which copy faster) instead of random-access advice.
+    runs: tuple[str, ...] = ()
 
 
 def stored_weights(weights: np.ndarray, binary: bool) -> np.ndarray:

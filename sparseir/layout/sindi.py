@@ -41,7 +41,8 @@ ON_DISK = ("posting_docs", "posting_values", *FORWARD_ON_DISK)
 # windows, and the forward-index rows of the candidates. The list and document offsets, the
 # term scales and the ids stay in RAM; no copy of the postings does. Every index has them.
 DISK_READS = ON_DISK
-DISK_MODE = DiskMode(reads=DISK_READS, only=(), needs=())
+# A query reads each kept term's lists of a run of windows front to back; rows of candidates at random.
+DISK_MODE = DiskMode(reads=DISK_READS, only=(), needs=(), runs=("posting_docs", "posting_values"))
 MAX_WINDOW = 1 << 16  # rows within a window are uint16
 CODE_LEVELS = 255
 # What every open checks (``layout.checks``).
