@@ -219,6 +219,22 @@ def keep_best(keys, count, n_keep):
     return n_keep
 
 
+@njit(cache=True, inline="always")
+def offer_group(accumulator, accumulator_bits, g, n_groups, first_row, n_cand, keys, count, floor):
+    """Offer group g's positive accumulators that beat the floor; returns (count, floor). A full
+    buffer keeps its n_cand best, whose worst key becomes the floor."""
+    for i in range(g, SCAN_GROUP * n_groups, n_groups):
+        if accumulator_bits[i] > 0:
+            key = candidate_key(accumulator[i], first_row + i)
+            if key > floor:
+                keys[count] = key
+                count += 1
+                if count == keys.shape[0]:
+                    count = keep_best(keys, count, n_cand)
+                    floor = keys[:count].min()
+    return count, floor
+
+
 @njit(cache=True)
 def collect_window(accumulator, accumulator_bits, n_rows, first_row, n_cand, keys, count, group_max, super_max):
     """Offer every positive accumulator of a window as a candidate, then zero them; returns the candidate count.
@@ -226,8 +242,11 @@ def collect_window(accumulator, accumulator_bits, n_rows, first_row, n_cand, key
     Candidates append to a buffer of 2 x n_cand keys; a full buffer keeps its n_cand best,
     whose worst key becomes the floor to beat (amortized O(1) per candidate, where a heap
     costs a sift of log n_cand). Scores are non-negative, so their bit patterns order as
-    int32, and a group whose maximum is below the floor's score is passed with one test.
-    The accumulator is padded to whole groups, with zeros past the window's rows.
+    int32: a group whose maximum is below the floor's score is passed with one test, and
+    a group of groups (SCAN_GROUP of them, g, g + n_super, ...) whose maximum is below it
+    with one test too, so that the scan of a window under a high floor reads its maxima,
+    not each group's. The accumulator is padded to whole groups, with zeros past the
+    window's rows.
     """
     n_groups = -(-n_rows // SCAN_GROUP)
     group_maxima(accumulator_bits, n_groups, group_max)
@@ -235,25 +254,24 @@ def collect_window(accumulator, accumulator_bits, n_rows, first_row, n_cand, key
     if count >= n_cand:
         floor = keys[:count].min()
     n_super = n_groups // SCAN_GROUP
+    group_maxima(group_max, n_super, super_max)
     if n_super >= n_cand:
         # Group maxima are scores of distinct documents, and so are the maxima of groups of
         # groups: n_cand of those at or above a value v make any score below v a loser.
         # Seeding the floor so spares the scan most appends (and their strided reads).
-        group_maxima(group_max, n_super, super_max)
         seed = np.partition(super_max[:n_super], n_super - n_cand)[n_super - n_cand]
         floor = max(floor, (np.int64(seed) << 32) - 1)
-    for g in range(n_groups):
-        # A key's ties break by row, so a score equal to the floor's may still enter.
+    # A key's ties break by row, so a score equal to the floor's may still enter.
+    for s in range(n_super):
+        if super_max[s] >= np.int32(floor >> 32) and super_max[s] > 0:
+            for g in range(s, SCAN_GROUP * n_super, n_super):
+                if group_max[g] >= np.int32(floor >> 32) and group_max[g] > 0:
+                    count, floor = offer_group(accumulator, accumulator_bits, g, n_groups, first_row, n_cand, keys,
+                                               count, floor)
+    for g in range(SCAN_GROUP * n_super, n_groups):  # the groups past the last whole group of groups
         if group_max[g] >= np.int32(floor >> 32) and group_max[g] > 0:
-            for i in range(g, SCAN_GROUP * n_groups, n_groups):
-                if accumulator_bits[i] > 0:
-                    key = candidate_key(accumulator[i], first_row + i)
-                    if key > floor:
-                        keys[count] = key
-                        count += 1
-                        if count == keys.shape[0]:
-                            count = keep_best(keys, count, n_cand)
-                            floor = keys[:count].min()
+            count, floor = offer_group(accumulator, accumulator_bits, g, n_groups, first_row, n_cand, keys, count,
+                                       floor)
     accumulator_bits[:SCAN_GROUP * n_groups] = 0
     return count
 
