@@ -3,9 +3,10 @@ counts, then each posting scattered into its list, a workspace chunk of rows at 
 
 The kernels serve every layout of lists: one list per term (row numbers as they are), or
 one per (window of ``window_size`` rows, term) holding rows within the window (SINDI's,
-term-major): list (w, t) is ``w * window_stride + t * term_stride``. Which entries become postings is a weight threshold, or a mask over the
-entries (SINDI's per-document pruning); values are the weights, codes on each term's step,
-or nothing (a binary collection's unit weights).
+term-major): list (w, t) is ``w * window_stride + t * term_stride``. Which entries become
+postings is a weight threshold, or a mask over the entries (SINDI's per-document pruning);
+values are the weights, codes on each term's step, or nothing (a binary collection's unit
+weights).
 """
 
 from __future__ import annotations

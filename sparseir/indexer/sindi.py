@@ -92,8 +92,9 @@ def build(docs: SparseVectors, params: BuildParams, workspace: Workspace = IN_ME
     n_terms = len(docs.vocab)
     window_size = int(params.window_size)
     n_windows = -(-len(docs) // window_size)
-    # One list offset per (term, window), term-major (``layout.sindi``): tiny windows over a real vocabulary would need far
-    # more offsets than postings (window_size=1: one per document and term of the vocabulary).
+    # One list offset per (term, window), term-major (``layout.sindi``): tiny windows over a real
+    # vocabulary would need far more offsets than postings (window_size=1: one per document and
+    # term of the vocabulary).
     require(n_windows * n_terms <= max(docs.nnz, MIN_OFFSETS_BUDGET),
             f"window_size={window_size} cuts {len(docs):,} documents into {n_windows:,} windows: "
             f"{n_windows * n_terms:,} list offsets for {docs.nnz:,} non-zeros; use a window_size of at least "

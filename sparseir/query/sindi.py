@@ -99,16 +99,27 @@ def add_postings(docs, values, lo, hi, factor, accumulator):
         accumulator[docs[p]] += factor * weight_at(values, p)
 
 
+@njit(cache=True, inline="always")
+def list_range(posting_offsets, n_windows, term, window):
+    """Where term's list of window lies in the postings (``layout.sindi``: term-major)."""
+    at = term * n_windows + window
+    return posting_offsets[at], posting_offsets[at + 1]
+
+
+@njit(cache=True, inline="always")
+def list_length(posting_offsets, n_windows, term, window):
+    lo, hi = list_range(posting_offsets, n_windows, term, window)
+    return hi - lo
+
+
 @njit(cache=True)
 def accumulate_window(postings, disk, buffers, n_windows, window, q_terms, q_factors, order, c_lo, c_hi, accumulator):
     """Add kept terms order[c_lo:c_hi]'s postings in one window into the accumulator, in that order:
     sliced from the arrays in memory or, with `disk` (``layout.sindi.DiskReads``), from where
     ``read_lists`` put them in `buffers`."""
-    posting_offsets = postings.posting_offsets
     for c in range(c_lo, c_hi):
         j = order[c]
-        at = q_terms[j] * n_windows + window
-        lo, hi = posting_offsets[at], posting_offsets[at + 1]
+        lo, hi = list_range(postings.posting_offsets, n_windows, q_terms[j], window)
         if disk is None:  # pruned at compile time where disk is None
             add_postings(postings.posting_docs, postings.posting_values, lo, hi, q_factors[j], accumulator)
         else:
@@ -131,12 +142,6 @@ def read_lists(posting_offsets, disk, buffers, n_windows, first, end, q_terms, o
             read_range(disk.files[1], lo, hi, buffers[1][at:], disk.failed)
         shift[c] = at - lo
         at += hi - lo
-
-
-@njit(cache=True)
-def list_length(posting_offsets, n_windows, term, window):
-    at = term * n_windows + window
-    return posting_offsets[at + 1] - posting_offsets[at]
 
 
 @njit(cache=True)
@@ -389,7 +394,7 @@ def new_disk_buffers(disk, window_size, n_terms, n_candidate, read_postings):
 
 
 @njit(cache=True, nogil=True)
-def search_chunk(postings, forward, disk, n_terms, window_size, q_offsets, q_terms, q_weights, prune_ratio,
+def search_chunk(postings, forward, disk, window_size, q_offsets, q_terms, q_weights, prune_ratio,
                  n_candidate, allowed, scratch, buffers, chunk, n_chunks, out_scores, out_rows):
     """Queries chunk, chunk + n_chunks, ... with one set of scratch arrays (and read buffers)."""
     (accumulator, group_max, super_max, dense_query, visited, touched, order, q_factors, keys, cand_rows, heap_scores,
@@ -404,13 +409,13 @@ def search_chunk(postings, forward, disk, n_terms, window_size, q_offsets, q_ter
 
 
 @njit(parallel=True, cache=True, nogil=True)
-def search_batch(postings, forward, disk, n_terms, window_size, q_offsets, q_terms, q_weights, prune_ratio,
-                 n_candidate, allowed, read_postings, n_chunks, out_scores, out_rows):
+def search_batch(postings, forward, disk, window_size, q_offsets, q_terms, q_weights, prune_ratio,
+                 n_candidate, allowed, n_terms, read_postings, n_chunks, out_scores, out_rows):
     n_docs = forward.doc_offsets.shape[0] - 1
     for chunk in prange(n_chunks):
         scratch = new_scratch(n_docs, n_terms, window_size, n_candidate, out_scores.shape[1])
         buffers = disk_buffers(disk, window_size, n_terms, n_candidate, read_postings)
-        search_chunk(postings, forward, disk, n_terms, window_size, q_offsets, q_terms, q_weights, prune_ratio,
+        search_chunk(postings, forward, disk, window_size, q_offsets, q_terms, q_weights, prune_ratio,
                      n_candidate, allowed, scratch, buffers, chunk, n_chunks, out_scores, out_rows)
 
 
@@ -447,14 +452,14 @@ def search(arrays, n_docs: int, queries, k: int, params: SearchParams, allowed=N
     forward, disk = read_forward(arrays), disk_reads(DiskReads, arrays, DISK_READS)
     if disk is not None:  # rows are read into buffers, not prefetched
         forward = forward._replace(prefetch=False)
-    args = (postings, forward, disk, n_terms, window_size, queries.offsets, queries.terms, queries.weights,
+    args = (postings, forward, disk, window_size, queries.offsets, queries.terms, queries.weights,
             np.float32(params.query_prune_ratio), n_candidate, everything(len(queries)) if allowed is None else allowed)
     n_chunks = thread_chunks(len(queries))
     if n_chunks == 1:  # one query, or one thread: no parallel region to launch
         scratch, buffers = serial_scratch(n_docs, n_terms, window_size, n_candidate, k, disk, READ_POSTINGS)
         search_chunk(*args, scratch, buffers, 0, 1, out_scores, out_rows)
     else:
-        search_batch(*args, READ_POSTINGS, n_chunks, out_scores, out_rows)
+        search_batch(*args, n_terms, READ_POSTINGS, n_chunks, out_scores, out_rows)
     if disk is not None:
         raise_failed_reads(disk, arrays, DISK_READS)
     return out_scores, out_rows
