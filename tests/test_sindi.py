@@ -103,6 +103,23 @@ def test_uint8_values_with_every_document_a_candidate_are_exact(seed, n_docs, n_
     assert_exact(docs, queries, scores, rows, k, integer_weights)
 
 
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 2**32 - 1), n_groups=st.integers(1, 600), padding=st.integers(0, 40))
+def test_group_maxima_are_the_maxima_of_strided_groups(seed, n_groups, padding):
+    # Group g is accumulators g, g + n_groups, ...: any int32 bits (negative ones too, as a
+    # damaged value could give) and nothing read past the groups' rows.
+    from sparseir.query.sindi import SCAN_GROUP, group_maxima
+
+    rng = np.random.default_rng(seed)
+    bits = rng.integers(-2**31, 2**31, SCAN_GROUP * n_groups + padding, dtype=np.int64).astype(np.int32)
+    bits[rng.random(bits.shape[0]) < 0.5] = 0
+    group_max = np.full(n_groups + 3, 7, np.int32)
+    group_maxima(bits, n_groups, group_max)
+    expected = bits[:SCAN_GROUP * n_groups].reshape(SCAN_GROUP, n_groups).max(0)
+    np.testing.assert_array_equal(group_max[:n_groups], expected)
+    assert (group_max[n_groups:] == 7).all()
+
+
 @pytest.mark.parametrize("window_size", [1, 4, 64])
 @pytest.mark.parametrize("value_dtype", ["float32", "uint8"])
 def test_ties_go_to_the_lower_row_within_and_across_windows(window_size, value_dtype):

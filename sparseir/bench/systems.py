@@ -33,8 +33,8 @@ SPARSEIR_DEFAULT = "sparseir's default"  # a build value resolved per collection
 # name -> (kind or peer, build variants, query settings)
 SYSTEMS = {
     "sparseir-sindi": ("sindi", grid(doc_prune_ratio=[0.2, 0.3, 0.4, 0.5, 0.6]),
-                       grid(query_prune_ratio=[0.5, 0.4, 0.3, 0.2, 0.1, 0.0],
-                            n_candidate=[15, 20, 30, 50, 75, 100, 150, 200, 300])),
+                       grid(query_prune_ratio=[0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0],
+                            n_candidate=[15, 20, 30, 50, 75, 100, 150, 200, 300, 500, 750])),
     "sparseir-seismic": ("seismic", [{}], SEISMIC_GRID),
     "pyseismic": ("pyseismic", [{}], SEISMIC_GRID),
     # pyseismic-lsr keeps n_postings = 3500 whatever the size; this one gets sparseir's default

@@ -195,17 +195,17 @@ def accumulate_read(postings, disk, buffers, n_windows, window, run_end, q_terms
 def group_maxima(accumulator_bits, n_groups, group_max):
     """The largest accumulator (as int32 bits) of each group.
 
-    Group g holds accumulators g, g + n_groups, g + 2 n_groups, ...: the maxima are taken
-    down the columns of a (SCAN_GROUP, n_groups) view, long contiguous loops that LLVM
-    vectorizes. A maximum over 16 neighbours was one chain of dependent compares, the
-    scan's bottleneck.
+    Group g holds accumulators g, g + n_groups, g + 2 n_groups, ...: a group's maximum is a
+    fixed chain of SCAN_GROUP loads, which LLVM unrolls, so that the loop over groups is the
+    innermost one and vectorizes across neighbouring groups, each maximum held in a register
+    until it is stored once. A maximum over 16 neighbours was one chain of dependent
+    compares, and a pass per row reloaded and stored every maximum 16 times.
     """
-    rows = accumulator_bits[:SCAN_GROUP * n_groups].reshape((SCAN_GROUP, n_groups))
-    group_max[:n_groups] = rows[0]
-    for r in range(1, SCAN_GROUP):
-        row = rows[r]
-        for g in range(n_groups):
-            group_max[g] = max(group_max[g], row[g])
+    for g in range(n_groups):
+        m = accumulator_bits[g]
+        for r in range(1, SCAN_GROUP):
+            m = max(m, accumulator_bits[r * n_groups + g])
+        group_max[g] = m
 
 
 @njit(cache=True, inline="always")
