@@ -163,6 +163,7 @@ def main() -> None:
     parser.add_argument("--sweep-repeats", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--doc-prune-ratio", type=float, default=0.2, help="of both SINDI builds")
+    parser.add_argument("--window-size", type=int, help="of sparseir's SINDI build (default: sparseir's)")
     parser.add_argument("--pyvsag-memory", default="22G", help="the SINDI (pyvsag) build's address-space cap")
     parser.add_argument("--pyseismic-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--pyvsag-child", action="store_true", help=argparse.SUPPRESS)
@@ -190,8 +191,13 @@ def main() -> None:
 
     systems = args.systems.split(",")
     sindi = {"doc_prune_ratio": args.doc_prune_ratio}
+    sindi_options = ["--kind", "sindi", "--doc-prune-ratio", str(args.doc_prune_ratio)]
+    sparseir_sindi = dict(sindi)
+    if args.window_size is not None:
+        sparseir_sindi["window_size"] = args.window_size
+        sindi_options += ["--window-size", str(args.window_size)]
     builds = {"exact": ({}, ["--kind", "exact"]), "sparseir-seismic": ({}, ["--kind", "seismic"]),
-              "sparseir-sindi": (sindi, ["--kind", "sindi", "--doc-prune-ratio", str(args.doc_prune_ratio)])}
+              "sparseir-sindi": (sparseir_sindi, sindi_options)}
     for name, (params, options) in builds.items():
         if name in record["builds"] or (name != "exact" and name not in systems):
             continue

@@ -32,7 +32,7 @@ SEISMIC_GRID = [dict(query_cut=c, heap_factor=h) for c, h in [
 SPARSEIR_DEFAULT = "sparseir's default"  # a build value resolved per collection (make_engine)
 # name -> (kind or peer, build variants, query settings)
 SYSTEMS = {
-    "sparseir-sindi": ("sindi", grid(doc_prune_ratio=[0.2, 0.3, 0.4, 0.5, 0.6]),
+    "sparseir-sindi": ("sindi", grid(doc_prune_ratio=[0.2, 0.3, 0.4, 0.5, 0.6], window_size=[8192, 65536]),
                        grid(query_prune_ratio=[0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0],
                             n_candidate=[15, 20, 30, 50, 75, 100, 150, 200, 300, 500, 750])),
     "sparseir-seismic": ("seismic", [{}], SEISMIC_GRID),

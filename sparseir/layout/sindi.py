@@ -44,10 +44,6 @@ DISK_READS = ON_DISK
 # A query reads each kept term's lists of a run of windows front to back; rows of candidates at random.
 DISK_MODE = DiskMode(reads=DISK_READS, only=(), needs=(), runs=("posting_docs", "posting_values"))
 MAX_WINDOW = 1 << 16  # rows within a window are uint16
-# The default: a window's float32 accumulator (32 KiB) stays in a core's first-level data cache,
-# where a query's scattered adds, its group maxima and the clearing are cheapest. Wider windows
-# spill to the second level; narrower ones pay a list lookup per kept term more often.
-DEFAULT_WINDOW = 1 << 13
 CODE_LEVELS = 255
 # What every open checks (``layout.checks``).
 CHECKS = (
