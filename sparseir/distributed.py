@@ -37,7 +37,7 @@ import numpy as np
 
 from .errors import InputError, ParameterError, SparseirError, require
 from .extras import require_extra
-from .fileio import atomic_file, check_readable, is_gzip
+from .fileio import atomic_file, check_readable, open_binary
 from .formats import write_vectors
 from .formats.text import parse_text_line
 from .searchable import SearchableBase, check_k, prepare_queries
@@ -378,16 +378,20 @@ PLAN_FILE = "parts.json"
 
 
 def plan_parts(texts: Path, rows_per_part: int) -> list[dict]:
-    """Cut a plain-text collection into parts of `rows_per_part` lines: byte range and first line of each."""
+    """Cut a collection into parts of `rows_per_part` lines: byte range and first line of each.
+    A gzip file's ranges are in its decompressed text."""
     parts, start, first_line, lines = [], 0, 1, 0
-    with open(texts, "rb") as f:
+    with open_binary(texts) as f:
         position = 0
-        for number, line in enumerate(f, start=1):
-            position += len(line)
-            lines += 1
-            if lines == rows_per_part:
-                parts.append({"start": start, "stop": position, "first_line": first_line})
-                start, first_line, lines = position, number + 1, 0
+        try:
+            for number, line in enumerate(f, start=1):
+                position += len(line)
+                lines += 1
+                if lines == rows_per_part:
+                    parts.append({"start": start, "stop": position, "first_line": first_line})
+                    start, first_line, lines = position, number + 1, 0
+        except (OSError, EOFError) as e:  # a damaged or truncated gzip stream
+            raise InputError(f"cannot read: {e}", texts) from None
         if lines:
             parts.append({"start": start, "stop": position, "first_line": first_line})
     return parts
@@ -419,12 +423,14 @@ class EncodePart:
 
 def read_text_range(texts: Path, start: int, stop: int, first_line: int
                     ) -> tuple[list[str], list[str], tuple[int, str] | None]:
-    """(ids, texts, bad) of the `id<TAB>text` lines in bytes [start, stop).
+    """(ids, texts, bad) of the `id<TAB>text` lines in bytes [start, stop) (of the decompressed
+    text, for a gzip file: gzip has no random access, so reaching a part decompresses what
+    precedes it, a small cost beside encoding the part).
 
     `bad` is (line number, problem) for the first malformed line, else None. It comes back
     as data: Ray would bury a raised InputError in its own wrapping.
     """
-    with open(texts, "rb") as f:
+    with open_binary(texts) as f:
         f.seek(start)
         lines = f.read(stop - start).split(b"\n")
     if lines[-1] == b"":
@@ -471,8 +477,7 @@ def encode_with_ray(texts: str | os.PathLike, out_dir: str | os.PathLike, model:
         # A missing package or a bad option fails here, not inside every actor.
         require_extra("encode", "encoding text")
         EncoderOptions(**encoder_options)
-    if is_gzip(check_readable(texts)):
-        raise ParameterError(f"{texts}: encoding on Ray reads byte ranges; decompress the collection first")
+    check_readable(texts)
     plan = {"source": texts.name, "bytes": texts.stat().st_size, "rows_per_part": rows_per_part}
     out_dir.mkdir(exist_ok=True)
     plan_file = out_dir / PLAN_FILE

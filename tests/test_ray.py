@@ -199,6 +199,36 @@ def test_encoding_on_ray_writes_ordered_parts_and_resumes(tmp_path, hashing_enco
         encode_with_ray(texts, out, rows_per_part=5, load_encoder=hashing_encoder)
 
 
+def test_encoding_on_ray_reads_a_gzip_collection_like_the_plain_one(tmp_path, hashing_encoder):
+    import gzip
+
+    from sparseir.distributed import encode_with_ray
+
+    text = "".join(f"doc{i}\tword{i % 7} shared text {i}\n" for i in range(25))
+    plain, packed = tmp_path / "collection.tsv", tmp_path / "collection.tsv.gz"
+    plain.write_text(text)
+    packed.write_bytes(gzip.compress(text.encode()))
+    vocab = sparseir.Vocabulary([f"h{i}" for i in range(64)])
+
+    def encoded(texts, out):
+        parts = encode_with_ray(texts, out, rows_per_part=10, load_encoder=hashing_encoder, cpus_per_worker=0.5)
+        return [sparseir.read_vectors(p, vocab=vocab) for p in parts]
+
+    from_plain, from_packed = encoded(plain, tmp_path / "plain"), encoded(packed, tmp_path / "packed")
+    assert len(from_packed) == 3 and all(a.equals(b) for a, b in zip(from_plain, from_packed))
+    (tmp_path / "packed" / "part-00002.parquet").unlink()  # the last part, reached by decompressing the others
+    assert encoded(packed, tmp_path / "packed")[2].equals(from_plain[2])
+    bad = tmp_path / "bad.tsv.gz"
+    bad.write_bytes(gzip.compress(b"a\tfine\nb has no tab\n"))
+    with pytest.raises(sparseir.InputError, match=r"bad.tsv.gz:2: expected 2 tab-separated fields"):
+        encode_with_ray(bad, tmp_path / "bad", load_encoder=hashing_encoder, cpus_per_worker=0.5)
+    cut = tmp_path / "cut.tsv.gz"
+    cut.write_bytes(packed.read_bytes()[:-20])
+    with pytest.raises(sparseir.InputError, match=r"cut.tsv.gz: cannot read: "):
+        encode_with_ray(cut, tmp_path / "cut", load_encoder=hashing_encoder, cpus_per_worker=0.5)
+    assert not (tmp_path / "cut" / "part-00000.parquet").exists()
+
+
 def test_encoding_on_ray_names_a_bad_line(tmp_path, hashing_encoder):
     from sparseir.distributed import encode_with_ray
 

@@ -63,7 +63,7 @@ def open_searchable(index_dir: str, use_ray: bool, ray_address: str | None, cpus
 @with_options(option_flags(EncoderOptions))
 def encode_ray(collection, out_dir, model, rows_per_part, workers, cpus_per_worker, gpus_per_worker, batch_size,
                ray_address, **options):
-    """Encode COLLECTION (id<TAB>text, uncompressed) on Ray into OUT_DIR/part-NNNNN.parquet.
+    """Encode COLLECTION (id<TAB>text, .gz allowed) on Ray into OUT_DIR/part-NNNNN.parquet.
 
     Parts follow the collection's order; rerunning skips the parts already written.
     """
