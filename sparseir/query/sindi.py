@@ -39,6 +39,8 @@ from .reads import DAMAGED, disk_reads, mark_failed, raise_failed_reads, read_ra
 from .topk import empty_results, heap_drain
 
 SCAN_GROUP = 16  # accumulators tested at once against the candidate threshold
+# The largest key of a zero score (``candidate_key``): the lowest floor, which only positive scores beat.
+ZERO_SCORES = np.int64(0xFFFFFFFF)
 # Postings a memory="disk" search reads ahead, per thread: each kept term's lists of as many
 # consecutive windows as fit, one read per term, so that calls stay few whatever the windows.
 # Read at every search (tests shrink it to reach every path).
@@ -225,18 +227,18 @@ def keep_best(keys, count, n_keep):
 
 
 @njit(cache=True, inline="always")
-def offer_group(accumulator, accumulator_bits, g, n_groups, first_row, n_cand, keys, count, floor):
-    """Offer group g's positive accumulators that beat the floor; returns (count, floor). A full
-    buffer keeps its n_cand best, whose worst key becomes the floor."""
+def offer_group(accumulator, g, n_groups, first_row, n_cand, keys, count, floor):
+    """Offer group g's accumulators that beat the floor (at least ``ZERO_SCORES``: zeros never
+    do); returns (count, floor). A full buffer keeps its n_cand best, whose worst key becomes
+    the floor. Each key is written past the kept ones and kept by counting it: whether an
+    accumulator beats the floor is close to a coin toss, which a branch would mispredict."""
     for i in range(g, SCAN_GROUP * n_groups, n_groups):
-        if accumulator_bits[i] > 0:
-            key = candidate_key(accumulator[i], first_row + i)
-            if key > floor:
-                keys[count] = key
-                count += 1
-                if count == keys.shape[0]:
-                    count = keep_best(keys, count, n_cand)
-                    floor = keys[:count].min()
+        key = candidate_key(accumulator[i], first_row + i)
+        keys[count] = key
+        count += key > floor
+        if count == keys.shape[0]:
+            count = keep_best(keys, count, n_cand)
+            floor = keys[:count].min()
     return count, floor
 
 
@@ -255,9 +257,9 @@ def collect_window(accumulator, accumulator_bits, n_rows, first_row, n_cand, key
     """
     n_groups = -(-n_rows // SCAN_GROUP)
     group_maxima(accumulator_bits, n_groups, group_max)
-    floor = np.int64(0)  # keys of positive scores are above it
+    floor = ZERO_SCORES
     if count >= n_cand:
-        floor = keys[:count].min()
+        floor = max(floor, keys[:count].min())
     n_super = n_groups // SCAN_GROUP
     group_maxima(group_max, n_super, super_max)
     if n_super >= n_cand:
@@ -271,12 +273,10 @@ def collect_window(accumulator, accumulator_bits, n_rows, first_row, n_cand, key
         if super_max[s] >= np.int32(floor >> 32) and super_max[s] > 0:
             for g in range(s, SCAN_GROUP * n_super, n_super):
                 if group_max[g] >= np.int32(floor >> 32) and group_max[g] > 0:
-                    count, floor = offer_group(accumulator, accumulator_bits, g, n_groups, first_row, n_cand, keys,
-                                               count, floor)
+                    count, floor = offer_group(accumulator, g, n_groups, first_row, n_cand, keys, count, floor)
     for g in range(SCAN_GROUP * n_super, n_groups):  # the groups past the last whole group of groups
         if group_max[g] >= np.int32(floor >> 32) and group_max[g] > 0:
-            count, floor = offer_group(accumulator, accumulator_bits, g, n_groups, first_row, n_cand, keys, count,
-                                       floor)
+            count, floor = offer_group(accumulator, g, n_groups, first_row, n_cand, keys, count, floor)
     accumulator_bits[:SCAN_GROUP * n_groups] = 0
     return count
 
