@@ -24,7 +24,9 @@ compiled:
 
 Reported: index bytes; the index's own resident memory after the run (arrays in RAM plus the
 resident pages of the mapped ones, from /proc/self/smaps) against them, and the process's
-VmRSS beside it (interpreter, numba and libraries included); mean / p50 / p99 latency;
+VmRSS beside it (interpreter, numba and libraries included); mean / p50 / p99 latency, and
+the CPU time per query in the process (user) and in the kernel for it (system: the copies of
+its reads, its page faults);
 bytes the process read from storage per query (``/proc/self/io`` read_bytes: what missed
 the page cache) and bytes it read from files per query, from the page cache or not
 (``rchar``: what ``memory="disk"`` asks of pread, warm or cold); and how much of the index's
@@ -127,7 +129,9 @@ def child(args) -> dict:
         read_before = proc_value("/proc/self/io", "read_bytes:")
         asked_before = proc_value("/proc/self/io", "rchar:")
         # One pass: a second would find the cold mode's documents cached.
+        cpu_before = os.times()
         timing, _, rows = time_single(IndexEngine(index), queries, 10, knobs, passes=1)
+        cpu = os.times()
         read = proc_value("/proc/self/io", "read_bytes:") - read_before
         asked = proc_value("/proc/self/io", "rchar:") - asked_before
     ms = timing.latencies_s * 1e3
@@ -135,7 +139,10 @@ def child(args) -> dict:
             "index_resident_bytes": index_resident_bytes(index), "page_cache_bytes": page_cache_bytes(args.index),
             "results_sha256": hashlib.sha256(rows.tobytes()).hexdigest(),
             "mean_ms": float(ms.mean()), "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
-            "read_bytes_per_query": read / len(queries), "file_bytes_per_query": asked / len(queries)}
+            "read_bytes_per_query": read / len(queries), "file_bytes_per_query": asked / len(queries),
+            # CPU time in the process and in the kernel on its behalf (system: its reads and page faults).
+            "user_ms_per_query": (cpu.user - cpu_before.user) * 1e3 / len(queries),
+            "system_ms_per_query": (cpu.system - cpu_before.system) * 1e3 / len(queries)}
 
 
 def main(argv=None):
@@ -189,7 +196,8 @@ def main(argv=None):
             print(f"{mode:15s} index resident {result['index_resident_bytes'] / 1e6:7.1f} MB "
                   f"({result['resident_share']:.0%} of the index{without}; "
                   f"process RSS {result['rss_bytes'] / 1e6:.0f} MB) "
-                  f"mean {result['mean_ms']:.3f} ms p50 {result['p50_ms']:.3f} p99 {result['p99_ms']:.3f}  "
+                  f"mean {result['mean_ms']:.3f} ms p50 {result['p50_ms']:.3f} p99 {result['p99_ms']:.3f} "
+                  f"(CPU: user {result['user_ms_per_query']:.3f}, system {result['system_ms_per_query']:.3f} ms)  "
                   f"read {result['read_bytes_per_query'] / 1024:.1f} KiB/query from storage, "
                   f"{result['file_bytes_per_query'] / 1024:.1f} KiB/query from files; "
                   f"index files in the page cache {result['page_cache_bytes'] / 1e6:.0f} MB", flush=True)
