@@ -1,14 +1,16 @@
 """sparseir's Seismic and SINDI indexes against pyseismic-lsr and SINDI (pyvsag) at MS MARCO scale,
-each built in a process of its own.
+and blockmax's rank-safe search against exact search, each built in a process of its own.
 
     python bench/msmarco_synthetic.py DATA                                  # 8.8M passages in Parquet parts
     python bench/at_scale.py DATA/collection DATA/queries.parquet OUT       # builds, ground truth, latency
     python bench/at_scale.py ... --systems sparseir-sindi,sparseir-seismic,pyseismic,pyvsag
+    python bench/at_scale.py ... --systems exact,sparseir-blockmax --n-queries 400
 
 At this size no process may hold the collection beside an index, so every build runs in a
 child process and reads the parts itself, on both cores:
-- sparseir: ``sparseir index --kind seismic|sindi --memory-budget B`` (out of core; sindi with
-  ``--doc-prune-ratio`` from ``--doc-prune-ratio``);
+- sparseir: ``sparseir index --kind seismic|sindi|blockmax --memory-budget B`` (out of core;
+  sindi with ``--doc-prune-ratio`` and ``--window-size`` from those options; blockmax with
+  ``--block-size`` from that option, in its default BP order);
 - pyseismic-lsr: its ``SeismicDataset`` fed one part at a time, then ``build_from_dataset``
   (its defaults; ``num_threads`` = the cores), and ``save``;
 - SINDI (pyvsag): its ``build`` takes the whole collection as CSR arrays, so the child counts
@@ -26,6 +28,9 @@ index bytes on disk. One build per system: its query settings are swept (the gri
 of ``bench/vs_peers.py`` (``sparseir.bench.run_system``, timed by ``sparseir.bench.timing``:
 engine call only, one pinned core): query settings swept on a tuning half of the queries,
 the fastest reaching each recall target chosen there, figures from the held-out half.
+Rank-safe settings (``sparseir.bench.SAFE``) are measured on the held-out half too; the
+system ``exact`` times exact search there, the yardstick of those. ``--builds-only`` stops
+after the builds, so that the timing can run later on an otherwise idle machine.
 Steps whose output exists are skipped, so an interrupted run resumes. Writes
 OUT/at_scale.json and prints the tables.
 """
@@ -44,12 +49,13 @@ import numpy as np
 
 import sparseir
 from sparseir.bench import SYSTEMS, IndexEngine, PySeismic, PyVsag, directory_bytes, run_system, vector_parts
-from sparseir.bench.timing import measured_process
+from sparseir.bench.timing import measured_process, pinned, time_batch
 from sparseir.workspace import parse_bytes
 
 PYSEISMIC_INDEX = Path("pyseismic") / "index"  # under OUT: the prefix SeismicIndex.save extends
 PYVSAG_INDEX = Path("pyvsag") / "index"  # under OUT, with index.json beside it
-SPARSEIR_KINDS = {"sparseir-seismic": "seismic", "sparseir-sindi": "sindi"}  # system -> kind (its OUT folder)
+SPARSEIR_KINDS = {"sparseir-seismic": "seismic", "sparseir-sindi": "sindi",
+                  "sparseir-blockmax": "blockmax"}  # system -> kind (its OUT folder)
 
 
 def log(message: str) -> None:
@@ -122,14 +128,33 @@ def build_pyvsag(docs: str, out: Path, doc_prune_ratio: float, memory: str) -> N
         shutil.move(str(peer.workdir / name), str(target.parent / name))
 
 
+def rows_of_index(rows: np.ndarray, exact_ids: np.ndarray, index_ids: np.ndarray) -> np.ndarray:
+    """Exact search's rows (-1: none) as the rows of an index holding the same ids in its own order."""
+    if np.array_equal(exact_ids, index_ids):
+        return rows
+    to_index = np.empty(len(exact_ids), dtype=np.int64)
+    to_index[np.argsort(exact_ids, kind="stable")] = np.argsort(index_ids, kind="stable")
+    return np.where(rows >= 0, to_index[np.maximum(rows, 0)], -1)
+
+
 def measure_system(name: str, record: dict, out: Path, args) -> None:
     """In a child: sweep and measure one built system (``sparseir.bench.run_system``) into OUT/system_NAME.json."""
-    vocab = sparseir.load_index(out / "exact").vocab
-    queries = sparseir.read_vectors(args.queries, vocab=vocab)[:args.n_queries]
+    exact = sparseir.load_index(out / "exact")
+    queries = sparseir.read_vectors(args.queries, vocab=exact.vocab)[:args.n_queries]
     truth = np.load(out / f"truth_{args.n_queries}_{args.k}.npy")
+    if name in SPARSEIR_KINDS:  # an index built in another order (blockmax: BP) numbers its rows otherwise
+        truth = rows_of_index(truth, exact.doc_ids, sparseir.load_index(out / SPARSEIR_KINDS[name]).doc_ids)
+    del exact
     order = np.random.default_rng(args.seed).permutation(len(queries))
     tune_rows, held_rows = np.sort(order[:len(order) // 2]), np.sort(order[len(order) // 2:])
     build = record["builds"][name]
+    if name == "exact":  # the yardstick of rank-safe settings: exhaustive search, timed the same way
+        index = sparseir.load_index(out / "exact", memory="all")
+        index.warmup()
+        with pinned([args.core]):
+            timing, _, _ = time_batch(IndexEngine(index), queries.take(held_rows), args.k, 1, {}, repeats=1)
+        (out / "system_exact.json").write_text(json.dumps({"held_out": timing.summary()}, indent=2) + "\n")
+        return
 
     def open_built(source, build_params, docs):
         if source == "pyseismic":
@@ -164,6 +189,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--doc-prune-ratio", type=float, default=0.2, help="of both SINDI builds")
     parser.add_argument("--window-size", type=int, help="of sparseir's SINDI build (default: sparseir's)")
+    parser.add_argument("--builds-only", action="store_true",
+                        help="stop after the builds (time them later, on an otherwise idle machine)")
+    parser.add_argument("--block-size", type=int, default=8, help="of sparseir's blockmax build")
     parser.add_argument("--pyvsag-memory", default="22G", help="the SINDI (pyvsag) build's address-space cap")
     parser.add_argument("--pyseismic-child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--pyvsag-child", action="store_true", help=argparse.SUPPRESS)
@@ -196,8 +224,10 @@ def main() -> None:
     if args.window_size is not None:
         sparseir_sindi["window_size"] = args.window_size
         sindi_options += ["--window-size", str(args.window_size)]
+    blockmax = {"block_size": args.block_size}  # reorder="bp", the kind's default
     builds = {"exact": ({}, ["--kind", "exact"]), "sparseir-seismic": ({}, ["--kind", "seismic"]),
-              "sparseir-sindi": (sparseir_sindi, sindi_options)}
+              "sparseir-sindi": (sparseir_sindi, sindi_options),
+              "sparseir-blockmax": (blockmax, ["--kind", "blockmax", "--block-size", str(args.block_size)])}
     for name, (params, options) in builds.items():
         if name in record["builds"] or (name != "exact" and name not in systems):
             continue
@@ -221,6 +251,8 @@ def main() -> None:
         record["builds"][name] = {**result, "params": params}
         save()
 
+    if args.builds_only:
+        return
     truth_path = out / f"truth_{args.n_queries}_{args.k}.npy"
     if not truth_path.exists():
         exact = sparseir.load_index(out / "exact")
@@ -254,6 +286,8 @@ def report(record, args) -> str:
                   "| system | setting | recall | batch us | single mean / p50 / p99 us | QPS all cores |",
                   "|---|---|---|---|---|---|"]
         for name, result in record["systems"].items():
+            if "chosen" not in result:  # exact search: no settings
+                continue
             pick = result["chosen"].get(str(target))
             if not pick:
                 lines.append(f"| {name} | no swept setting reached the target | | | | |")
@@ -263,6 +297,21 @@ def report(record, args) -> str:
             setting = ", ".join(f"{k}={v}" for k, v in pick["knobs"].items())
             lines.append(f"| {name} | {setting} | {held['recall']:.4f} | {batch['wall_us_per_query']:.1f} | "
                          f"{single['mean_us']:.1f} / {single['p50_us']:.1f} / {single['p99_us']:.1f} | "
+                         f"{held['qps_all_cores']:,.0f} |")
+    safe = [(name, result["safe"]) for name, result in record["systems"].items() if result.get("safe")]
+    if safe:
+        exact_us = record["systems"].get("exact", {}).get("held_out", {}).get("wall_us_per_query")
+        lines += ["", "Rank-safe settings (held-out queries, one pinned core)"
+                  + (f"; exact search {exact_us:,.1f} us per query:" if exact_us else ":"), "",
+                  "| system | setting | recall | batch us | x exact | single mean / p50 / p99 us | QPS all cores |",
+                  "|---|---|---|---|---|---|---|"]
+        for name, pick in safe:
+            held = pick["held_out"]
+            batch, single = held["batch_one_core"], held["single"]
+            setting = ", ".join(f"{k}={v}" for k, v in {**pick["build"], **pick["knobs"]}.items())
+            ratio = f"{batch['wall_us_per_query'] / exact_us:.3f}" if exact_us else "-"
+            lines.append(f"| {name} | {setting} | {held['recall']:.4f} | {batch['wall_us_per_query']:,.1f} | {ratio} | "
+                         f"{single['mean_us']:,.1f} / {single['p50_us']:,.1f} / {single['p99_us']:,.1f} | "
                          f"{held['qps_all_cores']:,.0f} |")
     return "\n".join(lines)
 
