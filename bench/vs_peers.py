@@ -50,7 +50,8 @@ from pathlib import Path
 import numpy as np
 
 import sparseir
-from sparseir.bench import PEERS, SYSTEMS, IndexEngine, bp_order, log_gap_bits, pinned, run_system, time_batch
+from sparseir.bench import (PEERS, SYSTEMS, IndexEngine, bp_order, log_gap_bits, pick_cells, pinned, run_system,
+                            time_batch)
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -138,13 +139,9 @@ def report(record) -> str:
                   "| system | setting | recall | batch us | x exact (batch) | single mean / p50 / p99 us | build s | MB |",
                   "|---|---|---|---|---|---|---|---|"]
         for name, pick in safe:
-            held = pick["held_out"]
-            batch, single = held["batch_one_core"], held["single"]
-            setting = ", ".join(f"{k}={v}" for k, v in {**pick["build"], **pick["knobs"]}.items())
-            lines.append(f"| {name} | {setting} | {held['recall']:.4f} | {batch['wall_us_per_query']:.1f} | "
-                         f"{batch['wall_us_per_query'] / exact_us:.3f} | {single['mean_us']:.1f} / "
-                         f"{single['p50_us']:.1f} / {single['p99_us']:.1f} | {pick['build_s']:.1f} | "
-                         f"{pick['index_bytes'] / 1e6:.1f} |")
+            setting, recall, batch_us, single = pick_cells(pick)
+            lines.append(f"| {name} | {setting} | {recall} | {batch_us:.1f} | {batch_us / exact_us:.3f} | {single} | "
+                         f"{pick['build_s']:.1f} | {pick['index_bytes'] / 1e6:.1f} |")
     for target in record["targets"]:
         rows = [(name, result["chosen"][str(target)]) for name, result in record["systems"].items()]
         peer_batch = min((pick["held_out"]["batch_one_core"]["wall_us_per_query"] for name, pick in rows

@@ -126,6 +126,16 @@ def run_system(name, docs, tune, held_out, exact_tune, exact_held, args, log, ma
     return {"swept": swept, "chosen": {str(t): chosen.get(t) for t in args.targets}, "safe": chosen.get("safe")}
 
 
+def pick_cells(pick: dict) -> tuple[str, str, float, str]:
+    """A measured pick's table cells: (build and query settings, held-out recall, batch us per
+    query, single mean / p50 / p99 us)."""
+    held = pick["held_out"]
+    batch, single = held["batch_one_core"], held["single"]
+    setting = ", ".join(f"{k}={v}" for k, v in {**pick["build"], **pick["knobs"]}.items())
+    return (setting, f"{held['recall']:.4f}", batch["wall_us_per_query"],
+            f"{single['mean_us']:,.1f} / {single['p50_us']:,.1f} / {single['p99_us']:,.1f}")
+
+
 def measure(engine, queries, exact_rows, knobs, args) -> dict:
     with pinned([args.core]):
         batch, _, rows = time_batch(engine, queries, args.k, 1, knobs, repeats=3)
