@@ -129,22 +129,18 @@ def build_pyvsag(docs: str, out: Path, doc_prune_ratio: float, memory: str) -> N
         shutil.move(str(peer.workdir / name), str(target.parent / name))
 
 
-def rows_of_index(rows: np.ndarray, exact_ids: np.ndarray, index_ids: np.ndarray) -> np.ndarray:
-    """Exact search's rows (-1: none) as the rows of an index holding the same ids in its own order."""
-    if np.array_equal(exact_ids, index_ids):
-        return rows
-    to_index = np.empty(len(exact_ids), dtype=np.int64)
-    to_index[np.argsort(exact_ids, kind="stable")] = np.argsort(index_ids, kind="stable")
-    return np.where(rows >= 0, to_index[np.maximum(rows, 0)], -1)
-
-
 def measure_system(name: str, record: dict, out: Path, args) -> None:
     """In a child: sweep and measure one built system (``sparseir.bench.run_system``) into OUT/system_NAME.json."""
     exact = sparseir.load_index(out / "exact")
     queries = sparseir.read_vectors(args.queries, vocab=exact.vocab)[:args.n_queries]
     truth = np.load(out / f"truth_{args.n_queries}_{args.k}.npy")
     if name in SPARSEIR_KINDS:  # an index built in another order (blockmax: BP) numbers its rows otherwise
-        truth = rows_of_index(truth, exact.doc_ids, sparseir.load_index(out / SPARSEIR_KINDS[name]).doc_ids)
+        built = sparseir.load_index(out / SPARSEIR_KINDS[name])
+        if not np.array_equal(exact.doc_ids, built.doc_ids):
+            found = truth >= 0  # -1: fewer than k results
+            truth = truth.copy()
+            truth[found] = built.rows_of_ids(exact.doc_ids[truth[found]])
+        del built
     del exact
     order = np.random.default_rng(args.seed).permutation(len(queries))
     tune_rows, held_rows = np.sort(order[:len(order) // 2]), np.sort(order[len(order) // 2:])
