@@ -259,7 +259,7 @@ def collect_window(accumulator, accumulator_bits, n_rows, first_row, n_cand, key
     group_maxima(accumulator_bits, n_groups, group_max)
     floor = ZERO_SCORES
     if count >= n_cand:
-        floor = max(floor, keys[:count].min())
+        floor = keys[:count].min()  # kept keys all beat ZERO_SCORES
     n_super = n_groups // SCAN_GROUP
     group_maxima(group_max, n_super, super_max)
     if n_super >= n_cand:
