@@ -48,8 +48,8 @@ from pathlib import Path
 import numpy as np
 
 import sparseir
-from sparseir.bench import (SYSTEMS, IndexEngine, PySeismic, PyVsag, directory_bytes, pick_cells, run_system,
-                            vector_parts)
+from sparseir.bench import (BATCH_REPEATS, SYSTEMS, IndexEngine, PySeismic, PyVsag, directory_bytes, pick_cells,
+                            run_system, vector_parts)
 from sparseir.bench.timing import measured_process, pinned, time_batch
 from sparseir.workspace import parse_bytes
 
@@ -149,7 +149,8 @@ def measure_system(name: str, record: dict, out: Path, args) -> None:
         index = sparseir.load_index(out / "exact", memory="all")
         index.warmup()
         with pinned([args.core]):
-            timing, _, _ = time_batch(IndexEngine(index), queries.take(held_rows), args.k, 1, {}, repeats=1)
+            timing, _, _ = time_batch(IndexEngine(index), queries.take(held_rows), args.k, 1, {},
+                                     repeats=BATCH_REPEATS)
         (out / "system_exact.json").write_text(json.dumps({"held_out": timing.summary()}, indent=2) + "\n")
         return
 

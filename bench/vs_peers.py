@@ -50,8 +50,8 @@ from pathlib import Path
 import numpy as np
 
 import sparseir
-from sparseir.bench import (PEERS, SYSTEMS, IndexEngine, bp_order, log_gap_bits, pick_cells, pinned, run_system,
-                            time_batch)
+from sparseir.bench import (BATCH_REPEATS, PEERS, SYSTEMS, IndexEngine, bp_order, log_gap_bits, pick_cells, pinned,
+                            run_system, time_batch)
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -245,7 +245,7 @@ def main(argv=None):
     exact = sparseir.build_index(docs, kind="exact")
     _, exact_tune = exact.search(tune, k=args.k)
     with pinned([args.core]):
-        exact_timing, _, exact_held = time_batch(IndexEngine(exact), held_out, args.k, 1, {}, repeats=1)
+        exact_timing, _, exact_held = time_batch(IndexEngine(exact), held_out, args.k, 1, {}, repeats=BATCH_REPEATS)
     del exact
     record = {"collection": name, "n_docs": len(docs), "nnz": int(docs.nnz), "k": args.k, "targets": args.targets,
               "n_tune": len(tune), "n_held_out": len(held_out), "core": args.core, "exact": exact_timing.summary(),

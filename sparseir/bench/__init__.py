@@ -22,7 +22,7 @@ from .peers import BMP, PEERS, PISA, Peer, PySeismic, PyVsag
 from .sweep import (PLOT_FILE, RESULTS_FILE, BenchConfig, MethodConfig, SettingResult, bench_dataset,
                     config_from_table, directory_bytes, format_table, kind_unavailable_reason, load_config,
                     pareto_front, plot_recall_latency, run_bench, write_results)
-from .systems import SAFE, SYSTEMS, make_engine, pick_cells, run_system
+from .systems import BATCH_REPEATS, SAFE, SYSTEMS, make_engine, pick_cells, run_system
 from .timing import CallTiming, IndexEngine, SingleTiming, pinned, thread_ids, time_batch, time_single
 
 __all__ = [
@@ -33,7 +33,8 @@ __all__ = [
     # the timing protocol
     "CallTiming", "IndexEngine", "SingleTiming", "pinned", "thread_ids", "time_batch", "time_single",
     # peer engines and the systems compared with them
-    "BMP", "PEERS", "PISA", "Peer", "PySeismic", "PyVsag", "SAFE", "SYSTEMS", "make_engine", "pick_cells",
+    "BATCH_REPEATS", "BMP", "PEERS", "PISA", "Peer", "PySeismic", "PyVsag", "SAFE", "SYSTEMS", "make_engine",
+    "pick_cells",
     "run_system",
     "saat_postings_processed",
     # library functions the bench scripts use
